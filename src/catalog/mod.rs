@@ -1,0 +1,446 @@
+//! The catalog: a typed model of episodes and feeds, loaded from `episodes/` and `feeds/`.
+//!
+//! Loading reads every `episodes/<slug>/episode.toml` and `feeds/<id>.toml`, measures the files they
+//! name (see [`asset`]), cross-checks feeds against episodes, and either returns a complete
+//! [`Catalog`] or every [`Problem`] found. A catalog with any problem is never returned, so a server
+//! that reloads keeps serving its last good catalog.
+
+pub mod asset;
+mod episode;
+mod feed;
+mod fields;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset};
+
+pub use asset::{Asset, MeasureCache};
+pub use fields::strip_controls;
+
+use crate::config::Config;
+
+/// One thing wrong with the catalog, printed as `file: field: what is wrong: what to do`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: String,
+    pub field: String,
+    pub what: String,
+    pub fix: String,
+}
+
+impl Problem {
+    pub fn new(
+        file: &str,
+        field: impl Into<String>,
+        what: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Problem {
+        Problem {
+            file: file.to_owned(),
+            field: field.into(),
+            what: what.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}: {}", self.file, self.field, self.what, self.fix)
+    }
+}
+
+/// Every problem found while loading, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for p in &self.0 {
+            writeln!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Guest {
+    pub name: String,
+    /// Rank or job, such as "Sergeant".
+    pub role: Option<String>,
+    pub affiliation: Option<String>,
+    pub link: Option<String>,
+    pub image: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    pub title: String,
+    pub url: String,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EpisodeType {
+    Full,
+    Trailer,
+    Bonus,
+}
+
+impl EpisodeType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EpisodeType::Full => "full",
+            EpisodeType::Trailer => "trailer",
+            EpisodeType::Bonus => "bonus",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Episode {
+    pub slug: String,
+    pub guid: String,
+    pub title: String,
+    pub published: DateTime<FixedOffset>,
+    pub summary: String,
+    /// Show notes as written in `notes.md`.
+    pub notes_markdown: String,
+    pub guests: Vec<Guest>,
+    pub resources: Vec<Resource>,
+    /// Feed ids named in `episode.toml`.
+    pub feeds: Vec<String>,
+    pub explicit: bool,
+    pub episode_type: EpisodeType,
+    pub season: Option<u64>,
+    pub number: Option<u64>,
+    pub audio: Asset,
+    /// Measured from the audio.
+    pub duration: Duration,
+    pub transcript: Option<Asset>,
+    pub chapters: Option<Asset>,
+    pub image: Option<Asset>,
+}
+
+impl Episode {
+    /// Duration in whole seconds, rounded to the nearest.
+    pub fn duration_secs(&self) -> u64 {
+        self.duration.as_secs_f64().round() as u64
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Public,
+    Members,
+}
+
+/// Which episodes a feed carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// Every episode in the catalog.
+    All,
+    /// Episodes whose `feeds` list names this feed.
+    Tagged,
+    /// These slugs, plus tagged episodes.
+    Listed(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub name: String,
+    pub email: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Feed {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    pub author: String,
+    pub owner: Owner,
+    pub language: String,
+    pub category: String,
+    pub subcategory: Option<String>,
+    pub explicit: bool,
+    pub artwork: Asset,
+    /// The website link; defaults to the feed's theme page.
+    pub link: Option<String>,
+    pub access: Access,
+    pub selection: Selection,
+    /// `podcast:guid`; defaults to UUIDv5 of the feed URL.
+    pub guid: Option<String>,
+    pub locked: bool,
+    pub copyright: Option<String>,
+    pub serial: bool,
+    /// Indexes into [`Catalog::episodes`], newest first.
+    pub episodes: Vec<usize>,
+}
+
+/// A loaded, validated catalog. Episodes are newest first (ties by slug), feeds sorted by id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Catalog {
+    pub public_url: String,
+    pub episodes: Vec<Episode>,
+    pub feeds: Vec<Feed>,
+    /// Every servable file by URL path. Requests are resolved only through this map.
+    pub assets: HashMap<String, Asset>,
+}
+
+impl Catalog {
+    pub fn episode(&self, slug: &str) -> Option<&Episode> {
+        self.episodes.iter().find(|e| e.slug == slug)
+    }
+
+    pub fn feed(&self, id: &str) -> Option<&Feed> {
+        self.feeds.iter().find(|f| f.id == id)
+    }
+
+    pub fn feed_episodes<'a>(&'a self, feed: &'a Feed) -> impl Iterator<Item = &'a Episode> + 'a {
+        feed.episodes.iter().map(|&i| &self.episodes[i])
+    }
+
+    /// Absolute URL of a path on this site.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.public_url, path)
+    }
+}
+
+/// Where a catalog lives and how its files are named in messages.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub episodes_dir: PathBuf,
+    pub feeds_dir: PathBuf,
+    pub public_url: String,
+}
+
+impl From<&Config> for Source {
+    fn from(c: &Config) -> Source {
+        Source {
+            episodes_dir: c.episodes_dir.clone(),
+            feeds_dir: c.feeds_dir.clone(),
+            public_url: c.public_url.clone(),
+        }
+    }
+}
+
+/// Names a file the way messages show it: `episodes/<slug>/episode.toml`.
+fn display_path(dir: &Path, rest: &str) -> String {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if rest.is_empty() {
+        name
+    } else {
+        format!("{name}/{rest}")
+    }
+}
+
+/// A slug or feed id: lowercase letters, digits and single hyphens, so it is safe in URLs and paths.
+pub fn valid_slug(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 100
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+        && !s.contains("--")
+}
+
+/// Loads and validates the whole catalog.
+pub fn load(source: &Source, cache: &MeasureCache) -> Result<Catalog, Problems> {
+    let mut problems = Vec::new();
+    let episodes_root = canonical_dir(&source.episodes_dir, "episodes_dir", &mut problems);
+    let feeds_root = canonical_dir(&source.feeds_dir, "feeds_dir", &mut problems);
+    let (Some(episodes_root), Some(feeds_root)) = (episodes_root, feeds_root) else {
+        return Err(Problems(problems));
+    };
+
+    let mut episodes = Vec::new();
+    for entry in sorted_entries(&episodes_root, &source.episodes_dir, &mut problems) {
+        if !entry.is_dir() {
+            continue;
+        }
+        let slug = entry
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if slug.starts_with('.') {
+            continue;
+        }
+        let ctx = episode::Ctx {
+            root: &episodes_root,
+            display_root: &source.episodes_dir,
+            cache,
+        };
+        if let Some(ep) = episode::load(&ctx, &slug, &mut problems) {
+            episodes.push(ep);
+        }
+    }
+    episodes.sort_by(|a, b| {
+        b.published
+            .cmp(&a.published)
+            .then_with(|| a.slug.cmp(&b.slug))
+    });
+
+    let mut feeds = Vec::new();
+    for entry in sorted_entries(&feeds_root, &source.feeds_dir, &mut problems) {
+        if entry.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let ctx = feed::Ctx {
+            root: &feeds_root,
+            display_root: &source.feeds_dir,
+            cache,
+        };
+        if let Some(f) = feed::load(&ctx, &entry, &mut problems) {
+            feeds.push(f);
+        }
+    }
+    feeds.sort_by(|a, b| a.id.cmp(&b.id));
+
+    cross_check(source, &mut episodes, &mut feeds, &mut problems);
+    if !problems.is_empty() {
+        return Err(Problems(problems));
+    }
+    let mut assets = HashMap::new();
+    for ep in &episodes {
+        for a in [Some(&ep.audio), ep.transcript.as_ref(), ep.chapters.as_ref()]
+            .into_iter()
+            .chain([ep.image.as_ref()])
+            .flatten()
+        {
+            assets.insert(a.url_path.clone(), a.clone());
+        }
+    }
+    for f in &feeds {
+        assets.insert(f.artwork.url_path.clone(), f.artwork.clone());
+    }
+    Ok(Catalog {
+        public_url: source.public_url.clone(),
+        episodes,
+        feeds,
+        assets,
+    })
+}
+
+/// Links feeds to episodes and reports unknown names and duplicate GUIDs.
+fn cross_check(
+    source: &Source,
+    episodes: &mut [Episode],
+    feeds: &mut [Feed],
+    problems: &mut Vec<Problem>,
+) {
+    let feed_ids: Vec<&str> = feeds.iter().map(|f| f.id.as_str()).collect();
+    for ep in episodes.iter() {
+        let file = display_path(&source.episodes_dir, &format!("{}/episode.toml", ep.slug));
+        for name in &ep.feeds {
+            if !feed_ids.contains(&name.as_str()) {
+                problems.push(Problem::new(
+                    &file,
+                    "feeds",
+                    format!("names feed {name:?}, which has no feeds/{name}.toml"),
+                    format!("use one of: {}", feed_ids.join(", ")),
+                ));
+            }
+        }
+    }
+    let mut guids: BTreeMap<&str, &str> = BTreeMap::new();
+    for ep in episodes.iter() {
+        if let Some(first) = guids.insert(&ep.guid, &ep.slug) {
+            let file = display_path(&source.episodes_dir, &format!("{}/episode.toml", ep.slug));
+            problems.push(Problem::new(
+                &file,
+                "guid",
+                format!("{:?} is already the guid of episode {first:?}", ep.guid),
+                "give each episode its own guid and never change it once published",
+            ));
+        }
+    }
+    for feed in feeds.iter_mut() {
+        let file = display_path(&source.feeds_dir, &format!("{}.toml", feed.id));
+        let listed: &[String] = match &feed.selection {
+            Selection::Listed(slugs) => slugs,
+            _ => &[],
+        };
+        for slug in listed {
+            if !episodes.iter().any(|e| &e.slug == slug) {
+                problems.push(Problem::new(
+                    &file,
+                    "episodes",
+                    format!("names episode {slug:?}, which has no episodes/{slug}/episode.toml"),
+                    "fix the slug or remove it from the list",
+                ));
+            }
+        }
+        feed.episodes = episodes
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| {
+                feed.selection == Selection::All
+                    || e.feeds.contains(&feed.id)
+                    || listed.contains(&e.slug)
+            })
+            .map(|(i, _)| i)
+            .collect();
+    }
+}
+
+fn canonical_dir(dir: &Path, field: &str, problems: &mut Vec<Problem>) -> Option<PathBuf> {
+    match dir.canonicalize() {
+        Ok(p) if p.is_dir() => Some(p),
+        _ => {
+            problems.push(Problem::new(
+                &dir.display().to_string(),
+                field,
+                "is not a readable folder",
+                format!("create it, or set {field} in config.toml"),
+            ));
+            None
+        }
+    }
+}
+
+fn sorted_entries(dir: &Path, display: &Path, problems: &mut Vec<Problem>) -> Vec<PathBuf> {
+    match std::fs::read_dir(dir) {
+        Ok(rd) => {
+            let mut v: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            v.sort();
+            v
+        }
+        Err(e) => {
+            problems.push(Problem::new(
+                &display_path(display, ""),
+                "(folder)",
+                format!("cannot be listed: {e}"),
+                "check its permissions",
+            ));
+            Vec::new()
+        }
+    }
+}
+
+/// Resolves a file named in a catalog file, refusing anything outside `root` (including via symlinks).
+fn resolve_inside(root: &Path, base: &Path, name: &str) -> Result<PathBuf, String> {
+    if name.is_empty() || name.contains('\\') || name.contains('\0') || Path::new(name).is_absolute()
+    {
+        return Err(format!("{name:?} must be a plain file name inside the catalog"));
+    }
+    let joined = base.join(name);
+    let real = joined
+        .canonicalize()
+        .map_err(|_| format!("{name:?} does not exist"))?;
+    if !real.starts_with(root) {
+        return Err(format!("{name:?} points outside the catalog folder"));
+    }
+    if !real.is_file() {
+        return Err(format!("{name:?} is not a file"));
+    }
+    Ok(real)
+}

@@ -1,0 +1,86 @@
+//! The `rollcall` command: parses arguments, loads config, sets up logging and calls the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use rollcall::catalog::{self, MeasureCache, Source};
+use rollcall::config::Config;
+
+#[derive(Parser)]
+#[command(name = "rollcall", version, about = "Podcast feed and media server")]
+struct Cli {
+    /// Config file; relative paths inside it resolve against its folder.
+    #[arg(long, global = true, default_value = "config.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the whole catalog and print every problem.
+    Check,
+    /// Write a static export: feeds/<id>.xml, feeds.opml and the media they use.
+    Build {
+        /// Folder to write into.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&cli.config)?;
+    let source = Source::from(&config);
+    let cache = MeasureCache::default();
+    match cli.command {
+        Command::Check => match catalog::load(&source, &cache) {
+            Ok(c) => {
+                println!(
+                    "ok: {} episodes, {} feeds",
+                    c.episodes.len(),
+                    c.feeds.len()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(problems) => {
+                eprint!("{problems}");
+                eprintln!("{} problem(s) found", problems.0.len());
+                Ok(ExitCode::FAILURE)
+            }
+        },
+        Command::Build { out } => {
+            let c = match catalog::load(&source, &cache) {
+                Ok(c) => c,
+                Err(problems) => {
+                    eprint!("{problems}");
+                    eprintln!("{} problem(s) found; nothing was written", problems.0.len());
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            let s = rollcall::export::export(&c, &out)
+                .with_context(|| format!("exporting to {}", out.display()))?;
+            println!(
+                "wrote {} feeds and {} media files ({} bytes) to {}",
+                s.feeds,
+                s.files,
+                s.bytes,
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

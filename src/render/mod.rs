@@ -1,0 +1,217 @@
+//! Feed rendering: catalog to RSS bytes.
+//!
+//! The catalog's typed values become strings only here, at the feed boundary. Output is RSS 2.0 with
+//! the `itunes`, `podcast` (Podcast Index), `content` and `atom` namespaces, and is deterministic: the
+//! same catalog always renders the same bytes, because nothing depends on the clock, the request or
+//! hash-map order.
+
+pub mod notes;
+mod opml;
+
+use std::collections::BTreeMap;
+
+use rss::extension::itunes::{ITunesCategory, ITunesChannelExtension, ITunesItemExtension, ITunesOwner};
+use rss::extension::{Extension, ExtensionMap};
+use rss::{Channel, Enclosure, Guid, Image, Item};
+
+pub use opml::opml;
+
+use crate::catalog::{Access, Catalog, Episode, Feed};
+
+pub const NS_ITUNES: &str = "http://www.itunes.com/dtds/podcast-1.0.dtd";
+pub const NS_PODCAST: &str = "https://podcastindex.org/namespace/1.0";
+pub const NS_CONTENT: &str = "http://purl.org/rss/1.0/modules/content/";
+pub const NS_ATOM: &str = "http://www.w3.org/2005/Atom";
+
+/// The namespace UUID the Podcast Namespace fixes for `podcast:guid`.
+const PODCAST_GUID_NAMESPACE: uuid::Uuid = uuid::uuid!("ead4c236-bf58-58c6-a2c6-a6b28d128cb6");
+
+/// URL path of a feed's XML.
+pub fn feed_path(id: &str) -> String {
+    format!("/feeds/{id}.xml")
+}
+
+/// `podcast:guid` for a feed URL: UUIDv5 of the URL without its scheme and trailing slashes.
+pub fn podcast_guid(feed_url: &str) -> String {
+    let bare = feed_url
+        .split_once("://")
+        .map_or(feed_url, |(_, rest)| rest)
+        .trim_end_matches('/');
+    uuid::Uuid::new_v5(&PODCAST_GUID_NAMESPACE, bare.as_bytes()).to_string()
+}
+
+fn ext(name: &str, value: Option<&str>, attrs: &[(&str, &str)]) -> Extension {
+    Extension {
+        name: name.to_owned(),
+        value: value.map(str::to_owned),
+        attrs: attrs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        children: BTreeMap::new(),
+    }
+}
+
+fn push(map: &mut ExtensionMap, prefix: &str, local: &str, e: Extension) {
+    map.entry(prefix.to_owned())
+        .or_default()
+        .entry(format!("{prefix}:{local}"))
+        .or_default()
+        .push(e);
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+/// Renders one feed to RSS bytes.
+pub fn render_feed(catalog: &Catalog, feed: &Feed) -> Vec<u8> {
+    let self_url = catalog.url(&feed_path(&feed.id));
+    let link = feed.link.clone().unwrap_or_else(|| catalog.url(&format!("/feeds/{}", feed.id)));
+    let artwork = catalog.url(&feed.artwork.url_path);
+    let members = feed.access == Access::Members;
+
+    let mut extensions = ExtensionMap::default();
+    push(
+        &mut extensions,
+        "atom",
+        "link",
+        ext("atom:link", None, &[("href", &self_url), ("rel", "self"), ("type", "application/rss+xml")]),
+    );
+    let guid = feed.guid.clone().unwrap_or_else(|| podcast_guid(&self_url));
+    push(&mut extensions, "podcast", "guid", ext("podcast:guid", Some(&guid), &[]));
+    push(
+        &mut extensions,
+        "podcast",
+        "locked",
+        ext("podcast:locked", Some(yes_no(feed.locked)), &[("owner", &feed.owner.email)]),
+    );
+    if members {
+        push(&mut extensions, "podcast", "block", ext("podcast:block", Some("yes"), &[]));
+    }
+
+    let itunes = ITunesChannelExtension {
+        author: Some(feed.author.clone()),
+        block: members.then(|| "Yes".to_owned()),
+        categories: vec![ITunesCategory {
+            text: feed.category.clone(),
+            subcategory: feed.subcategory.as_ref().map(|s| {
+                Box::new(ITunesCategory { text: s.clone(), subcategory: None })
+            }),
+        }],
+        image: Some(artwork.clone()),
+        explicit: Some(feed.explicit.to_string()),
+        owner: Some(ITunesOwner { name: Some(feed.owner.name.clone()), email: Some(feed.owner.email.clone()) }),
+        summary: Some(feed.description.clone()),
+        r#type: Some(if feed.serial { "serial" } else { "episodic" }.to_owned()),
+        ..Default::default()
+    };
+
+    let episodes: Vec<&Episode> = catalog.feed_episodes(feed).collect();
+    let mut namespaces = BTreeMap::new();
+    for (prefix, uri) in [("itunes", NS_ITUNES), ("podcast", NS_PODCAST), ("content", NS_CONTENT), ("atom", NS_ATOM)] {
+        namespaces.insert(prefix.to_owned(), uri.to_owned());
+    }
+    let channel = Channel {
+        title: feed.title.clone(),
+        link: link.clone(),
+        description: feed.description.clone(),
+        language: Some(feed.language.clone()),
+        copyright: feed.copyright.clone(),
+        pub_date: episodes.first().map(|e| e.published.to_rfc2822()),
+        generator: Some("Rollcall".to_owned()),
+        image: Some(Image {
+            url: artwork,
+            title: feed.title.clone(),
+            link,
+            ..Default::default()
+        }),
+        items: episodes.iter().map(|e| render_item(catalog, e)).collect(),
+        extensions,
+        itunes_ext: Some(itunes),
+        namespaces,
+        ..Default::default()
+    };
+    let mut out = Vec::with_capacity(4096 + 4096 * episodes.len());
+    channel.pretty_write_to(&mut out, b' ', 2).expect("writing to a Vec cannot fail");
+    out.push(b'\n');
+    out
+}
+
+fn render_item(catalog: &Catalog, ep: &Episode) -> Item {
+    let notes = notes::show_notes_html(ep);
+    let mut extensions = ExtensionMap::default();
+    for g in &ep.guests {
+        let mut attrs = vec![("role", "guest"), ("group", "cast")];
+        if let Some(href) = &g.link {
+            attrs.push(("href", href));
+        }
+        if let Some(img) = &g.image {
+            attrs.push(("img", img));
+        }
+        push(&mut extensions, "podcast", "person", ext("podcast:person", Some(&g.name), &attrs));
+    }
+    if let Some(t) = &ep.transcript {
+        let url = catalog.url(&t.url_path);
+        push(
+            &mut extensions,
+            "podcast",
+            "transcript",
+            ext("podcast:transcript", None, &[("url", &url), ("type", &t.mime), ("rel", "captions")]),
+        );
+    }
+    if let Some(c) = &ep.chapters {
+        let url = catalog.url(&c.url_path);
+        push(
+            &mut extensions,
+            "podcast",
+            "chapters",
+            ext("podcast:chapters", None, &[("url", &url), ("type", "application/json+chapters")]),
+        );
+    }
+    let itunes = ITunesItemExtension {
+        duration: Some(ep.duration_secs().to_string()),
+        explicit: Some(ep.explicit.to_string()),
+        episode_type: Some(ep.episode_type.as_str().to_owned()),
+        season: ep.season.map(|s| s.to_string()),
+        episode: ep.number.map(|n| n.to_string()),
+        image: ep.image.as_ref().map(|i| catalog.url(&i.url_path)),
+        summary: Some(ep.summary.clone()),
+        ..Default::default()
+    };
+    Item {
+        title: Some(ep.title.clone()),
+        link: Some(catalog.url(&format!("/episodes/{}", ep.slug))),
+        description: Some(notes.clone()),
+        content: Some(notes),
+        guid: Some(Guid { value: ep.guid.clone(), permalink: false }),
+        pub_date: Some(ep.published.to_rfc2822()),
+        enclosure: Some(Enclosure {
+            url: catalog.url(&ep.audio.url_path),
+            length: ep.audio.size.to_string(),
+            mime_type: ep.audio.mime.clone(),
+        }),
+        extensions,
+        itunes_ext: Some(itunes),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn podcast_guid_matches_the_namespace_spec_example() {
+        // The Podcast Namespace documents this pair for "podcastindex.org/namespace/1.0".
+        assert_eq!(
+            podcast_guid("https://podcastindex.org/namespace/1.0"),
+            "9b024349-ccf0-5f69-a609-6b82873eab3c"
+        );
+        assert_eq!(
+            podcast_guid("podcastindex.org/namespace/1.0/"),
+            "9b024349-ccf0-5f69-a609-6b82873eab3c"
+        );
+    }
+}
