@@ -12,7 +12,9 @@ use serde::Deserialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: cannot read the config file: {source}: pass --config PATH or create config.toml")]
+    #[error(
+        "{path}: cannot read the config file: {source}: pass --config PATH or create config.toml"
+    )]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -117,7 +119,9 @@ impl Config {
         let listen = listen_text.parse().map_err(|_| {
             invalid(
                 "listen",
-                format!("{listen_text:?} is not an IP:PORT address: write it like \"127.0.0.1:8080\""),
+                format!(
+                    "{listen_text:?} is not an IP:PORT address: write it like \"127.0.0.1:8080\""
+                ),
             )
         })?;
         let abs = |p: Option<PathBuf>, default: &str| {
@@ -167,8 +171,12 @@ mod tests {
     #[test]
     fn relative_paths_resolve_against_the_config_folder() {
         let raw: RawConfig = toml::from_str("episodes_dir = \"eps\"").unwrap();
-        let c = Config::from_raw(raw, Path::new("/srv/pod"), Path::new("/srv/pod/config.toml"))
-            .unwrap();
+        let c = Config::from_raw(
+            raw,
+            Path::new("/srv/pod"),
+            Path::new("/srv/pod/config.toml"),
+        )
+        .unwrap();
         assert_eq!(c.episodes_dir, PathBuf::from("/srv/pod/eps"));
         assert_eq!(c.feeds_dir, PathBuf::from("/srv/pod/feeds"));
     }

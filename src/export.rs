@@ -35,9 +35,14 @@ pub fn export(catalog: &Catalog, out: &Path) -> Result<ExportSummary, ExportErro
         summary.bytes += xml.len() as u64;
         files.insert((&feed.artwork.url_path, &feed.artwork.path));
         for ep in catalog.feed_episodes(feed) {
-            for a in [Some(&ep.audio), ep.transcript.as_ref(), ep.chapters.as_ref(), ep.image.as_ref()]
-                .into_iter()
-                .flatten()
+            for a in [
+                Some(&ep.audio),
+                ep.transcript.as_ref(),
+                ep.chapters.as_ref(),
+                ep.image.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
             {
                 files.insert((&a.url_path, &a.path));
             }
@@ -46,7 +51,10 @@ pub fn export(catalog: &Catalog, out: &Path) -> Result<ExportSummary, ExportErro
     write(&out.join("feeds.opml"), &opml(catalog))?;
     for (url_path, src) in files {
         let dest = out.join(url_path.trim_start_matches('/'));
-        let err = |source| ExportError { path: dest.clone(), source };
+        let err = |source| ExportError {
+            path: dest.clone(),
+            source,
+        };
         std::fs::create_dir_all(dest.parent().expect("url paths have folders")).map_err(err)?;
         summary.bytes += std::fs::copy(src, &dest).map_err(err)?;
         summary.files += 1;
@@ -55,7 +63,10 @@ pub fn export(catalog: &Catalog, out: &Path) -> Result<ExportSummary, ExportErro
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
-    let err = |source| ExportError { path: path.to_owned(), source };
+    let err = |source| ExportError {
+        path: path.to_owned(),
+        source,
+    };
     std::fs::create_dir_all(path.parent().expect("export paths have folders")).map_err(err)?;
     std::fs::write(path, bytes).map_err(err)
 }

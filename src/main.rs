@@ -49,11 +49,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check => match catalog::load(&source, &cache) {
             Ok(c) => {
-                println!(
-                    "ok: {} episodes, {} feeds",
-                    c.episodes.len(),
-                    c.feeds.len()
-                );
+                println!("ok: {} episodes, {} feeds", c.episodes.len(), c.feeds.len());
                 Ok(ExitCode::SUCCESS)
             }
             Err(problems) => {

@@ -8,7 +8,9 @@ use toml::Table;
 
 use super::asset::{mime_for, MeasureCache, AUDIO_EXTENSIONS};
 use super::fields::{strip_controls, Fields};
-use super::{display_path, resolve_inside, valid_slug, Asset, Episode, EpisodeType, Guest, Problem, Resource};
+use super::{
+    display_path, resolve_inside, valid_slug, Asset, Episode, EpisodeType, Guest, Problem, Resource,
+};
 
 pub(super) struct Ctx<'a> {
     /// Canonical episodes folder; files must resolve inside it.
@@ -55,9 +57,13 @@ pub(super) fn load(ctx: &Ctx, slug: &str, problems: &mut Vec<Problem>) -> Option
     let before = problems.len();
     let mut f = Fields::new(&file, &table, String::new(), problems);
     let guid = f.req_str("guid", &format!("\"{}\"", suggest_guid(slug)));
-    let title = f.req_str("title", "\"Defining De-Escalation\"").map(|s| strip_controls(&s));
+    let title = f
+        .req_str("title", "\"Defining De-Escalation\"")
+        .map(|s| strip_controls(&s));
     let published = f.req_datetime("published");
-    let summary = f.req_str("summary", "\"One or two sentences.\"").map(|s| strip_controls(&s));
+    let summary = f
+        .req_str("summary", "\"One or two sentences.\"")
+        .map(|s| strip_controls(&s));
     let feeds = f.opt_str_list("feeds").unwrap_or_default();
     let explicit = f.opt_bool("explicit").unwrap_or(false);
     let episode_type = match f.opt_str("type").as_deref() {
@@ -65,7 +71,11 @@ pub(super) fn load(ctx: &Ctx, slug: &str, problems: &mut Vec<Problem>) -> Option
         Some("trailer") => EpisodeType::Trailer,
         Some("bonus") => EpisodeType::Bonus,
         Some(other) => {
-            f.problem("type", format!("{other:?} is not an episode type"), "use \"full\", \"trailer\" or \"bonus\"");
+            f.problem(
+                "type",
+                format!("{other:?} is not an episode type"),
+                "use \"full\", \"trailer\" or \"bonus\"",
+            );
             EpisodeType::Full
         }
     };
@@ -99,7 +109,10 @@ pub(super) fn load(ctx: &Ctx, slug: &str, problems: &mut Vec<Problem>) -> Option
                 &file,
                 "audio",
                 "no audio file found in the episode folder",
-                format!("add an audio file ({}) and name it with audio = \"file.mp3\"", AUDIO_EXTENSIONS.join(", ")),
+                format!(
+                    "add an audio file ({}) and name it with audio = \"file.mp3\"",
+                    AUDIO_EXTENSIONS.join(", ")
+                ),
             ));
             None
         }
@@ -111,7 +124,15 @@ pub(super) fn load(ctx: &Ctx, slug: &str, problems: &mut Vec<Problem>) -> Option
         .and_then(|n| asset(ctx, slug, &file, "transcript", n, false, problems));
     let chapters = if folder.join("chapters.json").exists() {
         check_chapters(&folder.join("chapters.json"), ctx, slug, problems);
-        asset(ctx, slug, &file, "chapters", "chapters.json", false, problems)
+        asset(
+            ctx,
+            slug,
+            &file,
+            "chapters",
+            "chapters.json",
+            false,
+            problems,
+        )
     } else {
         None
     };
@@ -122,7 +143,7 @@ pub(super) fn load(ctx: &Ctx, slug: &str, problems: &mut Vec<Problem>) -> Option
         None => return None,
     };
     if let Some(declared) = declared {
-        let diff = if declared > duration { declared - duration } else { duration - declared };
+        let diff = declared.abs_diff(duration);
         if diff > DURATION_TOLERANCE {
             problems.push(Problem::new(
                 &file,
@@ -165,11 +186,20 @@ pub(super) fn load(ctx: &Ctx, slug: &str, problems: &mut Vec<Problem>) -> Option
 fn clock(d: Duration) -> String {
     let s = d.as_secs_f64();
     let whole = s.round() as u64;
-    format!("{}:{:02}:{:02} ({s:.1} s)", whole / 3600, whole / 60 % 60, whole % 60)
+    format!(
+        "{}:{:02}:{:02} ({s:.1} s)",
+        whole / 3600,
+        whole / 60 % 60,
+        whole % 60
+    )
 }
 
 fn suggest_guid(slug: &str) -> String {
-    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, format!("rollcall:episode:{slug}").as_bytes()).to_string()
+    uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_URL,
+        format!("rollcall:episode:{slug}").as_bytes(),
+    )
+    .to_string()
 }
 
 pub(super) fn toml_syntax_problem(file: &str, text: &str, e: &toml::de::Error) -> Problem {
@@ -187,7 +217,8 @@ pub(super) fn toml_syntax_problem(file: &str, text: &str, e: &toml::de::Error) -
 
 /// `duration` as whole seconds or as `"MM:SS"` / `"H:MM:SS"`.
 fn declared_duration(f: &mut Fields) -> Option<Duration> {
-    let fix = "write duration = 960 or duration = \"16:00\", or remove it: it is measured from the audio";
+    let fix =
+        "write duration = 960 or duration = \"16:00\", or remove it: it is measured from the audio";
     match f.raw("duration")? {
         toml::Value::Integer(i) if *i >= 0 => Some(Duration::from_secs(*i as u64)),
         toml::Value::String(s) => {
@@ -253,7 +284,11 @@ fn guests(f: &mut Fields) -> Vec<Guest> {
         for (key, url) in [("link", &link), ("image", &image)] {
             if let Some(u) = url {
                 if !is_http_url(u) {
-                    g.problem(key, format!("{u:?} is not an http(s) URL"), "write a full URL starting with https://");
+                    g.problem(
+                        key,
+                        format!("{u:?} is not an http(s) URL"),
+                        "write a full URL starting with https://",
+                    );
                 }
             }
         }
@@ -281,7 +316,11 @@ fn resources(f: &mut Fields) -> Vec<Resource> {
         let note = r.opt_str("note").map(|s| strip_controls(&s));
         if let Some(u) = &url {
             if !is_http_url(u) {
-                r.problem("url", format!("{u:?} is not an http(s) URL"), "write a full URL starting with https://");
+                r.problem(
+                    "url",
+                    format!("{u:?} is not an http(s) URL"),
+                    "write a full URL starting with https://",
+                );
             }
         }
         r.finish(&[]);
@@ -315,12 +354,21 @@ fn asset(
     let path = match resolve_inside(ctx.root, &ctx.root.join(slug), name) {
         Ok(p) => p,
         Err(what) => {
-            problems.push(Problem::new(file, field, what, "put the file in the episode folder and name it here"));
+            problems.push(Problem::new(
+                file,
+                field,
+                what,
+                "put the file in the episode folder and name it here",
+            ));
             return None;
         }
     };
     if audio {
-        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
         if !AUDIO_EXTENSIONS.contains(&ext.as_str()) {
             problems.push(Problem::new(
                 file,
@@ -338,15 +386,26 @@ fn asset(
                 &display_path(ctx.display_root, &format!("{slug}/{name}")),
                 field,
                 e.to_string(),
-                if audio { "re-encode it as MP3 or M4A (for example with ffmpeg)" } else { "check the file" },
+                if audio {
+                    "re-encode it as MP3 or M4A (for example with ffmpeg)"
+                } else {
+                    "check the file"
+                },
             ));
             return None;
         }
     };
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let file_name = match field {
         "audio" => format!("{slug}.{ext}"),
-        _ => path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        _ => path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
     };
     let url_path = format!("/media/{slug}/{}/{file_name}", facts.version());
     Some((
@@ -374,15 +433,30 @@ fn check_chapters(path: &Path, ctx: &Ctx, slug: &str, problems: &mut Vec<Problem
     {
         Ok(v) => v,
         Err(e) => {
-            problems.push(Problem::new(&file, "(file)", format!("is not valid JSON ({e})"), fix));
+            problems.push(Problem::new(
+                &file,
+                "(file)",
+                format!("is not valid JSON ({e})"),
+                fix,
+            ));
             return;
         }
     };
     if value.get("version").and_then(|v| v.as_str()).is_none() {
-        problems.push(Problem::new(&file, "version", "is missing", "add \"version\": \"1.2.0\""));
+        problems.push(Problem::new(
+            &file,
+            "version",
+            "is missing",
+            "add \"version\": \"1.2.0\"",
+        ));
     }
     match value.get("chapters").and_then(|c| c.as_array()) {
-        None => problems.push(Problem::new(&file, "chapters", "is missing or not a list", fix)),
+        None => problems.push(Problem::new(
+            &file,
+            "chapters",
+            "is missing or not a list",
+            fix,
+        )),
         Some(list) => {
             for (i, ch) in list.iter().enumerate() {
                 if ch.get("startTime").and_then(|t| t.as_f64()).is_none() {

@@ -20,25 +20,153 @@ pub(super) struct Ctx<'a> {
 
 /// Apple Podcasts categories and their subcategories.
 pub const APPLE_CATEGORIES: &[(&str, &[&str])] = &[
-    ("Arts", &["Books", "Design", "Fashion & Beauty", "Food", "Performing Arts", "Visual Arts"]),
-    ("Business", &["Careers", "Entrepreneurship", "Investing", "Management", "Marketing", "Non-Profit"]),
+    (
+        "Arts",
+        &[
+            "Books",
+            "Design",
+            "Fashion & Beauty",
+            "Food",
+            "Performing Arts",
+            "Visual Arts",
+        ],
+    ),
+    (
+        "Business",
+        &[
+            "Careers",
+            "Entrepreneurship",
+            "Investing",
+            "Management",
+            "Marketing",
+            "Non-Profit",
+        ],
+    ),
     ("Comedy", &["Comedy Interviews", "Improv", "Stand-Up"]),
-    ("Education", &["Courses", "How To", "Language Learning", "Self-Improvement"]),
+    (
+        "Education",
+        &["Courses", "How To", "Language Learning", "Self-Improvement"],
+    ),
     ("Fiction", &["Comedy Fiction", "Drama", "Science Fiction"]),
     ("Government", &[]),
     ("History", &[]),
-    ("Health & Fitness", &["Alternative Health", "Fitness", "Medicine", "Mental Health", "Nutrition", "Sexuality"]),
-    ("Kids & Family", &["Education for Kids", "Parenting", "Pets & Animals", "Stories for Kids"]),
-    ("Leisure", &["Animation & Manga", "Automotive", "Aviation", "Crafts", "Games", "Hobbies", "Home & Garden", "Video Games"]),
-    ("Music", &["Music Commentary", "Music History", "Music Interviews"]),
-    ("News", &["Business News", "Daily News", "Entertainment News", "News Commentary", "Politics", "Sports News", "Tech News"]),
-    ("Religion & Spirituality", &["Buddhism", "Christianity", "Hinduism", "Islam", "Judaism", "Religion", "Spirituality"]),
-    ("Science", &["Astronomy", "Chemistry", "Earth Sciences", "Life Sciences", "Mathematics", "Natural Sciences", "Nature", "Physics", "Social Sciences"]),
-    ("Society & Culture", &["Documentary", "Personal Journals", "Philosophy", "Places & Travel", "Relationships"]),
-    ("Sports", &["Baseball", "Basketball", "Cricket", "Fantasy Sports", "Football", "Golf", "Hockey", "Rugby", "Running", "Soccer", "Swimming", "Tennis", "Volleyball", "Wilderness", "Wrestling"]),
+    (
+        "Health & Fitness",
+        &[
+            "Alternative Health",
+            "Fitness",
+            "Medicine",
+            "Mental Health",
+            "Nutrition",
+            "Sexuality",
+        ],
+    ),
+    (
+        "Kids & Family",
+        &[
+            "Education for Kids",
+            "Parenting",
+            "Pets & Animals",
+            "Stories for Kids",
+        ],
+    ),
+    (
+        "Leisure",
+        &[
+            "Animation & Manga",
+            "Automotive",
+            "Aviation",
+            "Crafts",
+            "Games",
+            "Hobbies",
+            "Home & Garden",
+            "Video Games",
+        ],
+    ),
+    (
+        "Music",
+        &["Music Commentary", "Music History", "Music Interviews"],
+    ),
+    (
+        "News",
+        &[
+            "Business News",
+            "Daily News",
+            "Entertainment News",
+            "News Commentary",
+            "Politics",
+            "Sports News",
+            "Tech News",
+        ],
+    ),
+    (
+        "Religion & Spirituality",
+        &[
+            "Buddhism",
+            "Christianity",
+            "Hinduism",
+            "Islam",
+            "Judaism",
+            "Religion",
+            "Spirituality",
+        ],
+    ),
+    (
+        "Science",
+        &[
+            "Astronomy",
+            "Chemistry",
+            "Earth Sciences",
+            "Life Sciences",
+            "Mathematics",
+            "Natural Sciences",
+            "Nature",
+            "Physics",
+            "Social Sciences",
+        ],
+    ),
+    (
+        "Society & Culture",
+        &[
+            "Documentary",
+            "Personal Journals",
+            "Philosophy",
+            "Places & Travel",
+            "Relationships",
+        ],
+    ),
+    (
+        "Sports",
+        &[
+            "Baseball",
+            "Basketball",
+            "Cricket",
+            "Fantasy Sports",
+            "Football",
+            "Golf",
+            "Hockey",
+            "Rugby",
+            "Running",
+            "Soccer",
+            "Swimming",
+            "Tennis",
+            "Volleyball",
+            "Wilderness",
+            "Wrestling",
+        ],
+    ),
     ("Technology", &[]),
     ("True Crime", &[]),
-    ("TV & Film", &["After Shows", "Film History", "Film Interviews", "Film Reviews", "TV Reviews"]),
+    (
+        "TV & Film",
+        &[
+            "After Shows",
+            "Film History",
+            "Film Interviews",
+            "Film Reviews",
+            "TV Reviews",
+        ],
+    ),
 ];
 
 pub(super) fn load(ctx: &Ctx, path: &Path, problems: &mut Vec<Problem>) -> Option<Feed> {
@@ -57,7 +185,12 @@ pub(super) fn load(ctx: &Ctx, path: &Path, problems: &mut Vec<Problem>) -> Optio
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
-            problems.push(Problem::new(&file, "(file)", format!("cannot be read: {e}"), "check its permissions and encoding (UTF-8)"));
+            problems.push(Problem::new(
+                &file,
+                "(file)",
+                format!("cannot be read: {e}"),
+                "check its permissions and encoding (UTF-8)",
+            ));
             return None;
         }
     };
@@ -70,13 +203,23 @@ pub(super) fn load(ctx: &Ctx, path: &Path, problems: &mut Vec<Problem>) -> Optio
     };
     let before = problems.len();
     let mut f = Fields::new(&file, &table, String::new(), problems);
-    let title = f.req_str("title", "\"Defusing Difficult Encounters\"").map(|s| strip_controls(&s));
-    let description = f.req_str("description", "\"What the show is about.\"").map(|s| strip_controls(&s));
-    let author = f.req_str("author", "\"BJA VALOR Initiative\"").map(|s| strip_controls(&s));
+    let title = f
+        .req_str("title", "\"Defusing Difficult Encounters\"")
+        .map(|s| strip_controls(&s));
+    let description = f
+        .req_str("description", "\"What the show is about.\"")
+        .map(|s| strip_controls(&s));
+    let author = f
+        .req_str("author", "\"BJA VALOR Initiative\"")
+        .map(|s| strip_controls(&s));
     let language = f.req_str("language", "\"en-us\"");
     if let Some(l) = &language {
         if !valid_language(l) {
-            f.problem("language", format!("{l:?} is not a language code"), "use an ISO 639 code such as \"en\" or \"en-us\"");
+            f.problem(
+                "language",
+                format!("{l:?} is not a language code"),
+                "use an ISO 639 code such as \"en\" or \"en-us\"",
+            );
         }
     }
     let category = f.req_str("category", "\"Government\"");
@@ -85,7 +228,11 @@ pub(super) fn load(ctx: &Ctx, path: &Path, problems: &mut Vec<Problem>) -> Optio
         match APPLE_CATEGORIES.iter().find(|(name, _)| name == c) {
             None => {
                 let names: Vec<&str> = APPLE_CATEGORIES.iter().map(|(n, _)| *n).collect();
-                f.problem("category", format!("{c:?} is not an Apple Podcasts category"), format!("use one of: {}", names.join(", ")));
+                f.problem(
+                    "category",
+                    format!("{c:?} is not an Apple Podcasts category"),
+                    format!("use one of: {}", names.join(", ")),
+                );
             }
             Some((_, subs)) => {
                 if let Some(s) = &subcategory {
@@ -95,7 +242,11 @@ pub(super) fn load(ctx: &Ctx, path: &Path, problems: &mut Vec<Problem>) -> Optio
                         } else {
                             format!("use one of: {}", subs.join(", "))
                         };
-                        f.problem("subcategory", format!("{s:?} is not a subcategory of {c}"), fix);
+                        f.problem(
+                            "subcategory",
+                            format!("{s:?} is not a subcategory of {c}"),
+                            fix,
+                        );
                     }
                 }
             }
@@ -106,14 +257,22 @@ pub(super) fn load(ctx: &Ctx, path: &Path, problems: &mut Vec<Problem>) -> Optio
     let link = f.opt_str("link");
     if let Some(l) = &link {
         if !is_http_url(l) {
-            f.problem("link", format!("{l:?} is not an http(s) URL"), "write a full URL starting with https://");
+            f.problem(
+                "link",
+                format!("{l:?} is not an http(s) URL"),
+                "write a full URL starting with https://",
+            );
         }
     }
     let access = match f.opt_str("access").as_deref() {
         None | Some("public") => Access::Public,
         Some("members") => Access::Members,
         Some(other) => {
-            f.problem("access", format!("{other:?} is not an access level"), "use \"public\" or \"members\"");
+            f.problem(
+                "access",
+                format!("{other:?} is not an access level"),
+                "use \"public\" or \"members\"",
+            );
             Access::Public
         }
     };
@@ -121,16 +280,26 @@ pub(super) fn load(ctx: &Ctx, path: &Path, problems: &mut Vec<Problem>) -> Optio
         None => Selection::Tagged,
         Some(toml::Value::String(s)) if s == "all" => Selection::All,
         Some(toml::Value::String(s)) if s == "tagged" => Selection::Tagged,
-        Some(toml::Value::Array(_)) => Selection::Listed(f.opt_str_list("episodes").unwrap_or_default()),
+        Some(toml::Value::Array(_)) => {
+            Selection::Listed(f.opt_str_list("episodes").unwrap_or_default())
+        }
         Some(other) => {
-            f.problem("episodes", format!("{other} is not a selection"), "use \"all\", \"tagged\" or a list of episode slugs");
+            f.problem(
+                "episodes",
+                format!("{other} is not a selection"),
+                "use \"all\", \"tagged\" or a list of episode slugs",
+            );
             Selection::Tagged
         }
     };
     let guid = f.opt_str("guid");
     if let Some(g) = &guid {
         if uuid::Uuid::parse_str(g).is_err() {
-            f.problem("guid", format!("{g:?} is not a UUID"), "remove it to use the UUIDv5 of the feed URL, or write a UUID");
+            f.problem(
+                "guid",
+                format!("{g:?} is not a UUID"),
+                "remove it to use the UUIDv5 of the feed URL, or write a UUID",
+            );
         }
     }
     let locked = f.opt_bool("locked").unwrap_or(true);
@@ -139,7 +308,11 @@ pub(super) fn load(ctx: &Ctx, path: &Path, problems: &mut Vec<Problem>) -> Optio
         None | Some("episodic") => false,
         Some("serial") => true,
         Some(other) => {
-            f.problem("type", format!("{other:?} is not a show type"), "use \"episodic\" or \"serial\"");
+            f.problem(
+                "type",
+                format!("{other:?} is not a show type"),
+                "use \"episodic\" or \"serial\"",
+            );
             false
         }
     };
@@ -174,20 +347,33 @@ pub(super) fn load(ctx: &Ctx, path: &Path, problems: &mut Vec<Problem>) -> Optio
 
 fn owner(f: &mut Fields) -> Option<Owner> {
     let Some(t) = f.opt_table("owner") else {
-        f.problem("owner", "is missing", "add an [owner] table with name and email (Apple requires it)");
+        f.problem(
+            "owner",
+            "is missing",
+            "add an [owner] table with name and email (Apple requires it)",
+        );
         return None;
     };
     let mut o = Fields::new(f.file, t, "owner.".into(), f.problems);
     let name = o.req_str("name", "\"VALOR Program Office\"");
     let email = o.req_str("email", "\"podcasts@example.org\"");
     if let Some(e) = &email {
-        let ok = e.split_once('@').is_some_and(|(a, b)| !a.is_empty() && b.contains('.') && !e.contains(char::is_whitespace));
+        let ok = e.split_once('@').is_some_and(|(a, b)| {
+            !a.is_empty() && b.contains('.') && !e.contains(char::is_whitespace)
+        });
         if !ok {
-            o.problem("email", format!("{e:?} is not an email address"), "write it like \"podcasts@example.org\"");
+            o.problem(
+                "email",
+                format!("{e:?} is not an email address"),
+                "write it like \"podcasts@example.org\"",
+            );
         }
     }
     o.finish(&[]);
-    Some(Owner { name: strip_controls(&name?), email: email? })
+    Some(Owner {
+        name: strip_controls(&name?),
+        email: email?,
+    })
 }
 
 fn valid_language(l: &str) -> bool {
@@ -198,7 +384,13 @@ fn valid_language(l: &str) -> bool {
         && parts.all(|p| (2..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
-fn artwork(ctx: &Ctx, id: &str, file: &str, name: &str, problems: &mut Vec<Problem>) -> Option<Asset> {
+fn artwork(
+    ctx: &Ctx,
+    id: &str,
+    file: &str,
+    name: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<Asset> {
     let fix = "use a square JPEG or PNG of 1400 to 3000 pixels in the feeds folder";
     let path = match resolve_inside(ctx.root, ctx.root, name) {
         Ok(p) => p,
@@ -209,7 +401,12 @@ fn artwork(ctx: &Ctx, id: &str, file: &str, name: &str, problems: &mut Vec<Probl
     };
     let mime = mime_for(&path);
     if mime != "image/jpeg" && mime != "image/png" {
-        problems.push(Problem::new(file, "artwork", format!("{name:?} is not a JPEG or PNG file"), fix));
+        problems.push(Problem::new(
+            file,
+            "artwork",
+            format!("{name:?} is not a JPEG or PNG file"),
+            fix,
+        ));
         return None;
     }
     match imagesize::size(&path) {
@@ -224,7 +421,12 @@ fn artwork(ctx: &Ctx, id: &str, file: &str, name: &str, problems: &mut Vec<Probl
             return None;
         }
         Err(e) => {
-            problems.push(Problem::new(file, "artwork", format!("{name:?} cannot be read as an image ({e})"), fix));
+            problems.push(Problem::new(
+                file,
+                "artwork",
+                format!("{name:?} cannot be read as an image ({e})"),
+                fix,
+            ));
             return None;
         }
     }

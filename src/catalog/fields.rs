@@ -18,7 +18,12 @@ pub struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
-    pub fn new(file: &'a str, table: &'a Table, prefix: String, problems: &'a mut Vec<Problem>) -> Self {
+    pub fn new(
+        file: &'a str,
+        table: &'a Table,
+        prefix: String,
+        problems: &'a mut Vec<Problem>,
+    ) -> Self {
         Fields {
             file,
             table,
@@ -96,7 +101,11 @@ impl<'a> Fields<'a> {
         match self.get(key)? {
             Value::Integer(i) if *i >= 0 => Some(*i as u64),
             Value::Integer(i) => {
-                self.problem(key, format!("{i} is negative"), "use a whole number of 0 or more");
+                self.problem(
+                    key,
+                    format!("{i} is negative"),
+                    "use a whole number of 0 or more",
+                );
                 None
             }
             other => {

@@ -49,7 +49,11 @@ impl Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: {}: {}", self.file, self.field, self.what, self.fix)
+        write!(
+            f,
+            "{}: {}: {}: {}",
+            self.file, self.field, self.what, self.fix
+        )
     }
 }
 
@@ -290,9 +294,14 @@ pub fn load(source: &Source, cache: &MeasureCache) -> Result<Catalog, Problems> 
     });
 
     let mut feeds = Vec::new();
+    // Ids of every feed file, valid or not, so a broken feed does not also fail its episodes.
+    let mut feed_ids = Vec::new();
     for entry in sorted_entries(&feeds_root, &source.feeds_dir, &mut problems) {
         if entry.extension().and_then(|e| e.to_str()) != Some("toml") {
             continue;
+        }
+        if let Some(stem) = entry.file_stem() {
+            feed_ids.push(stem.to_string_lossy().into_owned());
         }
         let ctx = feed::Ctx {
             root: &feeds_root,
@@ -305,16 +314,20 @@ pub fn load(source: &Source, cache: &MeasureCache) -> Result<Catalog, Problems> 
     }
     feeds.sort_by(|a, b| a.id.cmp(&b.id));
 
-    cross_check(source, &mut episodes, &mut feeds, &mut problems);
+    cross_check(source, &feed_ids, &mut episodes, &mut feeds, &mut problems);
     if !problems.is_empty() {
         return Err(Problems(problems));
     }
     let mut assets = HashMap::new();
     for ep in &episodes {
-        for a in [Some(&ep.audio), ep.transcript.as_ref(), ep.chapters.as_ref()]
-            .into_iter()
-            .chain([ep.image.as_ref()])
-            .flatten()
+        for a in [
+            Some(&ep.audio),
+            ep.transcript.as_ref(),
+            ep.chapters.as_ref(),
+        ]
+        .into_iter()
+        .chain([ep.image.as_ref()])
+        .flatten()
         {
             assets.insert(a.url_path.clone(), a.clone());
         }
@@ -333,15 +346,15 @@ pub fn load(source: &Source, cache: &MeasureCache) -> Result<Catalog, Problems> 
 /// Links feeds to episodes and reports unknown names and duplicate GUIDs.
 fn cross_check(
     source: &Source,
+    feed_ids: &[String],
     episodes: &mut [Episode],
     feeds: &mut [Feed],
     problems: &mut Vec<Problem>,
 ) {
-    let feed_ids: Vec<&str> = feeds.iter().map(|f| f.id.as_str()).collect();
     for ep in episodes.iter() {
         let file = display_path(&source.episodes_dir, &format!("{}/episode.toml", ep.slug));
         for name in &ep.feeds {
-            if !feed_ids.contains(&name.as_str()) {
+            if !feed_ids.contains(name) {
                 problems.push(Problem::new(
                     &file,
                     "feeds",
@@ -428,9 +441,14 @@ fn sorted_entries(dir: &Path, display: &Path, problems: &mut Vec<Problem>) -> Ve
 
 /// Resolves a file named in a catalog file, refusing anything outside `root` (including via symlinks).
 fn resolve_inside(root: &Path, base: &Path, name: &str) -> Result<PathBuf, String> {
-    if name.is_empty() || name.contains('\\') || name.contains('\0') || Path::new(name).is_absolute()
+    if name.is_empty()
+        || name.contains('\\')
+        || name.contains('\0')
+        || Path::new(name).is_absolute()
     {
-        return Err(format!("{name:?} must be a plain file name inside the catalog"));
+        return Err(format!(
+            "{name:?} must be a plain file name inside the catalog"
+        ));
     }
     let joined = base.join(name);
     let real = joined

@@ -10,7 +10,9 @@ mod opml;
 
 use std::collections::BTreeMap;
 
-use rss::extension::itunes::{ITunesCategory, ITunesChannelExtension, ITunesItemExtension, ITunesOwner};
+use rss::extension::itunes::{
+    ITunesCategory, ITunesChannelExtension, ITunesItemExtension, ITunesOwner,
+};
 use rss::extension::{Extension, ExtensionMap};
 use rss::{Channel, Enclosure, Guid, Image, Item};
 
@@ -44,7 +46,10 @@ fn ext(name: &str, value: Option<&str>, attrs: &[(&str, &str)]) -> Extension {
     Extension {
         name: name.to_owned(),
         value: value.map(str::to_owned),
-        attrs: attrs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        attrs: attrs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
         children: BTreeMap::new(),
     }
 }
@@ -52,7 +57,7 @@ fn ext(name: &str, value: Option<&str>, attrs: &[(&str, &str)]) -> Extension {
 fn push(map: &mut ExtensionMap, prefix: &str, local: &str, e: Extension) {
     map.entry(prefix.to_owned())
         .or_default()
-        .entry(format!("{prefix}:{local}"))
+        .entry(local.to_owned())
         .or_default()
         .push(e);
 }
@@ -68,7 +73,10 @@ fn yes_no(b: bool) -> &'static str {
 /// Renders one feed to RSS bytes.
 pub fn render_feed(catalog: &Catalog, feed: &Feed) -> Vec<u8> {
     let self_url = catalog.url(&feed_path(&feed.id));
-    let link = feed.link.clone().unwrap_or_else(|| catalog.url(&format!("/feeds/{}", feed.id)));
+    let link = feed
+        .link
+        .clone()
+        .unwrap_or_else(|| catalog.url(&format!("/feeds/{}", feed.id)));
     let artwork = catalog.url(&feed.artwork.url_path);
     let members = feed.access == Access::Members;
 
@@ -77,18 +85,40 @@ pub fn render_feed(catalog: &Catalog, feed: &Feed) -> Vec<u8> {
         &mut extensions,
         "atom",
         "link",
-        ext("atom:link", None, &[("href", &self_url), ("rel", "self"), ("type", "application/rss+xml")]),
+        ext(
+            "atom:link",
+            None,
+            &[
+                ("href", &self_url),
+                ("rel", "self"),
+                ("type", "application/rss+xml"),
+            ],
+        ),
     );
     let guid = feed.guid.clone().unwrap_or_else(|| podcast_guid(&self_url));
-    push(&mut extensions, "podcast", "guid", ext("podcast:guid", Some(&guid), &[]));
+    push(
+        &mut extensions,
+        "podcast",
+        "guid",
+        ext("podcast:guid", Some(&guid), &[]),
+    );
     push(
         &mut extensions,
         "podcast",
         "locked",
-        ext("podcast:locked", Some(yes_no(feed.locked)), &[("owner", &feed.owner.email)]),
+        ext(
+            "podcast:locked",
+            Some(yes_no(feed.locked)),
+            &[("owner", &feed.owner.email)],
+        ),
     );
     if members {
-        push(&mut extensions, "podcast", "block", ext("podcast:block", Some("yes"), &[]));
+        push(
+            &mut extensions,
+            "podcast",
+            "block",
+            ext("podcast:block", Some("yes"), &[]),
+        );
     }
 
     let itunes = ITunesChannelExtension {
@@ -97,12 +127,18 @@ pub fn render_feed(catalog: &Catalog, feed: &Feed) -> Vec<u8> {
         categories: vec![ITunesCategory {
             text: feed.category.clone(),
             subcategory: feed.subcategory.as_ref().map(|s| {
-                Box::new(ITunesCategory { text: s.clone(), subcategory: None })
+                Box::new(ITunesCategory {
+                    text: s.clone(),
+                    subcategory: None,
+                })
             }),
         }],
         image: Some(artwork.clone()),
         explicit: Some(feed.explicit.to_string()),
-        owner: Some(ITunesOwner { name: Some(feed.owner.name.clone()), email: Some(feed.owner.email.clone()) }),
+        owner: Some(ITunesOwner {
+            name: Some(feed.owner.name.clone()),
+            email: Some(feed.owner.email.clone()),
+        }),
         summary: Some(feed.description.clone()),
         r#type: Some(if feed.serial { "serial" } else { "episodic" }.to_owned()),
         ..Default::default()
@@ -110,7 +146,12 @@ pub fn render_feed(catalog: &Catalog, feed: &Feed) -> Vec<u8> {
 
     let episodes: Vec<&Episode> = catalog.feed_episodes(feed).collect();
     let mut namespaces = BTreeMap::new();
-    for (prefix, uri) in [("itunes", NS_ITUNES), ("podcast", NS_PODCAST), ("content", NS_CONTENT), ("atom", NS_ATOM)] {
+    for (prefix, uri) in [
+        ("itunes", NS_ITUNES),
+        ("podcast", NS_PODCAST),
+        ("content", NS_CONTENT),
+        ("atom", NS_ATOM),
+    ] {
         namespaces.insert(prefix.to_owned(), uri.to_owned());
     }
     let channel = Channel {
@@ -134,7 +175,9 @@ pub fn render_feed(catalog: &Catalog, feed: &Feed) -> Vec<u8> {
         ..Default::default()
     };
     let mut out = Vec::with_capacity(4096 + 4096 * episodes.len());
-    channel.pretty_write_to(&mut out, b' ', 2).expect("writing to a Vec cannot fail");
+    channel
+        .pretty_write_to(&mut out, b' ', 2)
+        .expect("writing to a Vec cannot fail");
     out.push(b'\n');
     out
 }
@@ -150,7 +193,12 @@ fn render_item(catalog: &Catalog, ep: &Episode) -> Item {
         if let Some(img) = &g.image {
             attrs.push(("img", img));
         }
-        push(&mut extensions, "podcast", "person", ext("podcast:person", Some(&g.name), &attrs));
+        push(
+            &mut extensions,
+            "podcast",
+            "person",
+            ext("podcast:person", Some(&g.name), &attrs),
+        );
     }
     if let Some(t) = &ep.transcript {
         let url = catalog.url(&t.url_path);
@@ -158,7 +206,11 @@ fn render_item(catalog: &Catalog, ep: &Episode) -> Item {
             &mut extensions,
             "podcast",
             "transcript",
-            ext("podcast:transcript", None, &[("url", &url), ("type", &t.mime), ("rel", "captions")]),
+            ext(
+                "podcast:transcript",
+                None,
+                &[("url", &url), ("type", &t.mime), ("rel", "captions")],
+            ),
         );
     }
     if let Some(c) = &ep.chapters {
@@ -167,7 +219,11 @@ fn render_item(catalog: &Catalog, ep: &Episode) -> Item {
             &mut extensions,
             "podcast",
             "chapters",
-            ext("podcast:chapters", None, &[("url", &url), ("type", "application/json+chapters")]),
+            ext(
+                "podcast:chapters",
+                None,
+                &[("url", &url), ("type", "application/json+chapters")],
+            ),
         );
     }
     let itunes = ITunesItemExtension {
@@ -185,7 +241,10 @@ fn render_item(catalog: &Catalog, ep: &Episode) -> Item {
         link: Some(catalog.url(&format!("/episodes/{}", ep.slug))),
         description: Some(notes.clone()),
         content: Some(notes),
-        guid: Some(Guid { value: ep.guid.clone(), permalink: false }),
+        guid: Some(Guid {
+            value: ep.guid.clone(),
+            permalink: false,
+        }),
         pub_date: Some(ep.published.to_rfc2822()),
         enclosure: Some(Enclosure {
             url: catalog.url(&ep.audio.url_path),
@@ -204,14 +263,14 @@ mod tests {
 
     #[test]
     fn podcast_guid_matches_the_namespace_spec_example() {
-        // The Podcast Namespace documents this pair for "podcastindex.org/namespace/1.0".
+        // The Podcast Namespace's example: the Podcasting 2.0 show's feed URL and its guid.
         assert_eq!(
-            podcast_guid("https://podcastindex.org/namespace/1.0"),
-            "9b024349-ccf0-5f69-a609-6b82873eab3c"
+            podcast_guid("http://mp3s.nashownotes.com/pc20rss.xml"),
+            "917393e3-1b1e-5cef-ace4-edaa54e1f810"
         );
         assert_eq!(
-            podcast_guid("podcastindex.org/namespace/1.0/"),
-            "9b024349-ccf0-5f69-a609-6b82873eab3c"
+            podcast_guid("https://mp3s.nashownotes.com/pc20rss.xml/"),
+            "917393e3-1b1e-5cef-ace4-edaa54e1f810"
         );
     }
 }

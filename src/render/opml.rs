@@ -10,16 +10,19 @@ use crate::catalog::{Access, Catalog};
 pub fn opml(catalog: &Catalog) -> Vec<u8> {
     let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
     let io = "writing to a Vec cannot fail";
-    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None))).expect(io);
+    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))
+        .expect(io);
     let mut root = BytesStart::new("opml");
     root.push_attribute(("version", "2.0"));
     w.write_event(Event::Start(root)).expect(io);
-    w.write_event(Event::Start(BytesStart::new("head"))).expect(io);
+    w.write_event(Event::Start(BytesStart::new("head")))
+        .expect(io);
     w.create_element("title")
         .write_text_content(BytesText::new("Rollcall feeds"))
         .expect(io);
     w.write_event(Event::End(BytesEnd::new("head"))).expect(io);
-    w.write_event(Event::Start(BytesStart::new("body"))).expect(io);
+    w.write_event(Event::Start(BytesStart::new("body")))
+        .expect(io);
     for feed in catalog.feeds.iter().filter(|f| f.access == Access::Public) {
         let xml_url = catalog.url(&feed_path(&feed.id));
         let html_url = catalog.url(&format!("/feeds/{}", feed.id));
