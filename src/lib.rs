@@ -7,4 +7,5 @@
 pub mod catalog;
 pub mod config;
 pub mod export;
+pub mod media;
 pub mod render;
