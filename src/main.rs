@@ -1,5 +1,7 @@
 //! The `rollcall` command: parses arguments, loads config, sets up logging and calls the library.
 
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -29,10 +31,25 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Serve feeds and media over HTTP, reloading the catalog when its files change.
+    Serve {
+        /// Address to listen on, for example 127.0.0.1:8080; port 0 picks a free port.
+        /// Default: `listen` from the config.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -78,5 +95,33 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Serve { listen } => {
+            let listen = listen.unwrap_or(config.listen);
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(rollcall::serve(config, listen, shutdown_signal(), |addr| {
+                println!("listening on http://{addr}");
+                let _ = std::io::stdout().flush();
+            }))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
     }
 }

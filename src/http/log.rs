@@ -1,0 +1,114 @@
+//! The access log: one line per request with method, path, status, bytes actually sent, duration
+//! and user agent, written when the response body finishes or the client goes away.
+//!
+//! The count comes from the body frames hyper pulled for the socket, so an aborted download logs
+//! what was really sent rather than its Content-Length. Query strings are never logged, because
+//! they may carry tokens.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{header, Method};
+use axum::middleware::Next;
+use axum::response::Response;
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+
+/// What the log line reports once the body is done.
+struct Record {
+    method: Method,
+    path: String,
+    status: u16,
+    user_agent: String,
+    started: Instant,
+    /// Content-Length as announced, if any; `bytes` below it means the client left early.
+    length: Option<u64>,
+    bytes: u64,
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        tracing::info!(
+            target: "access",
+            method = %self.method,
+            path = %self.path,
+            status = self.status,
+            bytes = self.bytes,
+            length = self.length,
+            ms = (self.started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+            ua = %self.user_agent,
+        );
+    }
+}
+
+/// A body that counts the bytes it yields and logs when dropped.
+struct Counted {
+    inner: Body,
+    record: Record,
+}
+
+impl HttpBody for Counted {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        let poll = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &poll {
+            if let Some(data) = frame.data_ref() {
+                this.record.bytes += data.len() as u64;
+            }
+        }
+        poll
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+pub async fn access_log(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    let response = next.run(req).await;
+    let status = response.status().as_u16();
+    let (parts, body) = response.into_parts();
+    let length = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let record = Record {
+        method,
+        path,
+        status,
+        user_agent,
+        started,
+        length,
+        bytes: 0,
+    };
+    Response::from_parts(
+        parts,
+        Body::new(Counted {
+            inner: body,
+            record,
+        }),
+    )
+}

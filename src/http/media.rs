@@ -1,0 +1,238 @@
+//! Media responses: turns a [`Decision`] into headers and a body streamed from disk.
+//!
+//! The file is opened and checked against the catalog's measurement before anything is decided, so a
+//! file replaced on disk but not yet reloaded is never served under its old URL and validators. An
+//! open file handle keeps streaming the bytes it started with even if the file is replaced.
+
+use std::io::SeekFrom;
+use std::time::SystemTime;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::stream;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+use super::{feeds::conditions, AppState, Error};
+use crate::access::{self, AccessDecision, Credentials};
+use crate::catalog::Asset;
+use crate::media::conditional::Validators;
+use crate::media::range::ByteRange;
+use crate::media::{content_range, decide, Decision, MediaRequest, Multipart};
+
+/// Read size for streaming. Small enough to keep per-connection memory low, large enough that a
+/// read is not dominated by its syscall.
+pub const CHUNK: usize = 32 * 1024;
+
+pub async fn media(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let snap = state.live.snapshot();
+    let Some(served) = snap.media.get(uri.path()) else {
+        return Error::NotFound.into_response();
+    };
+    if access::decide(served.access, Credentials::Anonymous) == AccessDecision::Hide {
+        return Error::NotFound.into_response();
+    }
+    let download = uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p == "download" || p == "download=1"));
+    match serve(&served.asset, method == Method::HEAD, download, &headers).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn serve(
+    asset: &Asset,
+    head: bool,
+    download: bool,
+    headers: &HeaderMap,
+) -> Result<Response, Error> {
+    let file = open_checked(asset).await?;
+    let v = Validators {
+        etag: &asset.etag,
+        alternates: &[],
+        last_modified: asset.modified,
+    };
+    let range = headers.get(header::RANGE).and_then(|r| r.to_str().ok());
+    let decision = decide(
+        &MediaRequest {
+            range,
+            conditions: conditions(headers),
+        },
+        &v,
+        asset.size,
+    );
+
+    let mut h = HeaderMap::new();
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(
+        header::ETAG,
+        HeaderValue::from_str(&asset.etag).expect("hex etag"),
+    );
+    h.insert(header::LAST_MODIFIED, http_date(asset.modified));
+    // The URL carries the content version, so the bytes behind it never change.
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
+    let (status, body): (StatusCode, Body) = match decision {
+        Decision::NotModified => return Ok((StatusCode::NOT_MODIFIED, h).into_response()),
+        Decision::PreconditionFailed => {
+            return Ok((StatusCode::PRECONDITION_FAILED, h).into_response())
+        }
+        Decision::Unsatisfiable => {
+            h.insert(
+                header::CONTENT_RANGE,
+                value(&format!("bytes */{}", asset.size)),
+            );
+            return Ok((StatusCode::RANGE_NOT_SATISFIABLE, h).into_response());
+        }
+        Decision::Full => {
+            entity_headers(&mut h, asset, download, asset.size);
+            let body = if head {
+                Body::empty()
+            } else {
+                range_body(
+                    file,
+                    ByteRange {
+                        first: 0,
+                        last: asset.size.saturating_sub(1),
+                    },
+                    asset.size,
+                )
+                .await?
+            };
+            (StatusCode::OK, body)
+        }
+        Decision::Partial(r) => {
+            entity_headers(&mut h, asset, download, r.len());
+            h.insert(header::CONTENT_RANGE, value(&content_range(r, asset.size)));
+            let body = if head {
+                Body::empty()
+            } else {
+                range_body(file, r, asset.size).await?
+            };
+            (StatusCode::PARTIAL_CONTENT, body)
+        }
+        Decision::Multipart(ranges) => {
+            let boundary = format!("rollcall-{}", asset.etag.trim_matches('"'));
+            let m = Multipart::new(&ranges, asset.size, &asset.mime, boundary);
+            entity_headers(&mut h, asset, download, m.content_length);
+            h.insert(header::CONTENT_TYPE, value(&m.content_type()));
+            let body = if head {
+                Body::empty()
+            } else {
+                multipart_body(file, m)
+            };
+            (StatusCode::PARTIAL_CONTENT, body)
+        }
+    };
+    Ok((status, h, body).into_response())
+}
+
+/// Opens the file and confirms it is still the one the catalog measured.
+async fn open_checked(asset: &Asset) -> Result<tokio::fs::File, Error> {
+    let file = match tokio::fs::File::open(&asset.path).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::Stale),
+        Err(e) => return Err(e.into()),
+    };
+    let meta = file.metadata().await?;
+    if meta.len() != asset.size || meta.modified().ok() != Some(asset.modified) {
+        return Err(Error::Stale);
+    }
+    Ok(file)
+}
+
+fn entity_headers(h: &mut HeaderMap, asset: &Asset, download: bool, length: u64) {
+    h.insert(header::CONTENT_TYPE, value(&asset.mime));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    let disposition = if download { "attachment" } else { "inline" };
+    // Slugs are ASCII, so the plain filename parameter is exact.
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        value(&format!("{disposition}; filename=\"{}\"", asset.file_name)),
+    );
+}
+
+fn value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).expect("header values built from catalog ASCII")
+}
+
+fn http_date(t: SystemTime) -> HeaderValue {
+    value(&httpdate::fmt_http_date(t))
+}
+
+async fn range_body(mut file: tokio::fs::File, r: ByteRange, size: u64) -> Result<Body, Error> {
+    if size == 0 {
+        return Ok(Body::empty());
+    }
+    if r.first > 0 {
+        file.seek(SeekFrom::Start(r.first)).await?;
+    }
+    Ok(Body::from_stream(ReaderStream::with_capacity(
+        file.take(r.len()),
+        CHUNK,
+    )))
+}
+
+/// Streams each part's header and its bytes from the one open file, so every part comes from the
+/// same version of the file.
+fn multipart_body(file: tokio::fs::File, m: Multipart) -> Body {
+    struct State {
+        file: tokio::fs::File,
+        parts: std::vec::IntoIter<(String, ByteRange)>,
+        remaining: u64,
+        trailer: Option<String>,
+    }
+    let state = State {
+        file,
+        parts: m.parts.into_iter(),
+        remaining: 0,
+        trailer: Some(m.trailer),
+    };
+    let s = stream::unfold(state, |mut st| async move {
+        if st.remaining > 0 {
+            let want = st.remaining.min(CHUNK as u64) as usize;
+            let mut buf = vec![0u8; want];
+            return match st.file.read_exact(&mut buf).await {
+                Ok(_) => {
+                    st.remaining -= want as u64;
+                    Some((Ok(Bytes::from(buf)), st))
+                }
+                Err(e) => Some((
+                    Err(e),
+                    State {
+                        remaining: 0,
+                        trailer: None,
+                        ..st
+                    },
+                )),
+            };
+        }
+        if let Some((head, r)) = st.parts.next() {
+            if let Err(e) = st.file.seek(SeekFrom::Start(r.first)).await {
+                return Some((
+                    Err(e),
+                    State {
+                        trailer: None,
+                        ..st
+                    },
+                ));
+            }
+            st.remaining = r.len();
+            return Some((Ok(Bytes::from(head)), st));
+        }
+        let trailer = st.trailer.take()?;
+        Some((Ok::<_, std::io::Error>(Bytes::from(trailer)), st))
+    });
+    Body::from_stream(s)
+}

@@ -1,0 +1,238 @@
+//! A served snapshot of the catalog: everything a request needs, rendered once per catalog change.
+//!
+//! Feeds and the OPML list are rendered and compressed (gzip and brotli) when the snapshot is built,
+//! so a feed request copies no bytes and runs no encoder. [`Live`] holds the current snapshot, swaps
+//! in a new one when the catalog files change, and keeps the last good one when an edit is invalid.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+use crate::catalog::{self, Access, Asset, Catalog, MeasureCache, Problems, Source};
+use crate::render::{opml, render_feed};
+
+/// A rendered text resource in every encoding the server offers.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    pub content_type: &'static str,
+    pub identity: Bytes,
+    pub gzip: Bytes,
+    pub br: Bytes,
+    /// Strong ETag of the identity bytes; the compressed variants append `-gzip` / `-br`.
+    pub etag: String,
+    pub etag_gzip: String,
+    pub etag_br: String,
+    /// When these bytes were first served by this process.
+    pub last_modified: SystemTime,
+}
+
+impl Encoded {
+    /// Renders nothing; compresses `bytes` and derives validators. `previous` keeps Last-Modified
+    /// stable when a reload produces identical bytes.
+    pub fn new(content_type: &'static str, bytes: Vec<u8>, previous: Option<&Encoded>) -> Encoded {
+        let hash: String = Sha256::digest(&bytes)
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let etag = format!("\"{hash}\"");
+        let last_modified = match previous {
+            Some(p) if p.etag == etag => p.last_modified,
+            _ => now_seconds(),
+        };
+        let gzip = {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            enc.write_all(&bytes).expect("in-memory gzip");
+            enc.finish().expect("in-memory gzip")
+        };
+        let br = {
+            let mut out = Vec::new();
+            {
+                let mut enc = brotli::CompressorWriter::new(&mut out, 64 * 1024, 5, 22);
+                enc.write_all(&bytes).expect("in-memory brotli");
+            }
+            out
+        };
+        Encoded {
+            content_type,
+            identity: Bytes::from(bytes),
+            gzip: Bytes::from(gzip),
+            br: Bytes::from(br),
+            etag_gzip: format!("\"{hash}-gzip\""),
+            etag_br: format!("\"{hash}-br\""),
+            etag,
+            last_modified,
+        }
+    }
+}
+
+/// HTTP dates have whole seconds; a Last-Modified with a fraction would never equal a client's date.
+fn now_seconds() -> SystemTime {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+/// A file the server may send, and who may fetch it.
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub asset: Asset,
+    /// Public if any public feed uses the file, otherwise members only.
+    pub access: Access,
+}
+
+pub const RSS_TYPE: &str = "application/rss+xml; charset=utf-8";
+pub const OPML_TYPE: &str = "text/x-opml; charset=utf-8";
+
+#[derive(Debug)]
+pub struct Snapshot {
+    pub catalog: Catalog,
+    /// Rendered public feeds by id.
+    pub feeds: HashMap<String, Encoded>,
+    pub opml: Encoded,
+    /// Every servable file by URL path. Requests resolve only through this map.
+    pub media: HashMap<String, Served>,
+}
+
+impl Snapshot {
+    pub fn build(catalog: Catalog, previous: Option<&Snapshot>) -> Snapshot {
+        let mut feeds = HashMap::new();
+        let mut media: HashMap<String, Served> = catalog
+            .assets
+            .iter()
+            .map(|(path, asset)| {
+                let served = Served {
+                    asset: asset.clone(),
+                    access: Access::Members,
+                };
+                (path.clone(), served)
+            })
+            .collect();
+        for feed in catalog.feeds.iter().filter(|f| f.access == Access::Public) {
+            let prev = previous.and_then(|p| p.feeds.get(&feed.id));
+            let xml = render_feed(&catalog, feed);
+            feeds.insert(feed.id.clone(), Encoded::new(RSS_TYPE, xml, prev));
+            let mut public = vec![&feed.artwork];
+            for ep in catalog.feed_episodes(feed) {
+                public.extend(
+                    [
+                        Some(&ep.audio),
+                        ep.transcript.as_ref(),
+                        ep.chapters.as_ref(),
+                        ep.image.as_ref(),
+                    ]
+                    .into_iter()
+                    .flatten(),
+                );
+            }
+            for a in public {
+                if let Some(s) = media.get_mut(&a.url_path) {
+                    s.access = Access::Public;
+                }
+            }
+        }
+        let opml = Encoded::new(OPML_TYPE, opml(&catalog), previous.map(|p| &p.opml));
+        Snapshot {
+            catalog,
+            feeds,
+            opml,
+            media,
+        }
+    }
+}
+
+/// The current snapshot, reloaded when the catalog changes.
+pub struct Live {
+    current: ArcSwap<Snapshot>,
+    source: Source,
+    cache: MeasureCache,
+}
+
+impl Live {
+    /// Loads the catalog; fails with every problem if it is invalid.
+    pub fn load(source: Source) -> Result<Arc<Live>, Problems> {
+        let cache = MeasureCache::default();
+        let catalog = catalog::load(&source, &cache)?;
+        Ok(Arc::new(Live {
+            current: ArcSwap::from_pointee(Snapshot::build(catalog, None)),
+            source,
+            cache,
+        }))
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Reloads now (blocking I/O). On problems the current snapshot stays in place.
+    pub fn reload(&self) -> Result<(), Problems> {
+        let catalog = catalog::load(&self.source, &self.cache)?;
+        let previous = self.current.load();
+        if catalog == previous.catalog {
+            return Ok(());
+        }
+        let next = Snapshot::build(catalog, Some(&previous));
+        self.current.store(Arc::new(next));
+        Ok(())
+    }
+
+    /// Watches the catalog folders and reloads about 200 ms after the last change. The watcher runs
+    /// on its own thread, so catalog I/O never blocks the async runtime.
+    pub fn watch(self: &Arc<Self>) -> notify::Result<()> {
+        use notify::Watcher;
+        let (tx, rx) = mpsc::channel();
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                // Reading the catalog raises access events; only changes matter.
+                if let Ok(e) = event {
+                    if !matches!(e.kind, notify::EventKind::Access(_)) {
+                        let _ = tx.send(());
+                    }
+                }
+            })?;
+        let dirs: Vec<PathBuf> = vec![
+            self.source.episodes_dir.clone(),
+            self.source.feeds_dir.clone(),
+        ];
+        for dir in &dirs {
+            watcher.watch(dir, notify::RecursiveMode::Recursive)?;
+        }
+        let live = Arc::clone(self);
+        std::thread::Builder::new()
+            .name("catalog-watch".into())
+            .spawn(move || {
+                let _watcher = watcher;
+                while rx.recv().is_ok() {
+                    // Let a burst of writes (an editor save, a git checkout) settle first.
+                    while rx.recv_timeout(Duration::from_millis(200)).is_ok() {}
+                    let started = std::time::Instant::now();
+                    match live.reload() {
+                        Ok(()) => tracing::info!(
+                            elapsed_ms = started.elapsed().as_millis() as u64,
+                            "catalog reloaded"
+                        ),
+                        Err(problems) => {
+                            for p in &problems.0 {
+                                tracing::error!("{p}");
+                            }
+                            tracing::error!(
+                                count = problems.0.len(),
+                                "catalog edit rejected; still serving the last good catalog"
+                            );
+                        }
+                    }
+                }
+            })
+            .expect("spawn watcher thread");
+        Ok(())
+    }
+}
