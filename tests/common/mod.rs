@@ -116,3 +116,182 @@ pub fn tone_mp3(path: &Path, secs: f64) {
         path.to_str().unwrap(),
     ]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// A real server on 127.0.0.1:0, and a raw HTTP/1.1 client that shows exactly what was sent.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// A running in-process server; shuts down when dropped.
+pub struct Server {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    pub fn start(demo: &Demo) -> Server {
+        Server::start_with(demo.config())
+    }
+
+    pub fn start_with(config: Config) -> Server {
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listen = "127.0.0.1:0".parse().unwrap();
+                let stop = async {
+                    let _ = stop_rx.await;
+                };
+                rollcall::serve(config, listen, stop, |a| addr_tx.send(a).unwrap())
+                    .await
+                    .unwrap();
+            });
+        });
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server started");
+        Server {
+            addr,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Headers without `date`, for comparing two responses.
+    pub fn stable_headers(&self) -> Vec<(String, String)> {
+        let mut h: Vec<_> = self
+            .headers
+            .iter()
+            .filter(|(k, _)| k != "date")
+            .cloned()
+            .collect();
+        h.sort();
+        h
+    }
+}
+
+/// Sends raw request bytes on a new connection and reads the response until the server closes.
+pub fn raw(addr: SocketAddr, request: &[u8], head: bool) -> Resp {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(request).unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    parse_response(&buf, head).unwrap_or_else(|| {
+        panic!(
+            "no HTTP response to {:?}: got {:?}",
+            String::from_utf8_lossy(request),
+            String::from_utf8_lossy(&buf)
+        )
+    })
+}
+
+pub fn parse_response(buf: &[u8], head: bool) -> Option<Resp> {
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let text = std::str::from_utf8(&buf[..end]).ok()?;
+    let mut lines = text.split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let mut body = buf[end + 4..].to_vec();
+    if head {
+        assert!(body.is_empty(), "HEAD response carried a body");
+    }
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    if chunked {
+        body = dechunk(&body);
+    }
+    Some(Resp {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = b.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&b[..line_end]).unwrap().trim(), 16).unwrap();
+        b = &b[line_end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[..size]);
+        b = &b[size + 2..];
+    }
+}
+
+/// A GET (or other method) with `Host` and `Connection: close` plus `extra` headers.
+pub fn request(addr: SocketAddr, method: &str, path: &str, extra: &[(&str, &str)]) -> Resp {
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: podcasts.example.org\r\nConnection: close\r\n");
+    for (k, v) in extra {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    raw(addr, req.as_bytes(), method == "HEAD")
+}
+
+pub fn get(addr: SocketAddr, path: &str, extra: &[(&str, &str)]) -> Resp {
+    request(addr, "GET", path, extra)
+}
+
+/// Polls `cond` every 50 ms for up to `secs` seconds.
+pub fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cond()
+}
+
+/// The path part of an absolute URL from the feeds.
+pub fn path_of(url: &str) -> String {
+    url.strip_prefix(PUBLIC_URL)
+        .expect("URL under public_url")
+        .to_owned()
+}

@@ -1,0 +1,328 @@
+//! The media range and conditional matrix (RFC 9110 sections 13 and 14), over real HTTP against a
+//! server on 127.0.0.1:0. Every body is compared byte for byte with the file.
+
+mod common;
+
+use common::{get, request, Demo, Resp, Server};
+
+struct Fixture {
+    _demo: Demo,
+    server: Server,
+    path: String,
+    file: Vec<u8>,
+    etag: String,
+    last_modified: String,
+}
+
+fn fixture() -> Fixture {
+    let demo = Demo::new();
+    let catalog = demo.load().unwrap();
+    let ep = catalog
+        .episode("behavioral-response-to-stress-and-fear")
+        .unwrap();
+    let path = ep.audio.url_path.clone();
+    let file = std::fs::read(&ep.audio.path).unwrap();
+    let server = Server::start(&demo);
+    let full = get(server.addr, &path, &[]);
+    assert_eq!(full.status, 200);
+    Fixture {
+        etag: full.header("etag").unwrap().to_owned(),
+        last_modified: full.header("last-modified").unwrap().to_owned(),
+        _demo: demo,
+        server,
+        path,
+        file,
+    }
+}
+
+impl Fixture {
+    fn get(&self, headers: &[(&str, &str)]) -> Resp {
+        get(self.server.addr, &self.path, headers)
+    }
+
+    fn range(&self, range: &str) -> Resp {
+        self.get(&[("Range", range)])
+    }
+
+    fn len(&self) -> usize {
+        self.file.len()
+    }
+
+    fn assert_partial(&self, r: &Resp, first: usize, last: usize) {
+        assert_eq!(r.status, 206, "{:?}", r.headers);
+        assert_eq!(
+            r.header("content-range").unwrap(),
+            format!("bytes {first}-{last}/{}", self.len())
+        );
+        assert_eq!(
+            r.header("content-length").unwrap(),
+            (last - first + 1).to_string()
+        );
+        assert_eq!(r.body, &self.file[first..=last]);
+        assert_eq!(r.header("accept-ranges"), Some("bytes"));
+    }
+
+    fn assert_full(&self, r: &Resp) {
+        assert_eq!(r.status, 200, "{:?}", r.headers);
+        assert_eq!(r.header("content-length").unwrap(), self.len().to_string());
+        assert!(r.header("content-range").is_none());
+        assert_eq!(r.body, self.file);
+        assert_eq!(r.header("accept-ranges"), Some("bytes"));
+    }
+}
+
+#[test]
+fn range_matrix() {
+    let f = fixture();
+    let n = f.len();
+    // Whole file, with validators and the listen disposition.
+    let full = f.get(&[]);
+    f.assert_full(&full);
+    assert_eq!(full.header("content-type"), Some("audio/mpeg"));
+    assert_eq!(
+        full.header("content-disposition"),
+        Some("inline; filename=\"behavioral-response-to-stress-and-fear.mp3\"")
+    );
+    assert!(full.etag_is_strong());
+    // Apple's probe.
+    f.assert_partial(&f.range("bytes=0-1"), 0, 1);
+    f.assert_partial(&f.range("bytes=100-199"), 100, 199);
+    f.assert_partial(&f.range("bytes=1-3"), 1, 3);
+    // Open-ended, suffix, clamped end.
+    f.assert_partial(&f.range("bytes=1000-"), 1000, n - 1);
+    f.assert_partial(&f.range("bytes=-500"), n - 500, n - 1);
+    f.assert_partial(&f.range(&format!("bytes=-{}", n * 2)), 0, n - 1);
+    f.assert_partial(
+        &f.range(&format!("bytes={}-{}", n - 10, n * 10)),
+        n - 10,
+        n - 1,
+    );
+    // The unit is case-insensitive.
+    f.assert_partial(&f.range("BYTES=0-1"), 0, 1);
+    f.assert_partial(&f.range("Bytes=0-1"), 0, 1);
+    // Overlapping and adjacent ranges coalesce into one part.
+    f.assert_partial(&f.range("bytes=0-10,5-20"), 0, 20);
+    f.assert_partial(&f.range("bytes=0-4,5-9"), 0, 9);
+    // Unsatisfiable.
+    for h in [
+        format!("bytes={n}-"),
+        format!("bytes={}-{}", n + 5, n + 10),
+        "bytes=-0".to_owned(),
+    ] {
+        let r = f.range(&h);
+        assert_eq!(r.status, 416, "{h}");
+        assert_eq!(
+            r.header("content-range").unwrap(),
+            format!("bytes */{n}"),
+            "{h}"
+        );
+        assert_eq!(r.header("accept-ranges"), Some("bytes"));
+    }
+    // Malformed or foreign: ignored, 200 with the whole file.
+    for h in [
+        "bytes=5-1",
+        "items=0-1",
+        "bytes=abc",
+        "bytes=",
+        "bytes=0-1;x",
+        "bytes 0-1",
+    ] {
+        f.assert_full(&f.range(h));
+    }
+    // Numbers past u64 never cause a 5xx.
+    let huge = "184467440737095516160000";
+    assert_eq!(f.range(&format!("bytes={huge}-")).status, 416);
+    f.assert_partial(&f.range(&format!("bytes=0-{huge}")), 0, n - 1);
+    f.assert_partial(&f.range(&format!("bytes=-{huge}")), 0, n - 1);
+    // The "Apache Killer": many overlapping ranges get a plain 200.
+    let killer = format!(
+        "bytes=0-,{}",
+        (0..1300)
+            .map(|i| format!("5-{i}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    f.assert_full(&f.range(&killer));
+    let many = format!(
+        "bytes={}",
+        (0..40)
+            .map(|i| format!("{}-{}", i * 10, i * 10 + 1))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    f.assert_full(&f.range(&many));
+}
+
+#[test]
+fn multipart_byteranges_body_is_exact() {
+    let f = fixture();
+    let n = f.len();
+    let r = f.range("bytes=10-19, 50-59,-5");
+    assert_eq!(r.status, 206);
+    let ct = r.header("content-type").unwrap();
+    let boundary = ct
+        .strip_prefix("multipart/byteranges; boundary=")
+        .expect(ct);
+    let mut want = Vec::new();
+    for (i, (a, b)) in [(10, 19), (50, 59), (n - 5, n - 1)].into_iter().enumerate() {
+        if i > 0 {
+            want.extend_from_slice(b"\r\n");
+        }
+        want.extend_from_slice(format!("--{boundary}\r\nContent-Type: audio/mpeg\r\nContent-Range: bytes {a}-{b}/{n}\r\n\r\n").as_bytes());
+        want.extend_from_slice(&f.file[a..=b]);
+    }
+    want.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    assert_eq!(r.body, want);
+    assert_eq!(r.header("content-length").unwrap(), want.len().to_string());
+    assert!(
+        r.header("content-range").is_none(),
+        "multipart responses carry Content-Range per part"
+    );
+}
+
+#[test]
+fn preconditions_in_rfc_order() {
+    let f = fixture();
+    let etag = f.etag.as_str();
+    let lm = f.last_modified.as_str();
+    let past = "Mon, 01 Jan 2001 00:00:00 GMT";
+    let future = "Fri, 01 Jan 2100 00:00:00 GMT";
+    // If-Match.
+    assert_eq!(f.get(&[("If-Match", "\"nope\"")]).status, 412);
+    assert_eq!(
+        f.get(&[("If-Match", &format!("W/{etag}"))]).status,
+        412,
+        "If-Match is strong"
+    );
+    f.assert_full(&f.get(&[("If-Match", etag)]));
+    f.assert_full(&f.get(&[("If-Match", "*")]));
+    f.assert_partial(&f.get(&[("If-Match", etag), ("Range", "bytes=0-1")]), 0, 1);
+    // If-Unmodified-Since, skipped when If-Match is present.
+    assert_eq!(f.get(&[("If-Unmodified-Since", past)]).status, 412);
+    f.assert_full(&f.get(&[("If-Unmodified-Since", future)]));
+    f.assert_full(&f.get(&[("If-Match", etag), ("If-Unmodified-Since", past)]));
+    // If-None-Match: weak comparison, 304 with validators and no body.
+    for inm in [
+        etag.to_owned(),
+        format!("W/{etag}"),
+        "*".to_owned(),
+        format!("\"x\", {etag}"),
+    ] {
+        let r = f.get(&[("If-None-Match", &inm)]);
+        assert_eq!(r.status, 304, "{inm}");
+        assert!(r.body.is_empty());
+        assert_eq!(r.header("etag"), Some(etag));
+    }
+    f.assert_full(&f.get(&[("If-None-Match", "\"other\"")]));
+    // If-Modified-Since, skipped when If-None-Match is present.
+    assert_eq!(f.get(&[("If-Modified-Since", lm)]).status, 304);
+    assert_eq!(f.get(&[("If-Modified-Since", future)]).status, 304);
+    f.assert_full(&f.get(&[("If-Modified-Since", past)]));
+    f.assert_full(&f.get(&[
+        ("If-None-Match", "\"other\""),
+        ("If-Modified-Since", future),
+    ]));
+    f.assert_full(&f.get(&[("If-Modified-Since", "not a date")]));
+    // A failed If-Match beats a matching If-None-Match.
+    assert_eq!(
+        f.get(&[("If-Match", "\"nope\""), ("If-None-Match", etag)])
+            .status,
+        412
+    );
+    // 304 takes precedence over Range.
+    assert_eq!(
+        f.get(&[("If-None-Match", etag), ("Range", "bytes=0-1")])
+            .status,
+        304
+    );
+}
+
+#[test]
+fn if_range_is_strong() {
+    let f = fixture();
+    let etag = f.etag.as_str();
+    f.assert_partial(&f.get(&[("Range", "bytes=5-9"), ("If-Range", etag)]), 5, 9);
+    f.assert_full(&f.get(&[("Range", "bytes=5-9"), ("If-Range", "\"stale\"")]));
+    f.assert_full(&f.get(&[("Range", "bytes=5-9"), ("If-Range", &format!("W/{etag}"))]));
+    f.assert_partial(
+        &f.get(&[("Range", "bytes=5-9"), ("If-Range", &f.last_modified)]),
+        5,
+        9,
+    );
+    f.assert_full(&f.get(&[
+        ("Range", "bytes=5-9"),
+        ("If-Range", "Fri, 01 Jan 2100 00:00:00 GMT"),
+    ]));
+}
+
+#[test]
+fn head_has_exactly_the_headers_of_get() {
+    let f = fixture();
+    for headers in [
+        vec![],
+        vec![("Range", "bytes=0-1")],
+        vec![("Range", "bytes=0-0,10-20")],
+        vec![("Range", "bytes=99999999-")],
+    ] {
+        let g = f.get(&headers);
+        let h = request(f.server.addr, "HEAD", &f.path, &headers);
+        assert_eq!(h.status, g.status, "{headers:?}");
+        assert_eq!(h.stable_headers(), g.stable_headers(), "{headers:?}");
+        assert!(h.body.is_empty());
+    }
+}
+
+#[test]
+fn other_methods_get_405_with_allow() {
+    let f = fixture();
+    for m in ["POST", "PUT", "DELETE", "PATCH"] {
+        let r = request(f.server.addr, m, &f.path, &[("Content-Length", "0")]);
+        assert_eq!(r.status, 405, "{m}");
+        let allow = r.header("allow").unwrap();
+        assert!(allow.contains("GET") && allow.contains("HEAD"), "{allow}");
+    }
+}
+
+#[test]
+fn download_is_an_attachment_with_a_filename() {
+    let f = fixture();
+    let r = get(f.server.addr, &format!("{}?download=1", f.path), &[]);
+    f.assert_full(&r);
+    assert_eq!(
+        r.header("content-disposition"),
+        Some("attachment; filename=\"behavioral-response-to-stress-and-fear.mp3\"")
+    );
+    let r = get(
+        f.server.addr,
+        &format!("{}?download=1", f.path),
+        &[("Range", "bytes=0-1")],
+    );
+    f.assert_partial(&r, 0, 1);
+    assert!(r
+        .header("content-disposition")
+        .unwrap()
+        .starts_with("attachment;"));
+}
+
+#[test]
+fn request_without_host_gets_400() {
+    let f = fixture();
+    let r = common::raw(
+        f.server.addr,
+        format!("GET {} HTTP/1.1\r\nConnection: close\r\n\r\n", f.path).as_bytes(),
+        false,
+    );
+    assert_eq!(r.status, 400);
+    assert!(String::from_utf8_lossy(&r.body).contains("Host"));
+}
+
+trait StrongEtag {
+    fn etag_is_strong(&self) -> bool;
+}
+
+impl StrongEtag for Resp {
+    fn etag_is_strong(&self) -> bool {
+        self.header("etag")
+            .is_some_and(|e| e.starts_with('"') && e.ends_with('"') && e.len() > 10)
+    }
+}
