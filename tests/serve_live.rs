@@ -1,0 +1,200 @@
+//! Live catalog: edits apply without a restart, invalid edits keep the last good catalog, replaced
+//! audio gets a new URL while the old one never serves the new bytes, and a stream in flight keeps
+//! the file it started with.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::{eventually, get, path_of, Demo, Server};
+
+const FEED: &str = "/feeds/defusing-difficult-encounters.xml";
+const EP: &str = "episodes/defining-de-escalation/episode.toml";
+
+fn feed_text(server: &Server) -> String {
+    String::from_utf8(get(server.addr, FEED, &[]).body).unwrap()
+}
+
+fn enclosure_paths(xml: &str) -> Vec<String> {
+    let ch = rss::Channel::read_from(xml.as_bytes()).unwrap();
+    ch.items
+        .iter()
+        .map(|i| path_of(&i.enclosure.as_ref().unwrap().url))
+        .collect()
+}
+
+/// Replaces a file the way editors and deploy tools do: write aside, then rename over it.
+fn replace(path: &std::path::Path, bytes: &[u8]) {
+    let tmp = path.with_extension("tmp-new");
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[test]
+fn edits_apply_and_invalid_edits_keep_the_last_good_catalog() {
+    let demo = Demo::new();
+    let server = Server::start(&demo);
+    let before = get(server.addr, FEED, &[]);
+    assert!(feed_text(&server).contains("<title>Defining De-Escalation</title>"));
+
+    demo.edit(
+        EP,
+        "title = \"Defining De-Escalation\"",
+        "title = \"Defining De-Escalation (revised)\"",
+    );
+    assert!(
+        eventually(5, || feed_text(&server)
+            .contains("<title>Defining De-Escalation (revised)</title>")),
+        "the edit did not reach the feed"
+    );
+    let after = get(server.addr, FEED, &[]);
+    assert_ne!(
+        after.header("etag"),
+        before.header("etag"),
+        "a changed feed gets a new ETag"
+    );
+    assert_eq!(
+        get(
+            server.addr,
+            FEED,
+            &[("If-None-Match", before.header("etag").unwrap())]
+        )
+        .status,
+        200
+    );
+
+    // Break the catalog: the server keeps serving the last good one.
+    demo.edit(
+        EP,
+        "published = 2016-06-30T09:00:00-04:00",
+        "published = \"yesterday\"",
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let still = get(server.addr, FEED, &[]);
+    assert_eq!(still.status, 200);
+    assert_eq!(
+        still.body, after.body,
+        "an invalid edit must not change what is served"
+    );
+
+    // Fix it again: the next good edit applies.
+    demo.edit(
+        EP,
+        "published = \"yesterday\"",
+        "published = 2016-06-30T09:00:00-04:00",
+    );
+    demo.edit(EP, "(revised)", "(second revision)");
+    assert!(eventually(5, || feed_text(&server).contains("(second revision)")));
+
+    // A new episode appears in the feed.
+    common::copy_dir(
+        &demo.path("episodes/defining-de-escalation"),
+        &demo.path("episodes/new-briefing"),
+    );
+    let toml = demo
+        .read("episodes/new-briefing/episode.toml")
+        .replace(
+            "e6be906a-3576-5e57-a8a6-6711becf9e96",
+            "0a8e2f5c-0000-5000-8000-000000000001",
+        )
+        .replace("2016-06-30T09:00:00-04:00", "2016-07-15T09:00:00-04:00");
+    demo.write("episodes/new-briefing/episode.toml", &toml);
+    assert!(eventually(5, || enclosure_paths(&feed_text(&server)).len() == 3));
+    assert!(
+        enclosure_paths(&feed_text(&server))[0].starts_with("/media/new-briefing/"),
+        "newest first"
+    );
+}
+
+#[test]
+fn replaced_audio_gets_a_new_url_and_the_old_url_never_serves_new_bytes() {
+    let demo = Demo::new();
+    let server = Server::start(&demo);
+    let old_xml = feed_text(&server);
+    let old_path = enclosure_paths(&old_xml)[1].clone();
+    assert!(old_path.starts_with("/media/defining-de-escalation/"));
+    let audio = demo.path("episodes/defining-de-escalation/audio.mp3");
+    let old_bytes = std::fs::read(&audio).unwrap();
+    let old = get(server.addr, &old_path, &[]);
+    assert_eq!(old.body, old_bytes);
+    let old_etag = old.header("etag").unwrap().to_owned();
+    // A client downloaded the first half.
+    let half = old_bytes.len() / 2;
+
+    // Replace the audio with different, valid audio.
+    let new_bytes =
+        std::fs::read(demo.path("episodes/behavioral-response-to-stress-and-fear/audio.mp3"))
+            .unwrap();
+    assert_ne!(new_bytes, old_bytes);
+    replace(&audio, &new_bytes);
+
+    assert!(
+        eventually(5, || enclosure_paths(&feed_text(&server))[1] != old_path),
+        "enclosure URL must change"
+    );
+    let new_path = enclosure_paths(&feed_text(&server))[1].clone();
+    let new_xml = feed_text(&server);
+    assert!(
+        new_xml.contains(&format!("length=\"{}\"", new_bytes.len())),
+        "enclosure length follows the new file"
+    );
+
+    // The old URL never serves the new bytes, with or without a range.
+    for headers in [vec![], vec![("Range", format!("bytes={half}-"))]] {
+        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = get(server.addr, &old_path, &h);
+        assert_eq!(r.status, 404, "old URL after replacement");
+        assert!(!r
+            .body
+            .windows(64)
+            .any(|w| new_bytes.windows(64).next() == Some(w)));
+    }
+    // Resuming on the new URL with the old validator gets the whole new file, never a stitched mix.
+    let resumed = get(
+        server.addr,
+        &new_path,
+        &[
+            ("Range", &format!("bytes={half}-")),
+            ("If-Range", &old_etag),
+        ],
+    );
+    assert_eq!(resumed.status, 200);
+    assert_eq!(resumed.body, new_bytes);
+    assert_ne!(resumed.header("etag").unwrap(), old_etag);
+}
+
+#[test]
+fn a_stream_in_flight_keeps_its_file() {
+    let demo = Demo::new();
+    // A large episode (MP3 frames concatenate), so the response outlasts the socket buffers.
+    let one = std::fs::read(demo.path("episodes/defining-de-escalation/audio.mp3")).unwrap();
+    let big: Vec<u8> = one.iter().copied().cycle().take(one.len() * 120).collect();
+    let audio = demo.path("episodes/defining-de-escalation/audio.mp3");
+    std::fs::write(&audio, &big).unwrap();
+    let server = Server::start(&demo);
+    let path = enclosure_paths(&feed_text(&server))[1].clone();
+
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut first = vec![0u8; 64 * 1024];
+    s.read_exact(&mut first).unwrap();
+    // Replace the file mid-stream; the open handle keeps the old inode.
+    let other =
+        std::fs::read(demo.path("episodes/behavioral-response-to-stress-and-fear/audio.mp3"))
+            .unwrap();
+    replace(&audio, &other);
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).unwrap();
+    first.extend_from_slice(&rest);
+    let resp = common::parse_response(&first, false).unwrap();
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.body.len(), big.len());
+    assert!(resp.body == big, "the stream switched files mid-response");
+}
