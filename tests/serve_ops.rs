@@ -1,0 +1,249 @@
+//! Operations: the `serve` command's ready line, the access log, the header-read and idle timeouts,
+//! the connection limit, and graceful shutdown on SIGTERM with a deadline for in-flight downloads.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{get, Demo, Server};
+
+fn with_server_config(demo: &Demo, server: &str) -> rollcall::config::Config {
+    demo.write(
+        "config.toml",
+        &format!(
+            "public_url = \"{}\"\n[server]\n{server}\n",
+            common::PUBLIC_URL
+        ),
+    );
+    rollcall::config::Config::load(&demo.path("config.toml")).unwrap()
+}
+
+/// Starts the real binary and waits for its `listening on` line.
+fn spawn(demo: &Demo) -> (Child, SocketAddr, BufReader<std::process::ChildStdout>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .arg("--config")
+        .arg(demo.path("config.toml"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .unwrap();
+    (child, addr, out)
+}
+
+fn sigterm(child: &Child) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+#[test]
+fn access_log_has_one_line_per_request_without_secrets() {
+    let demo = Demo::new();
+    let (mut child, addr, _out) = spawn(&demo);
+    let catalog = demo.load().unwrap();
+    let audio = catalog
+        .episode("defining-de-escalation")
+        .unwrap()
+        .audio
+        .url_path
+        .clone();
+    let r = get(
+        addr,
+        &format!("{audio}?token=s3cret-value"),
+        &[("Range", "bytes=0-99"), ("User-Agent", "AntennaPod/3.4.0")],
+    );
+    assert_eq!(r.status, 206);
+    get(addr, "/feeds/nope.xml", &[]);
+    sigterm(&child);
+    assert!(child.wait().unwrap().success());
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("access") && l.contains(&audio))
+        .unwrap_or_else(|| panic!("no access line for the media request:\n{log}"));
+    for part in [
+        "method=GET",
+        "status=206",
+        "bytes=100",
+        "ms=",
+        "ua=AntennaPod/3.4.0",
+    ] {
+        assert!(line.contains(part), "{part} missing from {line}");
+    }
+    assert!(
+        !log.contains("s3cret-value"),
+        "query strings must never be logged"
+    );
+    assert!(log
+        .lines()
+        .any(|l| l.contains("path=/feeds/nope.xml") && l.contains("status=404")));
+}
+
+#[test]
+fn header_read_timeout_closes_slow_clients() {
+    let demo = Demo::new();
+    let server = Server::start_with(with_server_config(&demo, "header_read_timeout_secs = 1"));
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(5),
+        "connection stayed open {waited:?}"
+    );
+    assert!(!String::from_utf8_lossy(&buf).contains("200 OK"));
+}
+
+#[test]
+fn idle_keep_alive_connections_are_closed() {
+    let demo = Demo::new();
+    let server = Server::start_with(with_server_config(
+        &demo,
+        "keep_alive_timeout_secs = 1\nheader_read_timeout_secs = 30",
+    ));
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let n = s.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let started = Instant::now();
+    let n = s.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "expected the server to close the idle connection");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "idle connection lived {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn connection_limit_queues_extra_clients() {
+    let demo = Demo::new();
+    let server = Server::start_with(with_server_config(&demo, "max_connections = 1"));
+    let mut first = TcpStream::connect(server.addr).unwrap();
+    first
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 512];
+    assert!(first.read(&mut buf).unwrap() > 0);
+    // The first connection is still open, so the second waits unserved.
+    let mut second = TcpStream::connect(server.addr).unwrap();
+    second
+        .set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
+    second
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let err = second.read(&mut buf).unwrap_err();
+    assert!(
+        matches!(
+            err.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "{err}"
+    );
+    drop(first);
+    second
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut all = Vec::new();
+    second.read_to_end(&mut all).unwrap();
+    assert!(String::from_utf8_lossy(&all).starts_with("HTTP/1.1 200"));
+}
+
+#[test]
+fn sigterm_lets_an_in_flight_download_finish_and_refuses_new_connections() {
+    let demo = Demo::new();
+    let one = std::fs::read(demo.path("episodes/defining-de-escalation/audio.mp3")).unwrap();
+    let big: Vec<u8> = one.iter().copied().cycle().take(one.len() * 120).collect();
+    std::fs::write(demo.path("episodes/defining-de-escalation/audio.mp3"), &big).unwrap();
+    with_server_config(&demo, "shutdown_grace_secs = 20");
+    let (mut child, addr, _out) = spawn(&demo);
+    let audio = demo
+        .load()
+        .unwrap()
+        .episode("defining-de-escalation")
+        .unwrap()
+        .audio
+        .url_path
+        .clone();
+
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(s, "GET {audio} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut got = vec![0u8; 16 * 1024];
+    s.read_exact(&mut got).unwrap();
+    sigterm(&child);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        TcpStream::connect(addr).is_err(),
+        "the listener closes at once"
+    );
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).unwrap();
+    got.extend_from_slice(&rest);
+    let resp = common::parse_response(&got, false).unwrap();
+    assert_eq!(resp.body.len(), big.len());
+    assert!(resp.body == big);
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn sigterm_deadline_ends_stalled_downloads() {
+    let demo = Demo::new();
+    let one = std::fs::read(demo.path("episodes/defining-de-escalation/audio.mp3")).unwrap();
+    let big: Vec<u8> = one.iter().copied().cycle().take(one.len() * 120).collect();
+    std::fs::write(demo.path("episodes/defining-de-escalation/audio.mp3"), &big).unwrap();
+    with_server_config(&demo, "shutdown_grace_secs = 1");
+    let (mut child, addr, _out) = spawn(&demo);
+    let audio = demo
+        .load()
+        .unwrap()
+        .episode("defining-de-escalation")
+        .unwrap()
+        .audio
+        .url_path
+        .clone();
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(s, "GET {audio} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut got = vec![0u8; 1024];
+    s.read_exact(&mut got).unwrap();
+    // The client stops reading; the server must still exit after its grace period.
+    let started = Instant::now();
+    sigterm(&child);
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+}
