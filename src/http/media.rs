@@ -44,7 +44,11 @@ pub async fn media(
         .query()
         .is_some_and(|q| q.split('&').any(|p| p == "download" || p == "download=1"));
     match serve(&served.asset, method == Method::HEAD, download, &headers).await {
-        Ok(r) => r,
+        Ok(mut r) => {
+            // Web players and transcript viewers on other sites need CORS for public files.
+            r.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+            r
+        }
         Err(e) => e.into_response(),
     }
 }
