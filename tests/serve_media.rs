@@ -84,7 +84,11 @@ fn range_matrix() {
         Some("inline; filename=\"behavioral-response-to-stress-and-fear.mp3\"")
     );
     assert!(full.etag_is_strong());
-    assert_eq!(full.header("access-control-allow-origin"), Some("*"), "web players need CORS");
+    assert_eq!(
+        full.header("access-control-allow-origin"),
+        Some("*"),
+        "web players need CORS"
+    );
     // Apple's probe.
     f.assert_partial(&f.range("bytes=0-1"), 0, 1);
     f.assert_partial(&f.range("bytes=100-199"), 100, 199);

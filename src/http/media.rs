@@ -4,7 +4,7 @@
 //! file replaced on disk but not yet reloaded is never served under its old URL and validators. An
 //! open file handle keeps streaming the bytes it started with even if the file is replaced.
 
-use std::io::SeekFrom;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::body::Body;
@@ -12,20 +12,15 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures_util::stream;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
+use futures_util::{future, stream, StreamExt};
 
 use super::{feeds::conditions, AppState, Error};
 use crate::access::{self, AccessDecision, Credentials};
 use crate::catalog::Asset;
 use crate::media::conditional::Validators;
 use crate::media::range::ByteRange;
+use crate::media::stream::FileStream;
 use crate::media::{content_range, decide, Decision, MediaRequest, Multipart};
-
-/// Read size for streaming. Small enough to keep per-connection memory low, large enough that a
-/// read is not dominated by its syscall.
-pub const CHUNK: usize = 32 * 1024;
 
 pub async fn media(
     State(state): State<AppState>,
@@ -46,7 +41,10 @@ pub async fn media(
     match serve(&served.asset, method == Method::HEAD, download, &headers).await {
         Ok(mut r) => {
             // Web players and transcript viewers on other sites need CORS for public files.
-            r.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+            r.headers_mut().insert(
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            );
             r
         }
         Err(e) => e.into_response(),
@@ -112,7 +110,6 @@ async fn serve(
                     },
                     asset.size,
                 )
-                .await?
             };
             (StatusCode::OK, body)
         }
@@ -122,7 +119,7 @@ async fn serve(
             let body = if head {
                 Body::empty()
             } else {
-                range_body(file, r, asset.size).await?
+                range_body(file, r, asset.size)
             };
             (StatusCode::PARTIAL_CONTENT, body)
         }
@@ -142,18 +139,26 @@ async fn serve(
     Ok((status, h, body).into_response())
 }
 
-/// Opens the file and confirms it is still the one the catalog measured.
-async fn open_checked(asset: &Asset) -> Result<tokio::fs::File, Error> {
-    let file = match tokio::fs::File::open(&asset.path).await {
-        Ok(f) => f,
+/// Opens the file and confirms it is still the one the catalog measured, in one trip to the
+/// blocking pool.
+async fn open_checked(asset: &Asset) -> Result<Arc<std::fs::File>, Error> {
+    let path = asset.path.clone();
+    let opened = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(path)?;
+        let meta = file.metadata()?;
+        Ok::<_, std::io::Error>((file, meta))
+    })
+    .await
+    .map_err(std::io::Error::other)?;
+    let (file, meta) = match opened {
+        Ok(x) => x,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::Stale),
         Err(e) => return Err(e.into()),
     };
-    let meta = file.metadata().await?;
     if meta.len() != asset.size || meta.modified().ok() != Some(asset.modified) {
         return Err(Error::Stale);
     }
-    Ok(file)
+    Ok(Arc::new(file))
 }
 
 fn entity_headers(h: &mut HeaderMap, asset: &Asset, download: bool, length: u64) {
@@ -175,68 +180,24 @@ fn http_date(t: SystemTime) -> HeaderValue {
     value(&httpdate::fmt_http_date(t))
 }
 
-async fn range_body(mut file: tokio::fs::File, r: ByteRange, size: u64) -> Result<Body, Error> {
+fn range_body(file: Arc<std::fs::File>, r: ByteRange, size: u64) -> Body {
     if size == 0 {
-        return Ok(Body::empty());
+        return Body::empty();
     }
-    if r.first > 0 {
-        file.seek(SeekFrom::Start(r.first)).await?;
-    }
-    Ok(Body::from_stream(ReaderStream::with_capacity(
-        file.take(r.len()),
-        CHUNK,
-    )))
+    Body::from_stream(FileStream::new(file, r.first, r.len()))
 }
 
 /// Streams each part's header and its bytes from the one open file, so every part comes from the
 /// same version of the file.
-fn multipart_body(file: tokio::fs::File, m: Multipart) -> Body {
-    struct State {
-        file: tokio::fs::File,
-        parts: std::vec::IntoIter<(String, ByteRange)>,
-        remaining: u64,
-        trailer: Option<String>,
-    }
-    let state = State {
-        file,
-        parts: m.parts.into_iter(),
-        remaining: 0,
-        trailer: Some(m.trailer),
-    };
-    let s = stream::unfold(state, |mut st| async move {
-        if st.remaining > 0 {
-            let want = st.remaining.min(CHUNK as u64) as usize;
-            let mut buf = vec![0u8; want];
-            return match st.file.read_exact(&mut buf).await {
-                Ok(_) => {
-                    st.remaining -= want as u64;
-                    Some((Ok(Bytes::from(buf)), st))
-                }
-                Err(e) => Some((
-                    Err(e),
-                    State {
-                        remaining: 0,
-                        trailer: None,
-                        ..st
-                    },
-                )),
-            };
-        }
-        if let Some((head, r)) = st.parts.next() {
-            if let Err(e) = st.file.seek(SeekFrom::Start(r.first)).await {
-                return Some((
-                    Err(e),
-                    State {
-                        trailer: None,
-                        ..st
-                    },
-                ));
-            }
-            st.remaining = r.len();
-            return Some((Ok(Bytes::from(head)), st));
-        }
-        let trailer = st.trailer.take()?;
-        Some((Ok::<_, std::io::Error>(Bytes::from(trailer)), st))
+fn multipart_body(file: Arc<std::fs::File>, m: Multipart) -> Body {
+    let Multipart { parts, trailer, .. } = m;
+    let parts = parts.into_iter().map(move |(head, r)| {
+        stream::once(future::ready(Ok(Bytes::from(head)))).chain(FileStream::new(
+            Arc::clone(&file),
+            r.first,
+            r.len(),
+        ))
     });
-    Body::from_stream(s)
+    let tail = stream::once(future::ready(Ok(Bytes::from(trailer))));
+    Body::from_stream(stream::iter(parts).flatten().chain(tail))
 }

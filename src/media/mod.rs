@@ -2,10 +2,12 @@
 //!
 //! A request flows through [`decide`], which checks preconditions ([`conditional`]) in RFC order, then
 //! `If-Range`, then the `Range` header ([`range`]), and returns a [`Decision`]. The http layer turns
-//! the decision into a response and streams the bytes. Nothing here does I/O.
+//! the decision into a response and streams the bytes with [`stream::FileStream`]. Apart from that
+//! stream, nothing here does I/O.
 
 pub mod conditional;
 pub mod range;
+pub mod stream;
 
 use conditional::{Conditions, Precondition, Validators};
 use range::{ByteRange, Resolved};

@@ -1,0 +1,152 @@
+//! Streaming a byte range of an open file with little memory per connection.
+//!
+//! Each chunk is a positional read into a fresh buffer that is handed to the socket writer and freed
+//! once written, so a stalled client pins at most one chunk. Reads first try `preadv2(RWF_NOWAIT)`
+//! on the async thread, which succeeds without blocking when the pages are cached (the common case
+//! for popular episodes); only a cache miss goes to the blocking pool. The chunk size starts small and
+//! doubles while the client keeps up, so slow listeners cost little and fast downloads make few
+//! syscalls.
+
+use std::fs::File;
+use std::future::Future;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::Stream;
+use rustix::io::{Errno, ReadWriteFlags};
+use tokio::task::JoinHandle;
+
+/// First read size, and the most a stalled client can pin.
+pub const MIN_CHUNK: usize = 16 * 1024;
+/// Largest read size for a client that keeps up.
+pub const MAX_CHUNK: usize = 256 * 1024;
+/// A chunk taken sooner than this after the previous one means the client is keeping up.
+const FAST: Duration = Duration::from_millis(2);
+
+pub struct FileStream {
+    file: Arc<File>,
+    offset: u64,
+    remaining: u64,
+    chunk: usize,
+    last: Option<Instant>,
+    pending: Option<JoinHandle<io::Result<Vec<u8>>>>,
+}
+
+impl FileStream {
+    /// Streams `len` bytes of `file` starting at `offset`.
+    pub fn new(file: Arc<File>, offset: u64, len: u64) -> FileStream {
+        FileStream {
+            file,
+            offset,
+            remaining: len,
+            chunk: MIN_CHUNK,
+            last: None,
+            pending: None,
+        }
+    }
+
+    fn advance(&mut self, buf: Vec<u8>) -> Poll<Option<io::Result<Bytes>>> {
+        if buf.is_empty() {
+            self.remaining = 0;
+            return Poll::Ready(Some(Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file is shorter than the catalog measured",
+            ))));
+        }
+        self.offset += buf.len() as u64;
+        self.remaining -= buf.len() as u64;
+        self.last = Some(Instant::now());
+        Poll::Ready(Some(Ok(Bytes::from(buf))))
+    }
+}
+
+impl Stream for FileStream {
+    type Item = io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(handle) = self.pending.as_mut() {
+            let done = ready!(Pin::new(handle).poll(cx));
+            self.pending = None;
+            return match done {
+                Ok(Ok(buf)) => self.advance(buf),
+                Ok(Err(e)) => Poll::Ready(Some(Err(e))),
+                Err(join) => Poll::Ready(Some(Err(io::Error::other(join)))),
+            };
+        }
+        if self.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        if self.last.is_some_and(|t| t.elapsed() < FAST) {
+            self.chunk = (self.chunk * 2).min(MAX_CHUNK);
+        } else if self.last.is_some() {
+            self.chunk = MIN_CHUNK;
+        }
+        let want = self.chunk.min(self.remaining as usize);
+        let mut buf = vec![0u8; want];
+        match rustix::io::preadv2(
+            &*self.file,
+            &mut [io::IoSliceMut::new(&mut buf)],
+            self.offset,
+            ReadWriteFlags::NOWAIT,
+        ) {
+            Ok(n) if n > 0 => {
+                buf.truncate(n);
+                self.advance(buf)
+            }
+            Ok(_) => self.advance(Vec::new()),
+            Err(e) if e == Errno::AGAIN || e == Errno::OPNOTSUPP || e == Errno::NOSYS => {
+                // Not cached (or no RWF_NOWAIT here): read on the blocking pool.
+                let file = Arc::clone(&self.file);
+                let offset = self.offset;
+                self.pending = Some(tokio::task::spawn_blocking(move || {
+                    let n = file.read_at(&mut buf, offset)?;
+                    buf.truncate(n);
+                    Ok(buf)
+                }));
+                self.poll_next(cx)
+            }
+            Err(e) => Poll::Ready(Some(Err(e.into()))),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    #[tokio::test]
+    async fn streams_exactly_the_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        let data: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&p, &data).unwrap();
+        let mut s = FileStream::new(Arc::new(File::open(&p).unwrap()), 12_345, 600_000);
+        let mut got = Vec::new();
+        while let Some(chunk) = s.next().await {
+            let chunk = chunk.unwrap();
+            assert!(chunk.len() <= MAX_CHUNK);
+            got.extend_from_slice(&chunk);
+        }
+        assert_eq!(got, &data[12_345..612_345]);
+    }
+
+    #[tokio::test]
+    async fn a_file_that_shrank_is_an_error_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, vec![1u8; 1000]).unwrap();
+        let mut s = FileStream::new(Arc::new(File::open(&p).unwrap()), 0, 5000);
+        assert_eq!(s.next().await.unwrap().unwrap().len(), 1000);
+        assert!(s.next().await.unwrap().is_err());
+    }
+}
