@@ -3,7 +3,8 @@
 //! [`config`] says where the catalog is; [`catalog`] loads and measures it; [`render`] turns it into
 //! feed bytes; [`snapshot`] holds the rendered, compressed state that requests read and reloads it
 //! when files change; [`media`] decides range and conditional semantics; [`access`] decides who may
-//! fetch what; [`http`] is the only layer that speaks HTTP; [`export`] writes a static copy.
+//! fetch what; [`site`] renders the website's pages; [`http`] is the only layer that speaks HTTP;
+//! [`export`] writes a static copy.
 
 pub mod access;
 pub mod catalog;
@@ -12,6 +13,7 @@ pub mod export;
 pub mod http;
 pub mod media;
 pub mod render;
+pub mod site;
 pub mod snapshot;
 
 use std::future::Future;

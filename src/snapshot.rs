@@ -1,7 +1,7 @@
 //! A served snapshot of the catalog: everything a request needs, rendered once per catalog change.
 //!
-//! Feeds and the OPML list are rendered and compressed (gzip and brotli) when the snapshot is built,
-//! so a feed request copies no bytes and runs no encoder. [`Live`] holds the current snapshot, swaps
+//! Feeds, the OPML list and the website's pages are rendered and compressed (gzip and brotli) when
+//! the snapshot is built, so a feed or page request copies no bytes and runs no encoder. [`Live`] holds the current snapshot, swaps
 //! in a new one when the catalog files change, and keeps the last good one when an edit is invalid.
 
 use std::collections::HashMap;
@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::catalog::{self, Access, Asset, Catalog, MeasureCache, Problems, Source};
 use crate::render::{opml, render_feed};
+use crate::site;
 
 /// A rendered text resource in every encoding the server offers.
 #[derive(Debug, Clone)]
@@ -101,6 +102,8 @@ pub struct Snapshot {
     pub opml: Encoded,
     /// Every servable file by URL path. Requests resolve only through this map.
     pub media: HashMap<String, Served>,
+    /// The website's pages, rendered and compressed like the feeds.
+    pub pages: site::Pages,
 }
 
 impl Snapshot {
@@ -141,11 +144,13 @@ impl Snapshot {
             }
         }
         let opml = Encoded::new(OPML_TYPE, opml(&catalog), previous.map(|p| &p.opml));
+        let pages = site::build(&catalog, previous.map(|p| &p.pages));
         Snapshot {
             catalog,
             feeds,
             opml,
             media,
+            pages,
         }
     }
 }

@@ -1,4 +1,6 @@
-//! Feeds and the OPML list: pre-rendered, pre-compressed bytes with strong validators.
+//! Pre-rendered resources: feeds, the OPML list, the website's pages and its static files. Each is
+//! an [`Encoded`] looked up in the current snapshot (or compiled in), answered by [`respond`] with
+//! strong validators and the client's preferred compression.
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -6,8 +8,10 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use super::{AppState, Error};
+use crate::catalog;
 use crate::media::conditional::{self, Conditions, Precondition, Validators};
-use crate::snapshot::Encoded;
+use crate::site;
+use crate::snapshot::{Encoded, Snapshot};
 
 pub async fn feed(
     State(state): State<AppState>,
@@ -15,10 +19,73 @@ pub async fn feed(
     headers: HeaderMap,
 ) -> Response {
     let snap = state.live.snapshot();
-    match file.strip_suffix(".xml").and_then(|id| snap.feeds.get(id)) {
-        Some(enc) => respond(enc, &headers),
-        None => Error::NotFound.into_response(),
+    match file.strip_suffix(".xml") {
+        Some(id) => match snap.feeds.get(id) {
+            Some(enc) => respond(enc, &headers),
+            None => Error::NotFound.into_response(),
+        },
+        // `/feeds/<id>` without `.xml` is the theme's page.
+        None => page(&snap, &format!("/feeds/{file}"), &headers),
     }
+}
+
+pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    page(&state.live.snapshot(), "/", &headers)
+}
+
+pub async fn episode(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    page(
+        &state.live.snapshot(),
+        &format!("/episodes/{slug}"),
+        &headers,
+    )
+}
+
+/// A page by its URL path. A missing page whose id could exist gets the site's 404 page; anything
+/// else (`..`, encoded slashes) gets the short plain 404, or the styled one if the client reads HTML.
+fn page(snap: &Snapshot, path: &str, headers: &HeaderMap) -> Response {
+    if let Some(enc) = snap.pages.by_path.get(path) {
+        return respond(enc, headers);
+    }
+    let id = path.rsplit('/').next().unwrap_or_default();
+    if catalog::valid_slug(id) {
+        error_page(&snap.pages.not_found, StatusCode::NOT_FOUND)
+    } else {
+        Error::NotFound.into_response()
+    }
+}
+
+/// A styled error page. Not cached, so a page that appears later is seen at once.
+pub(super) fn error_page(enc: &Encoded, status: StatusCode) -> Response {
+    (
+        status,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(enc.content_type),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        enc.identity.clone(),
+    )
+        .into_response()
+}
+
+/// CSS and script. Pages link them with `?v=<hash>`, so any cached copy under that URL is current.
+pub async fn static_file(Path(name): Path<String>, headers: HeaderMap) -> Response {
+    let Some(file) = site::static_file(&name) else {
+        return Error::NotFound.into_response();
+    };
+    let mut r = respond(&file.encoded, &headers);
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
+    r
 }
 
 pub async fn opml(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -81,7 +148,7 @@ pub(super) fn conditions(headers: &HeaderMap) -> Conditions<'_> {
     }
 }
 
-fn respond(enc: &Encoded, headers: &HeaderMap) -> Response {
+pub(super) fn respond(enc: &Encoded, headers: &HeaderMap) -> Response {
     let coding = negotiate(header_str(headers, header::ACCEPT_ENCODING));
     let (body, etag, encoding): (&Bytes, &str, Option<&'static str>) = match coding {
         Coding::Br => (&enc.br, &enc.etag_br, Some("br")),

@@ -1,9 +1,11 @@
 //! The HTTP layer: routing, responses and the server loop. Only this module uses hyper and axum.
 //!
-//! A request passes the access log (which counts the bytes actually sent), the `Host` check, and
-//! then one handler: feeds and the OPML list come pre-rendered from the current [`Snapshot`]; media
-//! is looked up by its exact URL path in the snapshot, passes an access decision, is decided by
-//! [`crate::media::decide`], and is streamed from disk.
+//! A request passes the access log (which counts the bytes actually sent), the `Host` check, the
+//! error-page step, and then one handler: feeds, the OPML list and the website's pages come
+//! pre-rendered from the current [`Snapshot`]; media is looked up by its exact URL path in the
+//! snapshot, passes an access decision, is decided by [`crate::media::decide`], and is streamed
+//! from disk. Errors have plain-text bodies; a browser (one that accepts `text/html`) gets the
+//! site's styled 404 or 500 page instead. Page handlers answer a missing page in HTML always.
 
 mod feeds;
 mod log;
@@ -12,7 +14,7 @@ pub mod server;
 
 use std::sync::Arc;
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -28,16 +30,21 @@ pub struct AppState {
 
 /// Builds the application: every route and middleware, ready to serve.
 pub fn app(live: Arc<Live>) -> Router {
+    let state = AppState { live };
     Router::new()
+        .route("/", get(feeds::home))
         .route("/healthz", get(healthz))
         .route("/feeds.opml", get(feeds::opml))
         .route("/feeds/{file}", get(feeds::feed))
+        .route("/episodes/{slug}", get(feeds::episode))
+        .route("/static/{name}", get(feeds::static_file))
         .route("/media/{*path}", get(media::media))
         .route("/artwork/{*path}", get(media::media))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), html_errors))
         .layer(middleware::from_fn(require_host))
         .layer(middleware::from_fn(log::access_log))
-        .with_state(AppState { live })
+        .with_state(state)
 }
 
 async fn healthz() -> Response {
@@ -46,6 +53,31 @@ async fn healthz() -> Response {
 
 async fn not_found() -> Response {
     Error::NotFound.into_response()
+}
+
+/// Swaps a plain-text 404 or 500 for the site's styled page when the client reads HTML. Feed readers
+/// and download tools, which do not ask for HTML, keep the short plain body.
+async fn html_errors(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let wants_html = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    let response = next.run(req).await;
+    let status = response.status();
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/plain"));
+    if !wants_html || !plain {
+        return response;
+    }
+    let pages = &state.live.snapshot().pages;
+    match status {
+        StatusCode::NOT_FOUND => feeds::error_page(&pages.not_found, status),
+        StatusCode::INTERNAL_SERVER_ERROR => feeds::error_page(&pages.error, status),
+        _ => response,
+    }
 }
 
 /// RFC 9112 3.2: a request without `Host` gets 400.
