@@ -38,7 +38,15 @@ pub async fn media(
     let download = uri
         .query()
         .is_some_and(|q| q.split('&').any(|p| p == "download" || p == "download=1"));
-    match serve(&served.asset, method == Method::HEAD, download, &headers).await {
+    match serve(
+        &state.files,
+        &served.asset,
+        method == Method::HEAD,
+        download,
+        &headers,
+    )
+    .await
+    {
         Ok(mut r) => {
             // Web players and transcript viewers on other sites need CORS for public files.
             r.headers_mut().insert(
@@ -52,12 +60,13 @@ pub async fn media(
 }
 
 async fn serve(
+    files: &FileCache,
     asset: &Asset,
     head: bool,
     download: bool,
     headers: &HeaderMap,
 ) -> Result<Response, Error> {
-    let file = open_checked(asset).await?;
+    let file = open_checked(files, asset).await?;
     let v = Validators {
         etag: &asset.etag,
         alternates: &[],
@@ -139,26 +148,70 @@ async fn serve(
     Ok((status, h, body).into_response())
 }
 
-/// Opens the file and confirms it is still the one the catalog measured, in one trip to the
-/// blocking pool.
-async fn open_checked(asset: &Asset) -> Result<Arc<std::fs::File>, Error> {
+/// Open files by URL path, so a popular episode is opened once rather than per request. Positional
+/// reads share no file offset, so one handle serves any number of concurrent streams. The cache is
+/// emptied when it reaches [`FileCache::CAPACITY`], which bounds the descriptors it holds.
+#[derive(Default)]
+pub struct FileCache {
+    files: std::sync::Mutex<std::collections::HashMap<String, Arc<std::fs::File>>>,
+}
+
+impl FileCache {
+    const CAPACITY: usize = 1024;
+
+    fn get(&self, url_path: &str) -> Option<Arc<std::fs::File>> {
+        self.files
+            .lock()
+            .expect("file cache lock")
+            .get(url_path)
+            .cloned()
+    }
+
+    fn put(&self, url_path: &str, file: Arc<std::fs::File>) {
+        let mut files = self.files.lock().expect("file cache lock");
+        if files.len() >= Self::CAPACITY {
+            files.clear();
+        }
+        files.insert(url_path.to_owned(), file);
+    }
+
+    fn forget(&self, url_path: &str) {
+        self.files.lock().expect("file cache lock").remove(url_path);
+    }
+}
+
+/// Confirms an open file is still the one the catalog measured. `fstat` on an open descriptor reads
+/// the in-memory inode and never waits for the disk, so it runs on the async thread.
+fn still_measured(file: &std::fs::File, asset: &Asset) -> Result<bool, Error> {
+    let meta = file.metadata()?;
+    Ok(meta.len() == asset.size && meta.modified().ok() == Some(asset.modified))
+}
+
+/// Returns an open handle to the asset's file, checked against the catalog's measurement. A cache
+/// miss opens it on the blocking pool.
+async fn open_checked(cache: &FileCache, asset: &Asset) -> Result<Arc<std::fs::File>, Error> {
+    if let Some(file) = cache.get(&asset.url_path) {
+        if still_measured(&file, asset)? {
+            return Ok(file);
+        }
+        cache.forget(&asset.url_path);
+        return Err(Error::Stale);
+    }
     let path = asset.path.clone();
-    let opened = tokio::task::spawn_blocking(move || {
-        let file = std::fs::File::open(path)?;
-        let meta = file.metadata()?;
-        Ok::<_, std::io::Error>((file, meta))
-    })
-    .await
-    .map_err(std::io::Error::other)?;
-    let (file, meta) = match opened {
-        Ok(x) => x,
+    let opened = tokio::task::spawn_blocking(move || std::fs::File::open(path))
+        .await
+        .map_err(std::io::Error::other)?;
+    let file = match opened {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::Stale),
         Err(e) => return Err(e.into()),
     };
-    if meta.len() != asset.size || meta.modified().ok() != Some(asset.modified) {
+    if !still_measured(&file, asset)? {
         return Err(Error::Stale);
     }
-    Ok(Arc::new(file))
+    let file = Arc::new(file);
+    cache.put(&asset.url_path, Arc::clone(&file));
+    Ok(file)
 }
 
 fn entity_headers(h: &mut HeaderMap, asset: &Asset, download: bool, length: u64) {

@@ -26,11 +26,16 @@ use crate::snapshot::Live;
 #[derive(Clone)]
 pub struct AppState {
     pub live: Arc<Live>,
+    /// Open media files, reused across requests.
+    pub files: Arc<media::FileCache>,
 }
 
 /// Builds the application: every route and middleware, ready to serve.
 pub fn app(live: Arc<Live>) -> Router {
-    let state = AppState { live };
+    let state = AppState {
+        live,
+        files: Arc::default(),
+    };
     Router::new()
         .route("/", get(feeds::home))
         .route("/healthz", get(healthz))

@@ -3,9 +3,11 @@
 //! Each chunk is a positional read into a fresh buffer that is handed to the socket writer and freed
 //! once written, so a stalled client pins at most one chunk. Reads first try `preadv2(RWF_NOWAIT)`
 //! on the async thread, which succeeds without blocking when the pages are cached (the common case
-//! for popular episodes); only a cache miss goes to the blocking pool. The chunk size starts small and
-//! doubles while the client keeps up, so slow listeners cost little and fast downloads make few
-//! syscalls.
+//! for popular episodes); only a cache miss goes to the blocking pool.
+//!
+//! Chunks start at 16 KiB and grow only once a client has taken a whole megabyte promptly: the
+//! kernel's socket buffer swallows the first chunks of even a stalled client, so growing on speed
+//! alone would leave every stalled connection pinning the largest chunk.
 
 use std::fs::File;
 use std::future::Future;
@@ -27,12 +29,15 @@ pub const MIN_CHUNK: usize = 16 * 1024;
 pub const MAX_CHUNK: usize = 256 * 1024;
 /// A chunk taken sooner than this after the previous one means the client is keeping up.
 const FAST: Duration = Duration::from_millis(2);
+/// Bytes a client must have taken before chunks may grow: more than a socket buffer holds.
+const GROW_AFTER: u64 = 1024 * 1024;
 
 pub struct FileStream {
     file: Arc<File>,
     offset: u64,
     remaining: u64,
     chunk: usize,
+    sent: u64,
     last: Option<Instant>,
     pending: Option<JoinHandle<io::Result<Vec<u8>>>>,
 }
@@ -45,6 +50,7 @@ impl FileStream {
             offset,
             remaining: len,
             chunk: MIN_CHUNK,
+            sent: 0,
             last: None,
             pending: None,
         }
@@ -60,6 +66,7 @@ impl FileStream {
         }
         self.offset += buf.len() as u64;
         self.remaining -= buf.len() as u64;
+        self.sent += buf.len() as u64;
         self.last = Some(Instant::now());
         Poll::Ready(Some(Ok(Bytes::from(buf))))
     }
@@ -81,10 +88,12 @@ impl Stream for FileStream {
         if self.remaining == 0 {
             return Poll::Ready(None);
         }
-        if self.last.is_some_and(|t| t.elapsed() < FAST) {
-            self.chunk = (self.chunk * 2).min(MAX_CHUNK);
-        } else if self.last.is_some() {
-            self.chunk = MIN_CHUNK;
+        match self.last {
+            Some(t) if t.elapsed() < FAST && self.sent >= GROW_AFTER => {
+                self.chunk = (self.chunk * 2).min(MAX_CHUNK);
+            }
+            Some(t) if t.elapsed() >= FAST => self.chunk = MIN_CHUNK,
+            _ => {}
         }
         let want = self.chunk.min(self.remaining as usize);
         let mut buf = vec![0u8; want];
