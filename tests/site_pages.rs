@@ -1,0 +1,386 @@
+//! The website over HTTP: the home, theme and episode pages' content, player and download URLs
+//! that really answer, feed discovery links, validators and compression like the feeds, styled
+//! 404 pages, members-only hiding, and escaping of catalog text.
+
+mod common;
+
+use std::io::Read;
+
+use common::{eventually, get, Demo, Resp, Server, PUBLIC_URL};
+
+const THEME: &str = "/feeds/defusing-difficult-encounters";
+const EPISODE: &str = "/episodes/defining-de-escalation";
+
+fn html(r: &Resp) -> String {
+    String::from_utf8(r.body.clone()).unwrap()
+}
+
+/// The text between `start` and the next `end`, failing if either is absent.
+fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
+    let from = text
+        .find(start)
+        .unwrap_or_else(|| panic!("{start:?} not found"))
+        + start.len();
+    let len = text[from..].find(end).expect("end marker");
+    &text[from..from + len]
+}
+
+#[test]
+fn home_lists_public_feeds_with_artwork_and_discovery_links() {
+    let demo = Demo::new();
+    let catalog = demo.load().unwrap();
+    let server = Server::start(&demo);
+    let r = get(server.addr, "/", &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    let page = html(&r);
+    for feed in &catalog.feeds {
+        assert!(
+            page.contains(&format!(
+                "<link rel=\"alternate\" type=\"application/rss+xml\" title=\"{}\" href=\"{PUBLIC_URL}/feeds/{}.xml\">",
+                feed.title, feed.id
+            )),
+            "{page}"
+        );
+        assert!(page.contains(&format!(
+            "<h2><a href=\"/feeds/{}\">{}</a></h2>",
+            feed.id, feed.title
+        )));
+        assert!(page.contains(&format!("<img src=\"{}\"", feed.artwork.url_path)));
+        assert_eq!(get(server.addr, &feed.artwork.url_path, &[]).status, 200);
+    }
+    assert!(page.contains("<p>Spotlight on Safety is a themed outreach plan"));
+    for landmark in ["<header", "<nav aria-label=\"Site\">", "<main", "<footer"] {
+        assert!(page.contains(landmark), "missing {landmark}");
+    }
+}
+
+#[test]
+fn theme_page_lists_episodes_newest_first_with_player_download_and_resources() {
+    let demo = Demo::new();
+    let catalog = demo.load().unwrap();
+    let server = Server::start(&demo);
+    let r = get(server.addr, THEME, &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    let page = html(&r);
+    assert!(page.contains(
+        "<h1 id=\"theme-title\">Spotlight on Safety: Defusing Difficult Encounters</h1>"
+    ));
+    assert!(page.contains(&format!(
+        "<link rel=\"alternate\" type=\"application/rss+xml\" title=\"Spotlight on Safety: Defusing Difficult Encounters\" href=\"{PUBLIC_URL}/feeds/defusing-difficult-encounters.xml\">"
+    )));
+    // Same date: ties go by slug, as in the feed.
+    let first = page
+        .find("Behavioral Response to Stress and Fear</a></h3>")
+        .unwrap();
+    let second = page.find("Defining De-Escalation</a></h3>").unwrap();
+    assert!(first < second);
+
+    // Durations come from the measured audio (the demo's short readings), in "16 minutes" style.
+    let expect = [
+        ("behavioral-response-to-stress-and-fear", "32 seconds"),
+        ("defining-de-escalation", "28 seconds"),
+    ];
+    for (slug, text) in expect {
+        let ep = catalog.episode(slug).unwrap();
+        assert_eq!(format!("{} seconds", ep.duration_secs()), text);
+        let article = between(
+            &page,
+            &format!("<article class=\"episode\" id=\"{slug}\""),
+            "</article>",
+        );
+        assert!(
+            article.contains(&format!(
+                "<time datetime=\"2016-06-30\">June 30, 2016</time> · <time datetime=\"PT{}S\">{text}</time>",
+                ep.duration_secs()
+            )),
+            "{article}"
+        );
+        assert!(article.contains(&format!("<p>{}</p>", ep.summary.replace('\'', "&#39;"))));
+        // Listen streams through the range-serving media URL, Download is the attachment variant.
+        let media = &ep.audio.url_path;
+        assert!(article.contains(&format!(
+            "<audio controls preload=\"metadata\" src=\"{media}\""
+        )));
+        assert!(article.contains(&format!("href=\"{media}?download=1\" download>Download")));
+        let listen = get(server.addr, media, &[("Range", "bytes=1000-")]);
+        assert_eq!(listen.status, 206);
+        assert_eq!(listen.body.len() as u64, ep.audio.size - 1000);
+        let download = get(server.addr, &format!("{media}?download=1"), &[]);
+        assert_eq!(download.status, 200);
+        assert_eq!(download.body, std::fs::read(&ep.audio.path).unwrap());
+        assert!(download
+            .header("content-disposition")
+            .unwrap()
+            .starts_with("attachment"));
+        assert!(article.contains("<h4>Resources Mentioned in This Podcast</h4>"));
+        for res in &ep.resources {
+            assert!(article.contains(&format!(
+                "<li><a href=\"{}\">{}</a>",
+                res.url,
+                res.title.replace('\'', "&#39;")
+            )));
+        }
+    }
+    let article = between(&page, "id=\"defining-de-escalation\"", "</article>");
+    assert!(article.contains(
+        "<li><span class=\"guest-name\">Eric Pisconski</span>, Sergeant, Seattle Police Department, Crisis Response Unit</li>"
+    ));
+    assert!(
+        !article.contains("Mark Sawa"),
+        "guests stay with their episode"
+    );
+
+    // Subscribe controls use public_url, never the request's address.
+    let feed = format!("{PUBLIC_URL}/feeds/defusing-difficult-encounters.xml");
+    assert!(page.contains(&format!(
+        "<input id=\"feed-url\" type=\"url\" readonly value=\"{feed}\">"
+    )));
+    assert!(page.contains("data-copy=\"#feed-url\">Copy feed URL</button>"));
+    assert!(page.contains("href=\"podcast://podcasts.example.org/feeds/defusing-difficult-encounters.xml\">Apple Podcasts</a>"));
+    assert!(page.contains("href=\"overcast://x-callback-url/add?url=https%3A%2F%2Fpodcasts.example.org%2Ffeeds%2Fdefusing-difficult-encounters.xml\">Overcast</a>"));
+    assert!(page.contains("href=\"pktc://subscribe/podcasts.example.org/feeds/defusing-difficult-encounters.xml\">Pocket Casts</a>"));
+    assert!(page.contains("href=\"https://antennapod.org/deeplink/subscribe?url=https%3A%2F%2Fpodcasts.example.org%2Ffeeds%2Fdefusing-difficult-encounters.xml\">AntennaPod</a>"));
+    let qr = between(&page, "<figure class=\"qr\">", "</figure>");
+    assert!(qr.contains(&format!(
+        "<svg role=\"img\" aria-label=\"QR code of the feed URL {feed}\""
+    )));
+    assert!(qr.contains("<path fill=\"#000000\" d=\"M"));
+}
+
+#[test]
+fn episode_page_has_notes_guests_resources_transcript_and_chapters() {
+    let demo = Demo::new();
+    demo.write(
+        "episodes/defining-de-escalation/transcript.vtt",
+        "WEBVTT\n\n00:00:00.000 --> 00:00:05.000\n<v Eric Pisconski>Slow it down & talk.</v>\n\n00:00:12.500 --> 00:00:20.000\nA <b>second</b> cue.\n",
+    );
+    demo.write(
+        "episodes/defining-de-escalation/chapters.json",
+        r#"{"version": "1.2.0", "chapters": [{"startTime": 0, "title": "Introduction"}, {"startTime": 15, "title": "What de-escalation means"}]}"#,
+    );
+    let catalog = demo.load().unwrap();
+    let ep = catalog.episode("defining-de-escalation").unwrap();
+    let server = Server::start(&demo);
+    let r = get(server.addr, EPISODE, &[]);
+    assert_eq!(r.status, 200);
+    let page = html(&r);
+    assert!(page.contains("<title>Defining De-Escalation</title>"));
+    assert!(page.contains("<h1 id=\"episode-title\">Defining De-Escalation</h1>"));
+    assert!(page.contains(&format!(
+        "href=\"{PUBLIC_URL}/feeds/defusing-difficult-encounters.xml\">"
+    )));
+    assert!(
+        page.contains(&format!(
+            "href=\"{PUBLIC_URL}/feeds/spotlight-on-safety.xml\">"
+        )),
+        "the episode is in both public feeds"
+    );
+    assert!(page.contains("<a href=\"/feeds/defusing-difficult-encounters\">Spotlight on Safety: Defusing Difficult Encounters</a>"));
+    assert!(page.contains("<time datetime=\"PT28S\">28 seconds</time>"));
+    // Show notes from notes.md, rendered from Markdown.
+    assert!(page.contains("Part of the <em>Spotlight on Safety</em> theme <strong>Defusing Difficult Encounters</strong>"));
+    assert!(page.contains("<span class=\"guest-name\">Eric Pisconski</span>, Sergeant"));
+    assert!(page.contains("<h3>Resources Mentioned in This Podcast</h3>"));
+    assert!(page.contains("<li><a href=\"https://bja.ojp.gov/\">Training For Police-Mental Health Collaboration Programs</a>"));
+    assert!(page.contains(&format!(
+        "<audio id=\"player\" controls preload=\"metadata\" src=\"{}\"",
+        ep.audio.url_path
+    )));
+    // Chapters seek the player; the transcript is text, escaped.
+    assert!(page.contains("<a href=\"#t=15\" data-seek=\"15\"><span class=\"time\">0:15</span> What de-escalation means</a>"));
+    assert!(page.contains("<a href=\"#t=0\" data-seek=\"0\" class=\"time\">0:00</a> <strong>Eric Pisconski:</strong> Slow it down &#38; talk."));
+    assert!(page.contains("<a href=\"#t=12\" data-seek=\"12\" class=\"time\">0:12</a> A &#60;b&#62;second&#60;/b&#62; cue."));
+    // The script that reads "#t=90" is linked and served.
+    let js_url = between(&page, "<script src=\"", "\"");
+    let js = get(server.addr, js_url, &[]);
+    assert_eq!(js.status, 200);
+    assert_eq!(
+        js.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert!(html(&js).contains("#t="));
+
+    // Without a transcript or chapters, neither section appears.
+    let other = html(&get(
+        server.addr,
+        "/episodes/behavioral-response-to-stress-and-fear",
+        &[],
+    ));
+    assert!(!other.contains("Transcript</h2>"));
+    assert!(!other.contains("Chapters</h2>"));
+}
+
+#[test]
+fn pages_have_strong_etags_304_and_compression() {
+    let demo = Demo::new();
+    let server = Server::start(&demo);
+    for path in ["/", THEME, EPISODE] {
+        let r = get(server.addr, path, &[]);
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+        let etag = r.header("etag").unwrap().to_owned();
+        assert!(etag.starts_with('"'), "strong ETag: {etag}");
+        let again = get(server.addr, path, &[("If-None-Match", &etag)]);
+        assert_eq!(again.status, 304, "{path}");
+        assert!(again.body.is_empty());
+        let gz = get(server.addr, path, &[("Accept-Encoding", "gzip")]);
+        assert_eq!(gz.header("content-encoding"), Some("gzip"));
+        assert!(gz.body.len() < r.body.len());
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&gz.body[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, r.body, "{path}");
+        let gz_etag = gz.header("etag").unwrap();
+        assert_ne!(gz_etag, etag);
+        assert_eq!(
+            get(
+                server.addr,
+                path,
+                &[("Accept-Encoding", "gzip"), ("If-None-Match", gz_etag)]
+            )
+            .status,
+            304
+        );
+    }
+}
+
+#[test]
+fn static_files_have_versioned_urls_and_long_caching() {
+    let demo = Demo::new();
+    let server = Server::start(&demo);
+    let page = html(&get(server.addr, "/", &[]));
+    let css_url = between(&page, "<link rel=\"stylesheet\" href=\"", "\"");
+    assert!(css_url.starts_with("/static/site.css?v="), "{css_url}");
+    let css = get(server.addr, css_url, &[("Accept-Encoding", "br")]);
+    assert_eq!(css.status, 200);
+    assert_eq!(css.header("content-type"), Some("text/css; charset=utf-8"));
+    assert_eq!(css.header("content-encoding"), Some("br"));
+    assert_eq!(
+        css.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    let plain = html(&get(server.addr, "/static/site.css", &[]));
+    assert!(plain.contains("@media print"));
+    assert!(plain.contains("@media (max-width: 40rem)"));
+    assert_eq!(get(server.addr, "/static/nope.css", &[]).status, 404);
+}
+
+#[test]
+fn unknown_pages_get_the_styled_404_page() {
+    let demo = Demo::new();
+    let server = Server::start(&demo);
+    for path in ["/episodes/no-such-episode", "/feeds/no-such-feed"] {
+        let r = get(server.addr, path, &[]);
+        assert_eq!(r.status, 404, "{path}");
+        assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+        let page = html(&r);
+        assert!(page.contains("<h1>Page not found</h1>"), "{page}");
+        assert!(page.contains("<main id=\"main\""));
+        assert!(page.contains("<a href=\"/feeds/defusing-difficult-encounters\">"));
+    }
+    // Any other path: browsers get the page, feed readers and tools the short plain body.
+    let browser = get(
+        server.addr,
+        "/no/such/path",
+        &[("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")],
+    );
+    assert_eq!(browser.status, 404);
+    assert!(html(&browser).contains("<h1>Page not found</h1>"));
+    let tool = get(server.addr, "/no/such/path", &[]);
+    assert_eq!(tool.status, 404);
+    assert_eq!(html(&tool), "not found\n");
+    // The feed itself keeps its plain 404.
+    assert_eq!(
+        html(&get(server.addr, "/feeds/no-such-feed.xml", &[])),
+        "not found\n"
+    );
+}
+
+#[test]
+fn members_only_feeds_and_their_episodes_have_no_pages() {
+    let demo = Demo::new();
+    demo.edit(
+        "feeds/spotlight-on-safety.toml",
+        "access = \"public\"",
+        "access = \"members\"",
+    );
+    demo.edit(
+        "episodes/defining-de-escalation/episode.toml",
+        "feeds = [\"defusing-difficult-encounters\"]",
+        "feeds = []",
+    );
+    let server = Server::start(&demo);
+    let hidden = get(server.addr, "/feeds/spotlight-on-safety", &[]);
+    assert_eq!(hidden.status, 404);
+    assert!(html(&hidden).contains("<h1>Page not found</h1>"));
+    assert!(!html(&hidden).contains("spotlight-on-safety"));
+    assert_eq!(get(server.addr, EPISODE, &[]).status, 404);
+    assert_eq!(
+        get(
+            server.addr,
+            "/episodes/behavioral-response-to-stress-and-fear",
+            &[]
+        )
+        .status,
+        200
+    );
+    let home = html(&get(server.addr, "/", &[]));
+    assert!(!home.contains("spotlight-on-safety"), "{home}");
+    assert!(home.contains("/feeds/defusing-difficult-encounters"));
+    let theme = html(&get(server.addr, THEME, &[]));
+    assert!(!theme.contains("Defining De-Escalation"));
+}
+
+#[test]
+fn script_in_a_title_is_escaped_everywhere() {
+    let demo = Demo::new();
+    demo.edit(
+        "episodes/defining-de-escalation/episode.toml",
+        "title = \"Defining De-Escalation\"",
+        "title = \"Defining <script>alert(1)</script> De-Escalation\"",
+    );
+    demo.edit(
+        "episodes/defining-de-escalation/notes.md",
+        "Although",
+        "<script>alert(2)</script> Although",
+    );
+    let server = Server::start(&demo);
+    for path in [THEME, EPISODE, "/feeds/spotlight-on-safety"] {
+        let page = html(&get(server.addr, path, &[]));
+        assert!(
+            page.contains("Defining &#60;script&#62;alert(1)&#60;/script&#62; De-Escalation"),
+            "{path}: {page}"
+        );
+        assert!(!page.contains("<script>"), "{path} has a raw script tag");
+        assert!(
+            !page.contains("alert(1)</script>"),
+            "{path} has a raw script tag"
+        );
+    }
+    let page = html(&get(server.addr, EPISODE, &[]));
+    assert!(page.contains("&lt;script&gt;alert(2)&lt;/script&gt; Although"));
+    assert!(page.contains(
+        "<title>Defining &#60;script&#62;alert(1)&#60;/script&#62; De-Escalation</title>"
+    ));
+}
+
+#[test]
+fn pages_follow_catalog_edits() {
+    let demo = Demo::new();
+    let server = Server::start(&demo);
+    let before = get(server.addr, THEME, &[]);
+    demo.edit(
+        "episodes/defining-de-escalation/episode.toml",
+        "title = \"Defining De-Escalation\"",
+        "title = \"Defining De-Escalation, Revised\"",
+    );
+    assert!(eventually(10, || html(&get(server.addr, THEME, &[]))
+        .contains("Defining De-Escalation, Revised</a></h3>")));
+    let after = get(server.addr, THEME, &[]);
+    assert_ne!(after.header("etag"), before.header("etag"));
+    assert!(html(&get(server.addr, EPISODE, &[]))
+        .contains("<h1 id=\"episode-title\">Defining De-Escalation, Revised</h1>"));
+}
