@@ -41,6 +41,8 @@ pub struct RawConfig {
     pub episodes_dir: Option<PathBuf>,
     /// Folder of feed definitions. Default: `feeds`.
     pub feeds_dir: Option<PathBuf>,
+    /// Folder for Rollcall's own state, such as the measurement cache. Default: `.rollcall`.
+    pub state_dir: Option<PathBuf>,
     #[serde(default)]
     pub server: RawServer,
 }
@@ -65,6 +67,7 @@ pub struct Config {
     pub listen: SocketAddr,
     pub episodes_dir: PathBuf,
     pub feeds_dir: PathBuf,
+    pub state_dir: PathBuf,
     pub server: ServerConfig,
 }
 
@@ -150,6 +153,7 @@ impl Config {
             listen,
             episodes_dir: abs(raw.episodes_dir, "episodes"),
             feeds_dir: abs(raw.feeds_dir, "feeds"),
+            state_dir: abs(raw.state_dir, ".rollcall"),
             server,
         })
     }

@@ -67,10 +67,15 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = Config::load(&cli.config)?;
     let source = Source::from(&config);
-    let cache = MeasureCache::default();
+    let cache = source
+        .measure_cache
+        .as_deref()
+        .map(MeasureCache::load)
+        .unwrap_or_default();
     match cli.command {
         Command::Check => match catalog::load(&source, &cache) {
             Ok(c) => {
+                save_measurements(&source, &cache);
                 println!("ok: {} episodes, {} feeds", c.episodes.len(), c.feeds.len());
                 Ok(ExitCode::SUCCESS)
             }
@@ -82,7 +87,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Command::Build { out } => {
             let c = match catalog::load(&source, &cache) {
-                Ok(c) => c,
+                Ok(c) => {
+                    save_measurements(&source, &cache);
+                    c
+                }
                 Err(problems) => {
                     eprint!("{problems}");
                     eprintln!("{} problem(s) found; nothing was written", problems.0.len());
@@ -108,6 +116,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let _ = std::io::stdout().flush();
             }))?;
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Keeps measurements for the next run; a failure only costs time, so it is a warning.
+fn save_measurements(source: &Source, cache: &MeasureCache) {
+    if let Some(path) = &source.measure_cache {
+        if let Err(e) = cache.save(path) {
+            eprintln!(
+                "warning: {}: cannot save measurements ({e}); check that state_dir is writable",
+                path.display()
+            );
         }
     }
 }

@@ -155,6 +155,15 @@ impl Snapshot {
     }
 }
 
+/// Persists measurements; failing to is logged, never fatal (the next start measures again).
+fn save_measurements(source: &Source, cache: &MeasureCache) {
+    if let Some(path) = &source.measure_cache {
+        if let Err(e) = cache.save(path) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot save the measurement cache; check that state_dir is writable");
+        }
+    }
+}
+
 /// The current snapshot, reloaded when the catalog changes.
 pub struct Live {
     current: ArcSwap<Snapshot>,
@@ -165,8 +174,13 @@ pub struct Live {
 impl Live {
     /// Loads the catalog; fails with every problem if it is invalid.
     pub fn load(source: Source) -> Result<Arc<Live>, Problems> {
-        let cache = MeasureCache::default();
+        let cache = source
+            .measure_cache
+            .as_deref()
+            .map(MeasureCache::load)
+            .unwrap_or_default();
         let catalog = catalog::load(&source, &cache)?;
+        save_measurements(&source, &cache);
         Ok(Arc::new(Live {
             current: ArcSwap::from_pointee(Snapshot::build(catalog, None)),
             source,
@@ -181,6 +195,7 @@ impl Live {
     /// Reloads now (blocking I/O). On problems the current snapshot stays in place.
     pub fn reload(&self) -> Result<(), Problems> {
         let catalog = catalog::load(&self.source, &self.cache)?;
+        save_measurements(&self.source, &self.cache);
         let previous = self.current.load();
         if catalog == previous.catalog {
             return Ok(());

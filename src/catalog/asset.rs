@@ -94,13 +94,71 @@ pub fn mime_for(path: &Path) -> String {
 /// Audio file extensions the catalog accepts.
 pub const AUDIO_EXTENSIONS: &[&str] = &["mp3", "m4a", "m4b", "ogg", "oga", "opus"];
 
-/// Caches [`FileFacts`] across catalog reloads, keyed by path, size and modification time.
+/// Caches [`FileFacts`] across catalog reloads and restarts, keyed by path, size and modification
+/// time. Without it every start would hash and scan every audio file again.
 #[derive(Debug, Default)]
 pub struct MeasureCache {
     entries: Mutex<HashMap<PathBuf, FileFacts>>,
+    dirty: std::sync::atomic::AtomicBool,
 }
 
 impl MeasureCache {
+    /// Reads a cache saved by [`MeasureCache::save`]. A missing or unreadable file gives an empty
+    /// cache, and a malformed line is skipped: the worst outcome is measuring again.
+    pub fn load(path: &Path) -> MeasureCache {
+        let cache = MeasureCache::default();
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return cache;
+        };
+        let mut entries = cache.entries.lock().expect("cache lock");
+        for line in text.lines() {
+            if let Some((path, facts)) = parse_line(line) {
+                entries.insert(path, facts);
+            }
+        }
+        drop(entries);
+        cache
+    }
+
+    /// Writes the cache atomically (temporary file, then rename) if anything was measured since the
+    /// last save.
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        if !self.dirty.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
+        let mut out =
+            String::from("# rollcall measurements v1: path size mtime_ns sha256 duration_ns\n");
+        {
+            let entries = self.entries.lock().expect("cache lock");
+            let mut paths: Vec<&PathBuf> = entries.keys().collect();
+            paths.sort();
+            for p in paths {
+                let f = &entries[p];
+                let Some(path) = p.to_str().filter(|s| !s.contains(['\t', '\n'])) else {
+                    continue;
+                };
+                let mtime = f
+                    .modified
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0);
+                let duration = f
+                    .duration
+                    .map_or("-".to_owned(), |d| d.as_nanos().to_string());
+                out.push_str(&format!(
+                    "{path}\t{}\t{mtime}\t{}\t{duration}\n",
+                    f.size, f.sha256
+                ));
+            }
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("tsv.tmp");
+        std::fs::write(&tmp, out)?;
+        std::fs::rename(&tmp, path)
+    }
+
     /// Measures `path`, reusing an earlier result when the file's size and mtime are unchanged.
     pub fn measure(&self, path: &Path, audio: bool) -> Result<FileFacts, MeasureError> {
         let meta = std::fs::metadata(path)?;
@@ -124,8 +182,31 @@ impl MeasureCache {
             .lock()
             .expect("cache lock")
             .insert(path.to_owned(), facts.clone());
+        self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(facts)
     }
+}
+
+fn parse_line(line: &str) -> Option<(PathBuf, FileFacts)> {
+    let mut parts = line.split('\t');
+    let path = PathBuf::from(parts.next()?);
+    let size = parts.next()?.parse().ok()?;
+    let mtime: u64 = parts.next()?.parse().ok()?;
+    let sha256 = parts.next()?.to_owned();
+    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let duration = match parts.next()? {
+        "-" => None,
+        n => Some(Duration::from_nanos(n.parse().ok()?)),
+    };
+    let facts = FileFacts {
+        size,
+        modified: std::time::UNIX_EPOCH + Duration::from_nanos(mtime),
+        sha256,
+        duration,
+    };
+    Some((path, facts))
 }
 
 fn sha256_file(path: &Path) -> std::io::Result<String> {
@@ -222,6 +303,30 @@ mod tests {
         assert_eq!(mime_for(Path::new("a.mp3")), "audio/mpeg");
         assert_eq!(mime_for(Path::new("a.vtt")), "text/vtt");
         assert_eq!(mime_for(Path::new("a.jpg")), "image/jpeg");
+    }
+
+    #[test]
+    fn the_cache_survives_a_restart_and_notices_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.json");
+        std::fs::write(&file, b"{}").unwrap();
+        let store = dir.path().join("state/measurements.tsv");
+        let first = MeasureCache::default();
+        let facts = first.measure(&file, false).unwrap();
+        first.save(&store).unwrap();
+        let again = MeasureCache::load(&store);
+        assert_eq!(again.entries.lock().unwrap().get(&file), Some(&facts));
+        // A changed file is measured again, not served from the cache.
+        std::fs::write(&file, b"{\"changed\": true}").unwrap();
+        let changed = again.measure(&file, false).unwrap();
+        assert_ne!(changed.sha256, facts.sha256);
+        // A corrupt cache file is ignored, not fatal.
+        std::fs::write(&store, "garbage\tline\n").unwrap();
+        assert!(MeasureCache::load(&store)
+            .entries
+            .lock()
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

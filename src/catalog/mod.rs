@@ -221,6 +221,8 @@ pub struct Source {
     pub episodes_dir: PathBuf,
     pub feeds_dir: PathBuf,
     pub public_url: String,
+    /// Where measurements persist between runs; `None` keeps them in memory only.
+    pub measure_cache: Option<PathBuf>,
 }
 
 impl From<&Config> for Source {
@@ -229,6 +231,7 @@ impl From<&Config> for Source {
             episodes_dir: c.episodes_dir.clone(),
             feeds_dir: c.feeds_dir.clone(),
             public_url: c.public_url.clone(),
+            measure_cache: Some(c.state_dir.join("measurements.tsv")),
         }
     }
 }
