@@ -1,0 +1,251 @@
+// Real-browser end-to-end test of the website: Debian's chromium, driven by playwright-core, against
+// the real `rollcall serve` binary on a temporary copy of the demo catalog. It plays an episode on a
+// theme page, seeks to 60% and checks the server answered with 206, downloads an episode and
+// compares the bytes, follows a shareable "#t=" link, and saves screenshots of every page at
+// desktop and 360 px widths under target/browser-artifacts/.
+//
+// Run: cargo build && (cd tests/browser && npm ci && node --test)
+// Env: ROLLCALL_BIN (default target/debug/rollcall), CHROMIUM (default /usr/bin/chromium).
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { createInterface } from "node:readline";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const bin = process.env.ROLLCALL_BIN || path.join(repo, "target/debug/rollcall");
+const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
+const artifacts = path.join(repo, "target/browser-artifacts");
+const THEME = "/feeds/defusing-difficult-encounters";
+const SLUG = "defining-de-escalation";
+const LONG_SECS = 1200;
+
+let root; // temporary catalog
+let server; // the rollcall child process
+let serverLog = "";
+let base; // http://127.0.0.1:PORT, also the catalog's public_url
+let context; // playwright persistent context with a fresh profile
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts the server and resolves once it prints its address. */
+function startServer(config) {
+  server = spawn(bin, ["--config", config, "serve"], {
+    env: { ...process.env, RUST_LOG: "info" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  server.stderr.on("data", (d) => (serverLog += d));
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.once("exit", (code) => reject(new Error(`rollcall exited with ${code}:\n${serverLog}`)));
+    const lines = createInterface({ input: server.stdout });
+    lines.once("line", (line) => resolve(line.trim()));
+  });
+}
+
+async function screenshot(page, name) {
+  for (const [label, width] of [["desktop", 1280], ["360px", 360]]) {
+    await page.setViewportSize({ width, height: 800 });
+    await page.screenshot({ path: path.join(artifacts, `${name}-${label}.png`), fullPage: true });
+  }
+  await page.setViewportSize({ width: 1280, height: 800 });
+}
+
+/** Polls `fn` in the page until it returns a truthy value. */
+function until(page, fn, arg, timeout = 15000) {
+  return page.waitForFunction(fn, arg, { timeout, polling: 50 });
+}
+
+before(async () => {
+  assert.ok(fs.existsSync(bin), `build the server first (cargo build): ${bin} is missing`);
+  assert.ok(fs.existsSync(executablePath), `install chromium (apt-get install chromium): ${executablePath}`);
+  fs.mkdirSync(artifacts, { recursive: true });
+  root = fs.mkdtempSync(path.join(os.tmpdir(), "rollcall-browser-"));
+  fs.cpSync(path.join(repo, "episodes"), path.join(root, "episodes"), { recursive: true });
+  fs.cpSync(path.join(repo, "feeds"), path.join(root, "feeds"), { recursive: true });
+  // A 20-minute episode (about 19 MB): long enough that the browser cannot have buffered the
+  // point it seeks to, so the seek must be answered by a new range request.
+  const made = spawnSync("ffmpeg", [
+    "-v", "error", "-y", "-f", "lavfi", "-i", `sine=frequency=220:duration=${LONG_SECS}`,
+    "-ac", "1", "-c:a", "libmp3lame", "-b:a", "128k", path.join(root, "episodes", SLUG, "audio.mp3"),
+  ]);
+  assert.equal(made.status, 0, `ffmpeg (apt-get install ffmpeg) failed: ${made.stderr}`);
+  fs.writeFileSync(
+    path.join(root, "episodes", SLUG, "chapters.json"),
+    JSON.stringify({ version: "1.2.0", chapters: [{ startTime: 0, title: "Introduction" }, { startTime: 10, title: "Strategy" }] }),
+  );
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  const config = path.join(root, "config.toml");
+  fs.writeFileSync(config, `public_url = "${base}"\nlisten = "127.0.0.1:${port}"\n`);
+  assert.equal(await startServer(config), `listening on ${base}`);
+
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "rollcall-chromium-"));
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath,
+    headless: true,
+    acceptDownloads: true,
+    viewport: { width: 1280, height: 800 },
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--autoplay-policy=no-user-gesture-required",
+      "--mute-audio",
+    ],
+  });
+});
+
+after(async () => {
+  await context?.close();
+  if (server && server.exitCode === null) {
+    server.removeAllListeners("exit");
+    const exited = new Promise((r) => server.once("exit", r));
+    server.kill("SIGTERM");
+    await exited;
+  }
+  if (root) fs.rmSync(root, { recursive: true, force: true });
+  fs.writeFileSync(path.join(artifacts, "server.log"), serverLog);
+});
+
+test("home page lists the themes", async () => {
+  const page = await context.newPage();
+  const res = await page.goto(base + "/");
+  assert.equal(res.status(), 200);
+  assert.equal(await page.title(), "Podcasts");
+  const themes = await page.locator("main h2 a").allTextContents();
+  assert.deepEqual(themes, ["Spotlight on Safety: Defusing Difficult Encounters", "Spotlight on Safety"]);
+  // Artwork loaded (the browser decoded it).
+  const widths = await page.locator("main img").evaluateAll((imgs) => imgs.map((i) => i.naturalWidth));
+  assert.ok(widths.every((w) => w > 0), `artwork widths ${widths}`);
+  await screenshot(page, "home");
+  await page.close();
+});
+
+test("theme page plays, seeks with a 206, and downloads the exact file", async () => {
+  const page = await context.newPage();
+  const media = [];
+  page.on("response", (r) => {
+    if (r.url().includes("/media/")) {
+      media.push({ url: r.url(), status: r.status(), range: r.request().headers()["range"] || null });
+    }
+  });
+  const res = await page.goto(base + THEME);
+  assert.equal(res.status(), 200);
+  await screenshot(page, "theme");
+
+  const article = page.locator(`article#${SLUG}`);
+  const audio = article.locator("audio");
+  const src = await audio.evaluate((a) => a.currentSrc);
+  assert.match(src, new RegExp(`^${base}/media/${SLUG}/[0-9a-f]+/${SLUG}\\.mp3$`));
+
+  // Start playback and wait until it is really playing.
+  await audio.evaluate((a) => a.play());
+  await until(page, (sel) => {
+    const a = document.querySelector(sel);
+    return !a.paused && a.currentTime > 0 && a.duration > 0;
+  }, `article#${SLUG} audio`);
+  const duration = await audio.evaluate((a) => a.duration);
+  assert.ok(Math.abs(duration - LONG_SECS) < 2, `the episode lasts ${LONG_SECS} s, got ${duration}`);
+
+  // Seek to 60% and check the position moved there.
+  const target = duration * 0.6;
+  const requestsBeforeSeek = media.length;
+  const landed = await audio.evaluate(
+    (a, t) =>
+      new Promise((resolve) => {
+        a.addEventListener("seeked", () => resolve(a.currentTime), { once: true });
+        a.currentTime = t;
+      }),
+    target,
+  );
+  assert.ok(Math.abs(landed - target) < 1, `seeked to ${landed}, wanted ${target}`);
+  await page.waitForTimeout(500);
+  const now = await audio.evaluate((a) => a.currentTime);
+  assert.ok(now >= target - 0.5 && now < duration, `position ${now} after seeking to ${target}`);
+
+  // The media element streams with Range requests, and the server answers them with 206.
+  const ranged = media.filter((m) => m.url === src && m.range);
+  assert.ok(ranged.length > 0, `no Range request for ${src}: ${JSON.stringify(media)}`);
+  assert.ok(ranged.every((m) => m.status === 206), JSON.stringify(ranged));
+  // The seek itself: a new request starting past half the file, answered with 206.
+  const size = fs.statSync(path.join(root, "episodes", SLUG, "audio.mp3")).size;
+  const seekRequests = media.slice(requestsBeforeSeek).filter((m) => {
+    const start = Number(/^bytes=(\d+)-/.exec(m.range || "")?.[1]);
+    return m.url === src && start > size / 2;
+  });
+  assert.ok(seekRequests.length > 0, `no range request for the seek: ${JSON.stringify(media)}`);
+  assert.ok(seekRequests.every((m) => m.status === 206), JSON.stringify(seekRequests));
+  assert.match(serverLog, new RegExp(`method=GET path=/media/${SLUG}/[0-9a-f]+/${SLUG}\\.mp3 status=206`));
+
+  // Download: the attachment link delivers exactly the file on disk.
+  const [download] = await Promise.all([page.waitForEvent("download"), article.getByRole("link", { name: /^Download/ }).click()]);
+  assert.equal(download.suggestedFilename(), `${SLUG}.mp3`);
+  const received = fs.readFileSync(await download.path());
+  const original = fs.readFileSync(path.join(root, "episodes", SLUG, "audio.mp3"));
+  assert.equal(received.length, original.length);
+  assert.ok(received.equals(original), "downloaded bytes differ from the file");
+  await page.close();
+});
+
+test("episode page starts at #t= and chapter links seek the player", async () => {
+  const page = await context.newPage();
+  const res = await page.goto(`${base}/episodes/${SLUG}#t=15`);
+  assert.equal(res.status(), 200);
+  await until(page, () => {
+    const a = document.getElementById("player");
+    return a.readyState >= 1 && Math.abs(a.currentTime - 15) < 0.5;
+  });
+  await page.getByRole("link", { name: /Strategy/ }).click();
+  await until(page, () => {
+    const a = document.getElementById("player");
+    return !a.paused && a.currentTime >= 10 && a.currentTime < 13;
+  });
+  assert.equal(new URL(page.url()).hash, "#t=10");
+  await page.evaluate(() => document.getElementById("player").pause());
+  await screenshot(page, "episode");
+  await page.close();
+});
+
+test("unknown pages show the styled 404 page", async () => {
+  const page = await context.newPage();
+  const res = await page.goto(base + "/episodes/no-such-episode");
+  assert.equal(res.status(), 404);
+  assert.equal(await page.locator("h1").textContent(), "Page not found");
+  // Styled: the site stylesheet applied (the header has the brand background).
+  const bg = await page.locator("header.site").evaluate((h) => getComputedStyle(h).backgroundColor);
+  assert.equal(bg, "rgb(11, 61, 110)");
+  await screenshot(page, "not-found");
+  await page.close();
+});
+
+test("pages fit a 360 px screen without sideways scrolling", async () => {
+  const page = await context.newPage();
+  await page.setViewportSize({ width: 360, height: 740 });
+  for (const p of ["/", THEME, `/episodes/${SLUG}`]) {
+    await page.goto(base + p);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `${p} is ${overflow} px wider than the screen`);
+  }
+  await page.close();
+});
