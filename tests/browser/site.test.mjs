@@ -239,6 +239,23 @@ test("unknown pages show the styled 404 page", async () => {
   await page.close();
 });
 
+test("a theme page prints as a handout", async () => {
+  const page = await context.newPage();
+  await page.goto(base + THEME);
+  await page.emulateMedia({ media: "print" });
+  const shown = (sel) => page.locator(sel).first().evaluate((e) => getComputedStyle(e).display !== "none");
+  assert.equal(await shown(".listen"), false, "players are hidden on paper");
+  assert.equal(await shown(".subscribe-body"), false, "subscribe buttons are hidden on paper");
+  assert.equal(await shown(".print-only"), true, "the feed URL is printed");
+  const after = await page
+    .locator(".resources a")
+    .first()
+    .evaluate((a) => getComputedStyle(a, "::after").content);
+  assert.equal(after, '" (https://www.policeforum.org/)"');
+  await page.screenshot({ path: path.join(artifacts, "theme-print.png"), fullPage: true });
+  await page.close();
+});
+
 test("pages fit a 360 px screen without sideways scrolling", async () => {
   const page = await context.newPage();
   await page.setViewportSize({ width: 360, height: 740 });
