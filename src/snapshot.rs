@@ -1,14 +1,15 @@
 //! A served snapshot of the catalog: everything a request needs, rendered once per catalog change.
 //!
-//! Feeds, the OPML list and the website's pages are rendered and compressed (gzip and brotli) when
-//! the snapshot is built, so a feed or page request copies no bytes and runs no encoder. [`Live`] holds the current snapshot, swaps
-//! in a new one when the catalog files change, and keeps the last good one when an edit is invalid.
+//! Feeds, the OPML list and the website's pages are rendered when the snapshot is built and
+//! compressed (gzip and brotli) right after it goes live, so a feed or page request copies no bytes
+//! and runs no encoder. [`Live`] holds the current snapshot, swaps in a new one when the catalog
+//! files change, and keeps the last good one when an edit is invalid.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
@@ -20,12 +21,18 @@ use crate::render::{opml, render_feed};
 use crate::site;
 
 /// A rendered text resource in every encoding the server offers.
-#[derive(Debug, Clone)]
+///
+/// The identity bytes exist from the start; the gzip and brotli variants are filled in by
+/// [`Encoded::compress`], which [`Live`] runs on a background thread after publishing a snapshot, so
+/// a reload goes live without waiting for the encoders. Until then clients get the identity bytes,
+/// which every client accepts. Unchanged resources take their compressed bytes from the previous
+/// snapshot and are never compressed twice.
+#[derive(Debug)]
 pub struct Encoded {
     pub content_type: &'static str,
     pub identity: Bytes,
-    pub gzip: Bytes,
-    pub br: Bytes,
+    gzip: OnceLock<Bytes>,
+    br: OnceLock<Bytes>,
     /// Strong ETag of the identity bytes; the compressed variants append `-gzip` / `-br`.
     pub etag: String,
     pub etag_gzip: String,
@@ -35,8 +42,8 @@ pub struct Encoded {
 }
 
 impl Encoded {
-    /// Renders nothing; compresses `bytes` and derives validators. `previous` keeps Last-Modified
-    /// stable when a reload produces identical bytes.
+    /// Wraps rendered bytes and derives validators. `previous` keeps Last-Modified, and the
+    /// compressed variants, when a reload produces identical bytes.
     pub fn new(content_type: &'static str, bytes: Vec<u8>, previous: Option<&Encoded>) -> Encoded {
         let hash: String = Sha256::digest(&bytes)
             .iter()
@@ -44,33 +51,51 @@ impl Encoded {
             .map(|b| format!("{b:02x}"))
             .collect();
         let etag = format!("\"{hash}\"");
-        let last_modified = match previous {
-            Some(p) if p.etag == etag => p.last_modified,
-            _ => now_seconds(),
-        };
-        let gzip = {
-            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-            enc.write_all(&bytes).expect("in-memory gzip");
-            enc.finish().expect("in-memory gzip")
-        };
-        let br = {
-            let mut out = Vec::new();
-            {
-                let mut enc = brotli::CompressorWriter::new(&mut out, 64 * 1024, 5, 22);
-                enc.write_all(&bytes).expect("in-memory brotli");
+        let same = previous.filter(|p| p.etag == etag);
+        let carry = |cell: Option<&OnceLock<Bytes>>| {
+            let out = OnceLock::new();
+            if let Some(b) = cell.and_then(OnceLock::get) {
+                let _ = out.set(b.clone());
             }
             out
         };
         Encoded {
             content_type,
             identity: Bytes::from(bytes),
-            gzip: Bytes::from(gzip),
-            br: Bytes::from(br),
+            gzip: carry(same.map(|p| &p.gzip)),
+            br: carry(same.map(|p| &p.br)),
             etag_gzip: format!("\"{hash}-gzip\""),
             etag_br: format!("\"{hash}-br\""),
             etag,
-            last_modified,
+            last_modified: same.map_or_else(now_seconds, |p| p.last_modified),
         }
+    }
+
+    /// The gzip variant, once compressed.
+    pub fn gzip(&self) -> Option<&Bytes> {
+        self.gzip.get()
+    }
+
+    /// The brotli variant, once compressed.
+    pub fn br(&self) -> Option<&Bytes> {
+        self.br.get()
+    }
+
+    /// Fills in the compressed variants (CPU-heavy; run it off the async threads).
+    pub fn compress(&self) {
+        self.gzip.get_or_init(|| {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            enc.write_all(&self.identity).expect("in-memory gzip");
+            Bytes::from(enc.finish().expect("in-memory gzip"))
+        });
+        self.br.get_or_init(|| {
+            let mut out = Vec::new();
+            {
+                let mut enc = brotli::CompressorWriter::new(&mut out, 64 * 1024, 5, 22);
+                enc.write_all(&self.identity).expect("in-memory brotli");
+            }
+            Bytes::from(out)
+        });
     }
 }
 
@@ -155,6 +180,40 @@ impl Snapshot {
     }
 }
 
+impl Snapshot {
+    /// Every rendered resource, for background compression.
+    fn encoded(&self) -> impl Iterator<Item = &Encoded> {
+        self.feeds
+            .values()
+            .chain([&self.opml, &self.pages.not_found, &self.pages.error])
+            .chain(self.pages.by_path.values())
+    }
+
+    /// Compresses whatever this snapshot does not already carry from the previous one.
+    pub fn compress_all(&self) {
+        for enc in self.encoded() {
+            enc.compress();
+        }
+    }
+}
+
+/// Compresses a freshly published snapshot on its own thread.
+fn compress_in_background(snapshot: Arc<Snapshot>) {
+    let spawned = std::thread::Builder::new()
+        .name("compress".into())
+        .spawn(move || {
+            let started = std::time::Instant::now();
+            snapshot.compress_all();
+            tracing::info!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "compressed variants ready"
+            );
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the compression thread; serving uncompressed");
+    }
+}
+
 /// Persists measurements; failing to is logged, never fatal (the next start measures again).
 fn save_measurements(source: &Source, cache: &MeasureCache) {
     if let Some(path) = &source.measure_cache {
@@ -181,8 +240,10 @@ impl Live {
             .unwrap_or_default();
         let catalog = catalog::load(&source, &cache)?;
         save_measurements(&source, &cache);
+        let first = Arc::new(Snapshot::build(catalog, None));
+        compress_in_background(Arc::clone(&first));
         Ok(Arc::new(Live {
-            current: ArcSwap::from_pointee(Snapshot::build(catalog, None)),
+            current: ArcSwap::new(first),
             source,
             cache,
         }))
@@ -200,8 +261,9 @@ impl Live {
         if catalog == previous.catalog {
             return Ok(());
         }
-        let next = Snapshot::build(catalog, Some(&previous));
-        self.current.store(Arc::new(next));
+        let next = Arc::new(Snapshot::build(catalog, Some(&previous)));
+        self.current.store(Arc::clone(&next));
+        compress_in_background(next);
         Ok(())
     }
 

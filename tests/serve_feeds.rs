@@ -66,6 +66,11 @@ fn feeds_compress_with_gzip_and_brotli() {
     let demo = Demo::new();
     let server = Server::start(&demo);
     let plain = get(server.addr, FEED, &[]).body;
+    // Compression runs in the background after the catalog goes live; identity is served meanwhile.
+    assert!(common::eventually(10, || {
+        get(server.addr, FEED, &[("Accept-Encoding", "br")]).header("content-encoding")
+            == Some("br")
+    }));
 
     let gz = get(server.addr, FEED, &[("Accept-Encoding", "gzip")]);
     assert_eq!(gz.status, 200);

@@ -150,10 +150,13 @@ pub(super) fn conditions(headers: &HeaderMap) -> Conditions<'_> {
 
 pub(super) fn respond(enc: &Encoded, headers: &HeaderMap) -> Response {
     let coding = negotiate(header_str(headers, header::ACCEPT_ENCODING));
+    // A variant still being compressed after a reload falls back to identity.
     let (body, etag, encoding): (&Bytes, &str, Option<&'static str>) = match coding {
-        Coding::Br => (&enc.br, &enc.etag_br, Some("br")),
-        Coding::Gzip => (&enc.gzip, &enc.etag_gzip, Some("gzip")),
-        Coding::Identity => (&enc.identity, &enc.etag, None),
+        Coding::Br if enc.br().is_some() => (enc.br().expect("checked"), &enc.etag_br, Some("br")),
+        Coding::Gzip if enc.gzip().is_some() => {
+            (enc.gzip().expect("checked"), &enc.etag_gzip, Some("gzip"))
+        }
+        _ => (&enc.identity, &enc.etag, None),
     };
     let alternates = [
         enc.etag.as_str(),

@@ -55,6 +55,7 @@ static STATIC: LazyLock<Vec<StaticFile>> = LazyLock::new(|| {
     .into_iter()
     .map(|(name, content_type, text)| {
         let encoded = Encoded::new(content_type, text.as_bytes().to_vec(), None);
+        encoded.compress();
         let url = format!("/static/{name}?v={}", &encoded.etag[1..9]);
         StaticFile { name, encoded, url }
     })
