@@ -31,6 +31,7 @@ let server; // the rollcall child process
 let serverLog = "";
 let base; // http://127.0.0.1:PORT, also the catalog's public_url
 let context; // playwright persistent context with a fresh profile
+let profile; // that profile's folder
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -95,7 +96,7 @@ before(async () => {
   fs.writeFileSync(config, `public_url = "${base}"\nlisten = "127.0.0.1:${port}"\n`);
   assert.equal(await startServer(config), `listening on ${base}`);
 
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "rollcall-chromium-"));
+  profile = fs.mkdtempSync(path.join(os.tmpdir(), "rollcall-chromium-"));
   context = await chromium.launchPersistentContext(profile, {
     executablePath,
     headless: true,
@@ -124,7 +125,7 @@ after(async () => {
     server.kill("SIGTERM");
     await exited;
   }
-  if (root) fs.rmSync(root, { recursive: true, force: true });
+  for (const dir of [root, profile]) if (dir) fs.rmSync(dir, { recursive: true, force: true });
   fs.writeFileSync(path.join(artifacts, "server.log"), serverLog);
 });
 
@@ -236,6 +237,21 @@ test("unknown pages show the styled 404 page", async () => {
   const bg = await page.locator("header.site").evaluate((h) => getComputedStyle(h).backgroundColor);
   assert.equal(bg, "rgb(11, 61, 110)");
   await screenshot(page, "not-found");
+  await page.close();
+});
+
+test("the feed URL copies from the keyboard", async () => {
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: base });
+  const page = await context.newPage();
+  await page.goto(base + THEME);
+  // Keyboard only: tab from the feed URL field to its labelled button and press Enter.
+  await page.getByLabel("Feed URL", { exact: true }).focus();
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), "Copy feed URL");
+  await page.keyboard.press("Enter");
+  await until(page, () => document.querySelector(".copy-status").textContent === "Feed URL copied.");
+  const copied = await page.evaluate(() => navigator.clipboard.readText());
+  assert.equal(copied, `${base}/feeds/defusing-difficult-encounters.xml`);
   await page.close();
 });
 
