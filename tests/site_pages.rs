@@ -389,3 +389,18 @@ fn pages_follow_catalog_edits() {
     assert!(html(&get(server.addr, EPISODE, &[]))
         .contains("<h1 id=\"episode-title\">Defining De-Escalation, Revised</h1>"));
 }
+
+#[test]
+fn the_500_page_is_in_the_site_style() {
+    let demo = Demo::new();
+    let snapshot = rollcall::snapshot::Snapshot::build(demo.load().unwrap(), None);
+    let page = String::from_utf8(snapshot.pages.error.identity.to_vec()).unwrap();
+    assert_eq!(
+        snapshot.pages.error.content_type,
+        "text/html; charset=utf-8"
+    );
+    assert!(page.contains("<h1>Something went wrong</h1>"), "{page}");
+    assert!(page.contains("<link rel=\"stylesheet\" href=\"/static/site.css?v="));
+    assert!(page.contains("<main id=\"main\""));
+    assert!(page.contains("<a href=\"/\">Go to the home page</a>"));
+}
