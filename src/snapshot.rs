@@ -133,6 +133,7 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn build(catalog: Catalog, previous: Option<&Snapshot>) -> Snapshot {
+        let started = std::time::Instant::now();
         let mut feeds = HashMap::new();
         let mut media: HashMap<String, Served> = catalog
             .assets
@@ -169,7 +170,13 @@ impl Snapshot {
             }
         }
         let opml = Encoded::new(OPML_TYPE, opml(&catalog), previous.map(|p| &p.opml));
+        let feeds_ms = started.elapsed().as_millis() as u64;
         let pages = site::build(&catalog, previous.map(|p| &p.pages));
+        tracing::debug!(
+            feeds_ms,
+            pages_ms = started.elapsed().as_millis() as u64 - feeds_ms,
+            "snapshot built"
+        );
         Snapshot {
             catalog,
             feeds,
@@ -255,7 +262,12 @@ impl Live {
 
     /// Reloads now (blocking I/O). On problems the current snapshot stays in place.
     pub fn reload(&self) -> Result<(), Problems> {
+        let started = std::time::Instant::now();
         let catalog = catalog::load(&self.source, &self.cache)?;
+        tracing::debug!(
+            load_ms = started.elapsed().as_millis() as u64,
+            "catalog loaded"
+        );
         save_measurements(&self.source, &self.cache);
         let previous = self.current.load();
         if catalog == previous.catalog {

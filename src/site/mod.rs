@@ -216,12 +216,14 @@ pub fn build(catalog: &Catalog, previous: Option<&Pages>) -> Pages {
         rendered.push((format!("/feeds/{}", feed.id), render(&page)));
     }
 
-    for ep in &catalog.episodes {
-        let feeds: Vec<&Feed> = public
-            .iter()
-            .copied()
-            .filter(|f| catalog.feed_episodes(f).any(|e| e.slug == ep.slug))
-            .collect();
+    // Which public feeds carry each episode, by index: one pass, not a scan per episode.
+    let mut feeds_of: Vec<Vec<&Feed>> = vec![Vec::new(); catalog.episodes.len()];
+    for feed in &public {
+        for &i in &feed.episodes {
+            feeds_of[i].push(feed);
+        }
+    }
+    for (ep, feeds) in catalog.episodes.iter().zip(feeds_of) {
         if feeds.is_empty() {
             continue;
         }
