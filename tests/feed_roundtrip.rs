@@ -244,3 +244,58 @@ fn members_feed_is_blocked_from_directories() {
     assert!(ch.itunes_ext.unwrap().block.is_none());
     assert!(ext(&ch.extensions, "podcast", "block").is_empty());
 }
+
+#[test]
+fn reloading_with_a_warm_cache_sees_every_kind_of_edit() {
+    use rollcall::catalog::{load, MeasureCache, Source};
+    let demo = Demo::new();
+    let source = Source::from(&demo.config());
+    let cache = MeasureCache::default();
+    let slug = "defining-de-escalation";
+    let first = load(&source, &cache).unwrap();
+    assert_eq!(
+        load(&source, &cache).unwrap(),
+        first,
+        "an unchanged catalog reloads identically"
+    );
+
+    demo.write(
+        &format!("episodes/{slug}/notes.md"),
+        "Only the notes changed.\n",
+    );
+    let c = load(&source, &cache).unwrap();
+    assert_eq!(
+        c.episode(slug).unwrap().notes_markdown,
+        "Only the notes changed.\n"
+    );
+
+    demo.write(
+        &format!("episodes/{slug}/transcript.vtt"),
+        "WEBVTT\n\n00:00.000 --> 00:01.000\nHi\n",
+    );
+    let c = load(&source, &cache).unwrap();
+    assert!(
+        c.episode(slug).unwrap().transcript.is_some(),
+        "a new file in the folder is noticed"
+    );
+
+    let audio = demo.path(&format!("episodes/{slug}/audio.mp3"));
+    let other = demo.path("episodes/behavioral-response-to-stress-and-fear/audio.mp3");
+    std::fs::copy(&other, &audio).unwrap();
+    let c = load(&source, &cache).unwrap();
+    assert_eq!(
+        c.episode(slug).unwrap().audio.size,
+        std::fs::metadata(&other).unwrap().len(),
+        "replaced audio is re-measured"
+    );
+
+    demo.edit(
+        &format!("episodes/{slug}/episode.toml"),
+        "title = \"Defining De-Escalation\"",
+        "title = \"Renamed\"",
+    );
+    assert_eq!(
+        load(&source, &cache).unwrap().episode(slug).unwrap().title,
+        "Renamed"
+    );
+}

@@ -21,6 +21,8 @@ use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
+use super::Episode;
+
 /// One file the server can send, as measured when the catalog was loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Asset {
@@ -96,11 +98,27 @@ pub const AUDIO_EXTENSIONS: &[&str] = &["mp3", "m4a", "m4b", "ogg", "oga", "opus
 
 /// Caches [`FileFacts`] across catalog reloads and restarts, keyed by path, size and modification
 /// time. Without it every start would hash and scan every audio file again.
+///
+/// It also remembers each parsed episode with the size and mtime of every file it was built from
+/// (and its folder's mtime, which changes when files are added or removed), so a reload re-reads
+/// only the episodes that changed. That part lives in memory only.
 #[derive(Debug, Default)]
 pub struct MeasureCache {
     entries: Mutex<HashMap<PathBuf, FileFacts>>,
     dirty: std::sync::atomic::AtomicBool,
+    parsed: Mutex<HashMap<String, (Inputs, Episode)>>,
 }
+
+/// Size and modification time of a file, to notice changes without reading it.
+type Stamp = (u64, SystemTime);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.len(), meta.modified().ok()?))
+}
+
+/// Stamps of an episode's inputs, starting with its folder.
+pub(super) type Inputs = Vec<(PathBuf, Option<Stamp>)>;
 
 impl MeasureCache {
     /// Reads a cache saved by [`MeasureCache::save`]. A missing or unreadable file gives an empty
@@ -184,6 +202,52 @@ impl MeasureCache {
             .insert(path.to_owned(), facts.clone());
         self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(facts)
+    }
+}
+
+impl MeasureCache {
+    /// The episode parsed earlier from `folder`, if none of its inputs changed since.
+    pub(super) fn parsed_episode(&self, slug: &str, folder: &Path) -> Option<Episode> {
+        let parsed = self.parsed.lock().expect("cache lock");
+        let (inputs, ep) = parsed.get(slug)?;
+        let unchanged = inputs.first().is_some_and(|(p, _)| p == folder)
+            && inputs.iter().all(|(path, was)| stamp(path) == *was);
+        unchanged.then(|| ep.clone())
+    }
+
+    /// Stamps the folder, `episode.toml` and `notes.md`; call before parsing.
+    pub(super) fn stamp_folder(&self, folder: &Path) -> Inputs {
+        [
+            folder.to_owned(),
+            folder.join("episode.toml"),
+            folder.join("notes.md"),
+        ]
+        .into_iter()
+        .map(|p| {
+            let s = stamp(&p);
+            (p, s)
+        })
+        .collect()
+    }
+
+    /// Remembers a successfully parsed episode with the stamps of its inputs: `inputs` from
+    /// [`MeasureCache::stamp_folder`], plus the files it names.
+    pub(super) fn remember_episode(&self, slug: &str, mut inputs: Inputs, ep: &Episode) {
+        for a in [
+            Some(&ep.audio),
+            ep.transcript.as_ref(),
+            ep.chapters.as_ref(),
+            ep.image.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            inputs.push((a.path.clone(), stamp(&a.path)));
+        }
+        self.parsed
+            .lock()
+            .expect("cache lock")
+            .insert(slug.to_owned(), (inputs, ep.clone()));
     }
 }
 

@@ -23,7 +23,20 @@ pub(super) struct Ctx<'a> {
 /// Largest difference allowed between a declared and a measured duration.
 const DURATION_TOLERANCE: Duration = Duration::from_secs(2);
 
+/// Loads an episode folder, reusing the previous parse when none of its files changed.
 pub(super) fn load(ctx: &Ctx, slug: &str, problems: &mut Vec<Problem>) -> Option<Episode> {
+    let folder = ctx.root.join(slug);
+    if let Some(ep) = ctx.cache.parsed_episode(slug, &folder) {
+        return Some(ep);
+    }
+    // Stamp before reading, so an edit made while parsing is noticed on the next reload.
+    let before = ctx.cache.stamp_folder(&folder);
+    let ep = parse(ctx, slug, problems)?;
+    ctx.cache.remember_episode(slug, before, &ep);
+    Some(ep)
+}
+
+fn parse(ctx: &Ctx, slug: &str, problems: &mut Vec<Problem>) -> Option<Episode> {
     let folder = ctx.root.join(slug);
     let file = display_path(ctx.display_root, &format!("{slug}/episode.toml"));
     if !valid_slug(slug) {
