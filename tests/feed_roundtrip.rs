@@ -299,3 +299,35 @@ fn reloading_with_a_warm_cache_sees_every_kind_of_edit() {
         "Renamed"
     );
 }
+
+#[test]
+fn cached_items_render_the_same_bytes_as_a_fresh_render() {
+    use rollcall::render::{render_feed_with, ItemCache};
+    let demo = Demo::new();
+    let cache = ItemCache::default();
+    let before = demo.load().unwrap();
+    let feed = before.feed("spotlight-on-safety").unwrap();
+    let first = render_feed_with(&before, feed, &cache);
+    assert_eq!(first.xml, render_feed(&before, feed));
+    assert_eq!(
+        render_feed_with(&before, feed, &cache).hash,
+        first.hash,
+        "same bytes, same hash"
+    );
+
+    demo.edit(
+        "episodes/defining-de-escalation/episode.toml",
+        "title = \"Defining De-Escalation\"",
+        "title = \"Edited\"",
+    );
+    let after = demo.load().unwrap();
+    let feed = after.feed("spotlight-on-safety").unwrap();
+    let second = render_feed_with(&after, feed, &cache);
+    assert_eq!(
+        second.xml,
+        render_feed(&after, feed),
+        "a stale cached item would differ here"
+    );
+    assert!(String::from_utf8_lossy(&second.xml).contains("<title>Edited</title>"));
+    assert_ne!(second.hash, first.hash);
+}

@@ -8,7 +8,10 @@
 pub mod notes;
 mod opml;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
 
 use rss::extension::itunes::{
     ITunesCategory, ITunesChannelExtension, ITunesItemExtension, ITunesOwner,
@@ -72,6 +75,11 @@ fn yes_no(b: bool) -> &'static str {
 
 /// Renders one feed to RSS bytes.
 pub fn render_feed(catalog: &Catalog, feed: &Feed) -> Vec<u8> {
+    render_feed_with(catalog, feed, &ItemCache::default()).xml
+}
+
+/// Renders one feed, reusing the XML of unchanged items from `cache`.
+pub fn render_feed_with(catalog: &Catalog, feed: &Feed, cache: &ItemCache) -> RenderedFeed {
     let self_url = catalog.url(&feed_path(&feed.id));
     let link = feed
         .link
@@ -168,18 +176,112 @@ pub fn render_feed(catalog: &Catalog, feed: &Feed) -> Vec<u8> {
             link,
             ..Default::default()
         }),
-        items: episodes.iter().map(|e| render_item(catalog, e)).collect(),
+        items: Vec::new(),
         extensions,
         itunes_ext: Some(itunes),
         namespaces,
         ..Default::default()
     };
-    let mut out = Vec::with_capacity(4096 + 4096 * episodes.len());
+    // The channel is written without items, and each item's XML comes from the cache, so a
+    // reload re-renders only the episodes that changed.
+    let shell = write_pretty(&channel);
+    let split = shell
+        .rfind("\n  </channel>")
+        .expect("a rendered channel closes its channel element");
+    let fragments: Vec<Arc<Fragment>> = episodes
+        .iter()
+        .map(|e| cache.fragment(catalog, e))
+        .collect();
+    let total = shell.len() + fragments.iter().map(|f| f.xml.len()).sum::<usize>() + 1;
+    let mut out = Vec::with_capacity(total);
+    let mut hasher = Sha256::new();
+    out.extend_from_slice(&shell.as_bytes()[..split]);
+    hasher.update(&shell.as_bytes()[..split]);
+    for f in &fragments {
+        out.extend_from_slice(f.xml.as_bytes());
+        hasher.update(f.hash);
+    }
+    out.extend_from_slice(&shell.as_bytes()[split..]);
+    out.push(b'\n');
+    hasher.update(&shell.as_bytes()[split..]);
+    let hash = hasher
+        .finalize()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    RenderedFeed { xml: out, hash }
+}
+
+/// A rendered feed and a hash of its content, derived from the items' hashes so it costs nothing
+/// extra to compute. Equal hashes mean equal bytes.
+pub struct RenderedFeed {
+    pub xml: Vec<u8>,
+    /// 32 hex digits.
+    pub hash: String,
+}
+
+fn write_pretty(channel: &Channel) -> String {
+    let mut out = Vec::new();
     channel
         .pretty_write_to(&mut out, b' ', 2)
         .expect("writing to a Vec cannot fail");
-    out.push(b'\n');
-    out
+    String::from_utf8(out).expect("the rss writer emits UTF-8")
+}
+
+/// One item's XML, as it appears inside a feed.
+#[derive(Debug)]
+pub struct Fragment {
+    episode: Episode,
+    public_url: String,
+    xml: String,
+    hash: [u8; 32],
+}
+
+/// Rendered items by episode slug, reused while the episode is unchanged.
+#[derive(Debug, Default)]
+pub struct ItemCache {
+    items: Mutex<HashMap<String, Arc<Fragment>>>,
+}
+
+impl ItemCache {
+    fn fragment(&self, catalog: &Catalog, ep: &Episode) -> Arc<Fragment> {
+        if let Some(f) = self.items.lock().expect("item cache lock").get(&ep.slug) {
+            if f.episode == *ep && f.public_url == catalog.public_url {
+                return Arc::clone(f);
+            }
+        }
+        let channel = Channel {
+            items: vec![render_item(catalog, ep)],
+            ..Default::default()
+        };
+        let text = write_pretty(&channel);
+        let start = text.find("<item>").expect("one item was written");
+        let start = text[..start].rfind('\n').unwrap_or(start);
+        let end = text.rfind("</item>").expect("one item was written") + "</item>".len();
+        let xml = text[start..end].to_owned();
+        let fragment = Arc::new(Fragment {
+            hash: Sha256::digest(xml.as_bytes()).into(),
+            episode: ep.clone(),
+            public_url: catalog.public_url.clone(),
+            xml,
+        });
+        self.items
+            .lock()
+            .expect("item cache lock")
+            .insert(ep.slug.clone(), Arc::clone(&fragment));
+        fragment
+    }
+
+    /// Forgets episodes that are no longer in `catalog`.
+    pub fn retain_only(&self, catalog: &Catalog) {
+        let slugs: std::collections::HashSet<&str> =
+            catalog.episodes.iter().map(|e| e.slug.as_str()).collect();
+        self.items
+            .lock()
+            .expect("item cache lock")
+            .retain(|slug, _| slugs.contains(slug.as_str()));
+    }
 }
 
 fn render_item(catalog: &Catalog, ep: &Episode) -> Item {
