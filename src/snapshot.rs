@@ -127,7 +127,7 @@ pub struct Snapshot {
     pub opml: Encoded,
     /// Every servable file by URL path. Requests resolve only through this map.
     pub media: HashMap<String, Served>,
-    /// The website's pages, rendered and compressed like the feeds.
+    /// The website's pages: rendered on first request, then kept and served like the feeds.
     pub pages: site::Pages,
 }
 
@@ -171,7 +171,7 @@ impl Snapshot {
         }
         let opml = Encoded::new(OPML_TYPE, opml(&catalog), previous.map(|p| &p.opml));
         let feeds_ms = started.elapsed().as_millis() as u64;
-        let pages = site::build(&catalog, previous.map(|p| &p.pages));
+        let pages = site::Pages::build(&catalog, previous.map(|p| (&p.catalog, &p.pages)));
         tracing::debug!(
             feeds_ms,
             pages_ms = started.elapsed().as_millis() as u64 - feeds_ms,
@@ -192,8 +192,8 @@ impl Snapshot {
     fn encoded(&self) -> impl Iterator<Item = &Encoded> {
         self.feeds
             .values()
-            .chain([&self.opml, &self.pages.not_found, &self.pages.error])
-            .chain(self.pages.by_path.values())
+            .chain([&self.opml])
+            .chain(self.pages.rendered())
     }
 
     /// Compresses whatever this snapshot does not already carry from the previous one.

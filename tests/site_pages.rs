@@ -147,6 +147,8 @@ fn theme_page_lists_episodes_newest_first_with_player_download_and_resources() {
         "<svg role=\"img\" aria-label=\"QR code of the feed URL {feed}\""
     )));
     assert!(qr.contains("<path fill=\"#000000\" d=\"M"));
+    // Two episodes fit on one page.
+    assert!(!page.contains("aria-label=\"Pagination\""));
 }
 
 #[test]
@@ -403,4 +405,242 @@ fn the_500_page_is_in_the_site_style() {
     assert!(page.contains("<link rel=\"stylesheet\" href=\"/static/site.css?v="));
     assert!(page.contains("<main id=\"main\""));
     assert!(page.contains("<a href=\"/\">Go to the home page</a>"));
+}
+
+/// Adds `n` copies of the demo's "Defining De-Escalation" episode, `paged-00` (oldest) to
+/// `paged-NN` (newest), all newer than the demo's episodes and in the same public feeds.
+fn add_copies(demo: &Demo, n: usize) {
+    let from = demo.path("episodes/defining-de-escalation");
+    let toml = demo.read("episodes/defining-de-escalation/episode.toml");
+    for i in 0..n {
+        let slug = format!("paged-{i:02}");
+        let dir = demo.path(&format!("episodes/{slug}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::hard_link(from.join("audio.mp3"), dir.join("audio.mp3")).unwrap();
+        std::fs::copy(from.join("notes.md"), dir.join("notes.md")).unwrap();
+        let text = toml
+            .replace(
+                "guid = \"e6be906a-3576-5e57-a8a6-6711becf9e96\"",
+                &format!("guid = \"00000000-0000-4000-8000-0000000000{i:02}\""),
+            )
+            .replace(
+                "title = \"Defining De-Escalation\"",
+                &format!("title = \"Paged episode {i:02}\""),
+            )
+            .replace(
+                "published = 2016-06-30T09:00:00-04:00",
+                &format!(
+                    "published = {}-01-{:02}T09:00:00-04:00",
+                    2020 + i / 28,
+                    i % 28 + 1
+                ),
+            );
+        assert_ne!(text, toml);
+        std::fs::write(dir.join("episode.toml"), text).unwrap();
+    }
+}
+
+/// The slugs of the episode articles on a theme page, in page order.
+fn article_slugs(page: &str) -> Vec<String> {
+    page.split("<article class=\"episode\" id=\"")
+        .skip(1)
+        .map(|rest| rest[..rest.find('"').unwrap()].to_owned())
+        .collect()
+}
+
+#[test]
+fn theme_pages_show_fifty_episodes_each_newest_first_with_prev_next_links() {
+    assert_eq!(rollcall::site::THEME_PAGE_SIZE, 50);
+    let demo = Demo::new();
+    add_copies(&demo, 60);
+    // 60 copies, newest first, then the demo's two episodes (same date: by slug).
+    let mut expected: Vec<String> = (0..60).rev().map(|i| format!("paged-{i:02}")).collect();
+    expected.push("behavioral-response-to-stress-and-fear".into());
+    expected.push("defining-de-escalation".into());
+    let server = Server::start(&demo);
+
+    let first = get(server.addr, THEME, &[]);
+    assert_eq!(first.status, 200);
+    let first = html(&first);
+    assert_eq!(article_slugs(&first), expected[..50]);
+    assert!(first.contains("<p class=\"meta\">Episodes 1–50 of 62, newest first</p>"));
+    let nav = between(
+        &first,
+        "<nav class=\"pagination\" aria-label=\"Pagination\">",
+        "</nav>",
+    );
+    assert!(nav.contains(&format!(
+        "<a class=\"button\" href=\"{THEME}?page=2\" rel=\"next\">Older episodes</a>"
+    )));
+    assert!(nav.contains("<span>Page 1 of 2</span>"));
+    assert!(!nav.contains("rel=\"prev\""), "{nav}");
+    assert!(first.contains("<title>Spotlight on Safety: Defusing Difficult Encounters</title>"));
+
+    let second = get(server.addr, &format!("{THEME}?page=2"), &[]);
+    assert_eq!(second.status, 200);
+    let second = html(&second);
+    assert_eq!(article_slugs(&second), expected[50..]);
+    assert!(second.contains("<p class=\"meta\">Episodes 51–62 of 62, newest first</p>"));
+    assert!(second.contains(
+        "<title>Spotlight on Safety: Defusing Difficult Encounters, page 2 of 2</title>"
+    ));
+    let nav = between(
+        &second,
+        "<nav class=\"pagination\" aria-label=\"Pagination\">",
+        "</nav>",
+    );
+    assert!(nav.contains(&format!(
+        "<a class=\"button\" href=\"{THEME}\" rel=\"prev\">Newer episodes</a>"
+    )));
+    assert!(!nav.contains("rel=\"next\""), "{nav}");
+    // Subscribe controls, QR code and artwork are on every page.
+    for page in [&first, &second] {
+        assert!(page.contains("<input id=\"feed-url\" type=\"url\" readonly value=\""));
+        assert!(page.contains("<figure class=\"qr\">"));
+        assert!(page.contains("<img class=\"artwork\" src=\"/artwork/"));
+    }
+
+    // Page 1 has one URL.
+    let one = get(server.addr, &format!("{THEME}?page=1"), &[]);
+    assert_eq!(one.status, 301);
+    assert_eq!(one.header("location"), Some(THEME));
+    // Other query parameters do not change the page.
+    let tagged = get(server.addr, &format!("{THEME}?utm_source=qr&page=2"), &[]);
+    assert_eq!(article_slugs(&html(&tagged)), expected[50..]);
+
+    for query in [
+        "page=3",
+        "page=0",
+        "page=abc",
+        "page=",
+        "page=02",
+        "page=2&page=2",
+    ] {
+        let r = get(server.addr, &format!("{THEME}?{query}"), &[]);
+        assert_eq!(r.status, 404, "{query}");
+        assert!(html(&r).contains("<h1>Page not found</h1>"), "{query}");
+    }
+    for path in ["/feeds/no-such-feed?page=2", "/feeds/no-such-feed?page=1"] {
+        assert_eq!(get(server.addr, path, &[]).status, 404, "{path}");
+    }
+}
+
+#[test]
+fn a_theme_with_fifty_episodes_has_one_page_and_no_pagination() {
+    let demo = Demo::new();
+    add_copies(&demo, 48);
+    let server = Server::start(&demo);
+    let page = html(&get(server.addr, THEME, &[]));
+    assert_eq!(article_slugs(&page).len(), 50);
+    assert!(!page.contains("aria-label=\"Pagination\""));
+    assert!(!page.contains("Episodes 1–50"));
+    assert_eq!(
+        get(server.addr, &format!("{THEME}?page=2"), &[]).status,
+        404
+    );
+}
+
+#[test]
+fn episode_pages_render_on_first_request_with_etag_304_and_gzip() {
+    use rollcall::site::{Lookup, PageRef};
+    use rollcall::snapshot::Snapshot;
+
+    let demo = Demo::new();
+    let snapshot = Snapshot::build(demo.load().unwrap(), None);
+    let key = PageRef::Episode {
+        slug: "defining-de-escalation".into(),
+    };
+    assert!(matches!(snapshot.pages.lookup(&key), Lookup::Render));
+    let rendered = snapshot.pages.render(&snapshot.catalog, &key).unwrap();
+    assert!(rendered.gzip().is_some(), "compressed when rendered");
+    assert!(matches!(snapshot.pages.lookup(&key), Lookup::Ready(_)));
+    let missing = PageRef::Episode {
+        slug: "no-such-episode".into(),
+    };
+    assert!(matches!(snapshot.pages.lookup(&missing), Lookup::Missing));
+    assert!(snapshot.pages.render(&snapshot.catalog, &missing).is_none());
+
+    // Over HTTP, the very first request already gets the compressed variant.
+    let server = Server::start(&demo);
+    let gz = get(server.addr, EPISODE, &[("Accept-Encoding", "gzip")]);
+    assert_eq!(gz.status, 200);
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    let mut body = Vec::new();
+    flate2::read::GzDecoder::new(&gz.body[..])
+        .read_to_end(&mut body)
+        .unwrap();
+    assert!(String::from_utf8(body.clone())
+        .unwrap()
+        .contains("<h1 id=\"episode-title\">Defining De-Escalation</h1>"));
+    let gz_etag = gz.header("etag").unwrap().to_owned();
+    assert!(
+        gz_etag.starts_with('"') && gz_etag.ends_with("-gzip\""),
+        "{gz_etag}"
+    );
+    let again = get(
+        server.addr,
+        EPISODE,
+        &[("Accept-Encoding", "gzip"), ("If-None-Match", &gz_etag)],
+    );
+    assert_eq!(again.status, 304);
+    let plain = get(server.addr, EPISODE, &[]);
+    assert_eq!(plain.body, body);
+    assert_eq!(
+        get(
+            server.addr,
+            EPISODE,
+            &[("If-None-Match", plain.header("etag").unwrap())]
+        )
+        .status,
+        304
+    );
+    assert_eq!(plain.header("last-modified"), gz.header("last-modified"));
+}
+
+#[test]
+fn a_reload_keeps_unchanged_episode_pages_and_re_renders_changed_ones() {
+    use rollcall::site::{Lookup, PageRef};
+    use rollcall::snapshot::Snapshot;
+
+    let demo = Demo::new();
+    let catalog = demo.load().unwrap();
+    let old = Snapshot::build(catalog.clone(), None);
+    let page = |slug: &str| PageRef::Episode { slug: slug.into() };
+    let kept = page("defining-de-escalation");
+    let edited = page("behavioral-response-to-stress-and-fear");
+    let before = old.pages.render(&old.catalog, &kept).unwrap();
+    let edited_before = old.pages.render(&old.catalog, &edited).unwrap();
+
+    let mut changed = catalog;
+    let i = changed
+        .episodes
+        .iter()
+        .position(|e| e.slug == "behavioral-response-to-stress-and-fear")
+        .unwrap();
+    changed.episodes[i].title.push_str(", Revised");
+    let new = Snapshot::build(changed, Some(&old));
+    match new.pages.lookup(&kept) {
+        Lookup::Ready(enc) => {
+            assert_eq!(enc.etag, before.etag);
+            assert_eq!(enc.last_modified, before.last_modified);
+        }
+        other => panic!("the unchanged page was not carried over: {other:?}"),
+    }
+    assert!(matches!(new.pages.lookup(&edited), Lookup::Render));
+    let edited_after = new.pages.render(&new.catalog, &edited).unwrap();
+    assert_ne!(edited_after.etag, edited_before.etag);
+    assert!(String::from_utf8_lossy(&edited_after.identity).contains("Fear, Revised</h1>"));
+
+    // A renamed feed changes every page that links to it.
+    let mut renamed = new.catalog.clone();
+    let f = renamed
+        .feeds
+        .iter()
+        .position(|f| f.id == "defusing-difficult-encounters")
+        .unwrap();
+    renamed.feeds[f].title = "Renamed theme".into();
+    let newer = Snapshot::build(renamed, Some(&new));
+    assert!(matches!(newer.pages.lookup(&kept), Lookup::Render));
+    let html = newer.pages.render(&newer.catalog, &kept).unwrap();
+    assert!(String::from_utf8_lossy(&html.identity).contains(">Renamed theme</a>"));
 }

@@ -2,7 +2,9 @@
 //! an [`Encoded`] looked up in the current snapshot (or compiled in), answered by [`respond`] with
 //! strong validators and the client's preferred compression.
 
-use axum::extract::{Path, State};
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -10,12 +12,13 @@ use bytes::Bytes;
 use super::{AppState, Error};
 use crate::catalog;
 use crate::media::conditional::{self, Conditions, Precondition, Validators};
-use crate::site;
+use crate::site::{self, Lookup, PageRef, ThemeQuery};
 use crate::snapshot::{Encoded, Snapshot};
 
 pub async fn feed(
     State(state): State<AppState>,
     Path(file): Path<String>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
     let snap = state.live.snapshot();
@@ -24,13 +27,36 @@ pub async fn feed(
             Some(enc) => respond(enc, &headers),
             None => Error::NotFound.into_response(),
         },
-        // `/feeds/<id>` without `.xml` is the theme's page.
-        None => page(&snap, &format!("/feeds/{file}"), &headers),
+        // `/feeds/<id>` without `.xml` is the theme's page; `?page=N` pages through its episodes.
+        None => match ThemeQuery::parse(query.as_deref()) {
+            ThemeQuery::Canonical => {
+                page(snap, PageRef::Theme { id: file, page: 1 }, &headers).await
+            }
+            ThemeQuery::Page(1) => {
+                let first = PageRef::Theme {
+                    id: file.clone(),
+                    page: 1,
+                };
+                if matches!(snap.pages.lookup(&first), Lookup::Missing) {
+                    return not_found(&snap, &first);
+                }
+                // One URL per page: the first page lives without `?page`.
+                let location =
+                    HeaderValue::from_str(&format!("/feeds/{file}")).expect("feed ids are slugs");
+                (
+                    StatusCode::MOVED_PERMANENTLY,
+                    [(header::LOCATION, location)],
+                )
+                    .into_response()
+            }
+            ThemeQuery::Page(n) => page(snap, PageRef::Theme { id: file, page: n }, &headers).await,
+            ThemeQuery::Invalid => not_found(&snap, &PageRef::Theme { id: file, page: 0 }),
+        },
     }
 }
 
 pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    page(&state.live.snapshot(), "/", &headers)
+    page(state.live.snapshot(), PageRef::Home, &headers).await
 }
 
 pub async fn episode(
@@ -38,20 +64,40 @@ pub async fn episode(
     Path(slug): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    page(
-        &state.live.snapshot(),
-        &format!("/episodes/{slug}"),
-        &headers,
-    )
+    page(state.live.snapshot(), PageRef::Episode { slug }, &headers).await
 }
 
-/// A page by its URL path. A missing page whose id could exist gets the site's 404 page; anything
-/// else (`..`, encoded slashes) gets the short plain 404, or the styled one if the client reads HTML.
-fn page(snap: &Snapshot, path: &str, headers: &HeaderMap) -> Response {
-    if let Some(enc) = snap.pages.by_path.get(path) {
-        return respond(enc, headers);
+/// A page from the snapshot. A page not rendered yet is rendered and compressed on the blocking
+/// pool (episode pages read files), kept in the snapshot, and then served like any other.
+async fn page(snap: Arc<Snapshot>, key: PageRef, headers: &HeaderMap) -> Response {
+    match snap.pages.lookup(&key) {
+        Lookup::Ready(enc) => return respond(enc, headers),
+        Lookup::Missing => return not_found(&snap, &key),
+        Lookup::Render => {}
     }
-    let id = path.rsplit('/').next().unwrap_or_default();
+    let (s, k) = (Arc::clone(&snap), key.clone());
+    let rendered = tokio::task::spawn_blocking(move || s.pages.render(&s.catalog, &k).is_some());
+    match rendered.await {
+        Ok(true) => match snap.pages.lookup(&key) {
+            Lookup::Ready(enc) => respond(enc, headers),
+            _ => unreachable!("a rendered page is kept"),
+        },
+        Ok(false) => not_found(&snap, &key),
+        Err(e) => {
+            tracing::error!(error = %e, page = ?key, "rendering a page failed");
+            error_page(&snap.pages.error, StatusCode::INTERNAL_SERVER_ERROR)
+        }
+    }
+}
+
+/// A missing page whose id could exist gets the site's 404 page; anything else (`..`, encoded
+/// slashes) gets the short plain 404, or the styled one if the client reads HTML.
+fn not_found(snap: &Snapshot, key: &PageRef) -> Response {
+    let id = match key {
+        PageRef::Home => "",
+        PageRef::Theme { id, .. } => id,
+        PageRef::Episode { slug } => slug,
+    };
     if catalog::valid_slug(id) {
         error_page(&snap.pages.not_found, StatusCode::NOT_FOUND)
     } else {

@@ -1,35 +1,29 @@
-//! The website: a home page of themes, a page per public feed and per episode, and styled error
-//! pages, rendered from askama templates in `templates/`.
+//! The website: a home page of themes, paged theme pages per public feed, a page per episode, and
+//! styled error pages, rendered from askama templates in `templates/`.
 //!
-//! [`build`] runs when a snapshot is built (once per catalog change, off the async runtime, so it
-//! may read transcripts and chapters from disk). It turns the catalog into view values, renders each
-//! page, and compresses it into an [`Encoded`] keyed by its URL path, so a page request is a map
-//! lookup like a feed. Only public feeds, and episodes in at least one public feed, get pages.
-//! Absolute URLs come from `public_url`, never from a request. The CSS and script in `static/` are
-//! compiled in and served under a content-versioned URL.
+//! This module turns catalog values into view values and renders one page at a time; [`Pages`]
+//! (in `pages.rs`) decides which pages exist in a snapshot and renders each the first time it is
+//! asked for, then serves it from memory like a feed. Only public feeds, and episodes in at least
+//! one public feed, get pages. Absolute URLs come from `public_url`, never from a request. The CSS
+//! and script in `static/` are compiled in and served under a content-versioned URL.
 
 pub mod format;
+mod pages;
 
-use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use askama::Template;
 
-use crate::catalog::{Access, Catalog, Episode, Feed, Guest, Resource};
+use crate::catalog::{Catalog, Episode, Feed, Guest, Resource};
 use crate::render::notes::show_notes_html;
 use crate::snapshot::Encoded;
 use format::{Chapter, Cue, Subscribe};
+pub use pages::{Lookup, PageRef, Pages, ThemeQuery};
 
 pub const HTML_TYPE: &str = "text/html; charset=utf-8";
 
-/// Every rendered page, and the error pages.
-#[derive(Debug)]
-pub struct Pages {
-    /// Pages by URL path: `/`, `/feeds/<id>`, `/episodes/<slug>`.
-    pub by_path: HashMap<String, Encoded>,
-    pub not_found: Encoded,
-    pub error: Encoded,
-}
+/// Episodes per theme page; page 1 shows the newest.
+pub const THEME_PAGE_SIZE: usize = 50;
 
 /// A file from `static/`, compressed once per process.
 pub struct StaticFile {
@@ -152,6 +146,15 @@ struct ThemePage<'a> {
     subscribe: Subscribe,
     qr: String,
     episodes: Vec<EpisodeView<'a>>,
+    /// This page's number, from 1, and how many there are.
+    page: usize,
+    pages: usize,
+    /// Positions (from 1) of the first and last episode shown, of `total`.
+    range: (usize, usize),
+    total: usize,
+    /// Links to the neighbouring pages, if any.
+    newer: Option<String>,
+    older: Option<String>,
 }
 
 #[derive(Template)]
@@ -184,103 +187,94 @@ fn card(feed: &Feed) -> FeedCard<'_> {
     }
 }
 
-/// Renders every page of `catalog`. `previous` keeps Last-Modified of unchanged pages.
-pub fn build(catalog: &Catalog, previous: Option<&Pages>) -> Pages {
-    let public: Vec<&Feed> = catalog
-        .feeds
-        .iter()
-        .filter(|f| f.access == Access::Public)
-        .collect();
-    let mut rendered: Vec<(String, String)> = Vec::new();
-
-    let home = HomePage {
+/// The home page: every public feed as a card.
+fn render_home(catalog: &Catalog, public: &[&Feed]) -> String {
+    render(&HomePage {
         head: Head::new(
             "Podcasts".to_owned(),
             "Every podcast theme, with episodes to listen to, download or subscribe to.",
-            &public,
+            public,
             catalog,
         ),
         feeds: public.iter().map(|f| card(f)).collect(),
+    })
+}
+
+/// A styled error page listing the public feeds.
+fn render_error(catalog: &Catalog, public: &[&Feed], heading: &str, message: &str) -> String {
+    render(&ErrorPage {
+        head: Head::new(heading.to_owned(), message, public, catalog),
+        heading,
+        message,
+        feeds: public.iter().map(|f| card(f)).collect(),
+    })
+}
+
+/// Page `page` (from 1) of a theme: its subscribe controls and [`THEME_PAGE_SIZE`] episodes.
+/// The caller checks that the page exists.
+fn render_theme(catalog: &Catalog, feed: &Feed, page: usize) -> String {
+    let url = feed_url(catalog, feed);
+    let total = feed.episodes.len();
+    let pages = page_count(total);
+    let first = (page - 1) * THEME_PAGE_SIZE;
+    let on_page = &feed.episodes[first.min(total)..(first + THEME_PAGE_SIZE).min(total)];
+    let base = format!("/feeds/{}", feed.id);
+    let title = if page == 1 {
+        feed.title.clone()
+    } else {
+        format!("{}, page {page} of {pages}", feed.title)
     };
-    rendered.push(("/".to_owned(), render(&home)));
+    render(&ThemePage {
+        head: Head::new(title, &feed.description, &[feed], catalog),
+        card: card(feed),
+        qr: format::qr_svg(&url, &format!("QR code of the feed URL {url}")),
+        subscribe: Subscribe::new(&url),
+        episodes: on_page
+            .iter()
+            .map(|&i| EpisodeView::new(&catalog.episodes[i]))
+            .collect(),
+        page,
+        pages,
+        range: (first + 1, first + on_page.len()),
+        total,
+        newer: match page {
+            1 => None,
+            2 => Some(base.clone()),
+            n => Some(format!("{base}?page={}", n - 1)),
+        },
+        older: (page < pages).then(|| format!("{base}?page={}", page + 1)),
+    })
+}
 
-    for feed in &public {
-        let url = feed_url(catalog, feed);
-        let page = ThemePage {
-            head: Head::new(feed.title.clone(), &feed.description, &[feed], catalog),
-            card: card(feed),
-            qr: format::qr_svg(&url, &format!("QR code of the feed URL {url}")),
-            subscribe: Subscribe::new(&url),
-            episodes: catalog.feed_episodes(feed).map(EpisodeView::new).collect(),
-        };
-        rendered.push((format!("/feeds/{}", feed.id), render(&page)));
-    }
+/// How many pages a theme with `episodes` episodes has; an empty theme still has its first page.
+pub fn page_count(episodes: usize) -> usize {
+    episodes.div_ceil(THEME_PAGE_SIZE).max(1)
+}
 
-    // Which public feeds carry each episode, by index: one pass, not a scan per episode.
-    let mut feeds_of: Vec<Vec<&Feed>> = vec![Vec::new(); catalog.episodes.len()];
-    for feed in &public {
-        for &i in &feed.episodes {
-            feeds_of[i].push(feed);
-        }
-    }
-    for (ep, feeds) in catalog.episodes.iter().zip(feeds_of) {
-        if feeds.is_empty() {
-            continue;
-        }
-        let page = EpisodePage {
-            head: Head::new(ep.title.clone(), &ep.summary, &feeds, catalog),
-            themes: feeds
-                .iter()
-                .map(|f| (f.title.as_str(), format!("/feeds/{}", f.id)))
-                .collect(),
-            notes_html: show_notes_html(ep),
-            chapters: ep
-                .chapters
-                .as_ref()
-                .and_then(|a| read_text(&a.path))
-                .map(|t| format::parse_chapters(&t))
-                .unwrap_or_default(),
-            cues: ep
-                .transcript
-                .as_ref()
-                .and_then(|a| read_text(&a.path))
-                .map(|t| format::parse_cues(&t))
-                .unwrap_or_default(),
-            view: EpisodeView::new(ep),
-        };
-        rendered.push((format!("/episodes/{}", ep.slug), render(&page)));
-    }
-
-    let by_path = rendered
-        .into_iter()
-        .map(|(path, html)| {
-            let prev = previous.and_then(|p| p.by_path.get(&path));
-            let enc = Encoded::new(HTML_TYPE, html.into_bytes(), prev);
-            (path, enc)
-        })
-        .collect();
-    let error_page = |heading: &str, message: &str, prev: Option<&Encoded>| {
-        let page = ErrorPage {
-            head: Head::new(heading.to_owned(), message, &public, catalog),
-            heading,
-            message,
-            feeds: public.iter().map(|f| card(f)).collect(),
-        };
-        Encoded::new(HTML_TYPE, render(&page).into_bytes(), prev)
-    };
-    Pages {
-        by_path,
-        not_found: error_page(
-            "Page not found",
-            "There is no page at this address. It may have moved, or the link may be mistyped.",
-            previous.map(|p| &p.not_found),
-        ),
-        error: error_page(
-            "Something went wrong",
-            "The server could not answer this request. Please try again in a moment.",
-            previous.map(|p| &p.error),
-        ),
-    }
+/// An episode's page. `feeds` are the public feeds carrying it. Reads its transcript and chapters
+/// files, so it runs off the async threads.
+fn render_episode(catalog: &Catalog, ep: &Episode, feeds: &[&Feed]) -> String {
+    render(&EpisodePage {
+        head: Head::new(ep.title.clone(), &ep.summary, feeds, catalog),
+        themes: feeds
+            .iter()
+            .map(|f| (f.title.as_str(), format!("/feeds/{}", f.id)))
+            .collect(),
+        notes_html: show_notes_html(ep),
+        chapters: ep
+            .chapters
+            .as_ref()
+            .and_then(|a| read_text(&a.path))
+            .map(|t| format::parse_chapters(&t))
+            .unwrap_or_default(),
+        cues: ep
+            .transcript
+            .as_ref()
+            .and_then(|a| read_text(&a.path))
+            .map(|t| format::parse_cues(&t))
+            .unwrap_or_default(),
+        view: EpisodeView::new(ep),
+    })
 }
 
 /// Templates only fail on a failing `Display`, which these views do not have.
@@ -297,5 +291,20 @@ fn read_text(path: &std::path::Path) -> Option<String> {
             tracing::warn!(path = %path.display(), error = %e, "left out of the episode page");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_count_rounds_up_and_keeps_one_page_for_an_empty_theme() {
+        assert_eq!(page_count(0), 1);
+        assert_eq!(page_count(1), 1);
+        assert_eq!(page_count(THEME_PAGE_SIZE), 1);
+        assert_eq!(page_count(THEME_PAGE_SIZE + 1), 2);
+        assert_eq!(page_count(2 * THEME_PAGE_SIZE), 2);
+        assert_eq!(page_count(2 * THEME_PAGE_SIZE + 1), 3);
     }
 }
