@@ -17,7 +17,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use crate::catalog::{self, Access, Asset, Catalog, MeasureCache, Problems, Source};
-use crate::render::{opml, render_feed};
+use crate::render::{opml, render_feed_with, ItemCache};
 use crate::site;
 
 /// A rendered text resource in every encoding the server offers.
@@ -50,6 +50,16 @@ impl Encoded {
             .take(16)
             .map(|b| format!("{b:02x}"))
             .collect();
+        Encoded::with_hash(content_type, bytes, hash, previous)
+    }
+
+    /// Like [`Encoded::new`], with the content hash (32 hex digits) already known.
+    pub fn with_hash(
+        content_type: &'static str,
+        bytes: Vec<u8>,
+        hash: String,
+        previous: Option<&Encoded>,
+    ) -> Encoded {
         let etag = format!("\"{hash}\"");
         let same = previous.filter(|p| p.etag == etag);
         let carry = |cell: Option<&OnceLock<Bytes>>| {
@@ -127,6 +137,8 @@ pub struct Snapshot {
     pub opml: Encoded,
     /// Every servable file by URL path. Requests resolve only through this map.
     pub media: HashMap<String, Served>,
+    /// Rendered feed items, shared with the next snapshot so a reload renders only changed items.
+    items: Arc<ItemCache>,
     /// The website's pages: rendered on first request, then kept and served like the feeds.
     pub pages: site::Pages,
 }
@@ -134,6 +146,7 @@ pub struct Snapshot {
 impl Snapshot {
     pub fn build(catalog: Catalog, previous: Option<&Snapshot>) -> Snapshot {
         let started = std::time::Instant::now();
+        let items = previous.map_or_else(Arc::default, |p| Arc::clone(&p.items));
         let mut feeds = HashMap::new();
         let mut media: HashMap<String, Served> = catalog
             .assets
@@ -148,8 +161,11 @@ impl Snapshot {
             .collect();
         for feed in catalog.feeds.iter().filter(|f| f.access == Access::Public) {
             let prev = previous.and_then(|p| p.feeds.get(&feed.id));
-            let xml = render_feed(&catalog, feed);
-            feeds.insert(feed.id.clone(), Encoded::new(RSS_TYPE, xml, prev));
+            let rendered = render_feed_with(&catalog, feed, &items);
+            feeds.insert(
+                feed.id.clone(),
+                Encoded::with_hash(RSS_TYPE, rendered.xml, rendered.hash, prev),
+            );
             let mut public = vec![&feed.artwork];
             for ep in catalog.feed_episodes(feed) {
                 public.extend(
@@ -177,11 +193,13 @@ impl Snapshot {
             pages_ms = started.elapsed().as_millis() as u64 - feeds_ms,
             "snapshot built"
         );
+        items.retain_only(&catalog);
         Snapshot {
             catalog,
             feeds,
             opml,
             media,
+            items,
             pages,
         }
     }
@@ -260,8 +278,9 @@ impl Live {
         self.current.load_full()
     }
 
-    /// Reloads now (blocking I/O). On problems the current snapshot stays in place.
-    pub fn reload(&self) -> Result<(), Problems> {
+    /// Reloads now (blocking I/O); true if anything changed. On problems the current snapshot
+    /// stays in place.
+    pub fn reload(&self) -> Result<bool, Problems> {
         let started = std::time::Instant::now();
         let catalog = catalog::load(&self.source, &self.cache)?;
         tracing::debug!(
@@ -271,12 +290,12 @@ impl Live {
         save_measurements(&self.source, &self.cache);
         let previous = self.current.load();
         if catalog == previous.catalog {
-            return Ok(());
+            return Ok(false);
         }
         let next = Arc::new(Snapshot::build(catalog, Some(&previous)));
         self.current.store(Arc::clone(&next));
         compress_in_background(next);
-        Ok(())
+        Ok(true)
     }
 
     /// Watches the catalog folders and reloads about 200 ms after the last change. The watcher runs
@@ -284,12 +303,13 @@ impl Live {
     pub fn watch(self: &Arc<Self>) -> notify::Result<()> {
         use notify::Watcher;
         let (tx, rx) = mpsc::channel();
+        let events = tx.clone();
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                 // Reading the catalog raises access events; only changes matter.
                 if let Ok(e) = event {
                     if !matches!(e.kind, notify::EventKind::Access(_)) {
-                        let _ = tx.send(());
+                        let _ = events.send(());
                     }
                 }
             })?;
@@ -297,23 +317,30 @@ impl Live {
             self.source.episodes_dir.clone(),
             self.source.feeds_dir.clone(),
         ];
-        for dir in &dirs {
-            watcher.watch(dir, notify::RecursiveMode::Recursive)?;
-        }
         let live = Arc::clone(self);
         std::thread::Builder::new()
             .name("catalog-watch".into())
             .spawn(move || {
+                // A large catalog has one watched folder per episode; registering them takes a
+                // while, so it happens here, after the server is ready. One reload afterwards
+                // picks up anything edited in the meantime.
+                for dir in &dirs {
+                    if let Err(e) = watcher.watch(dir, notify::RecursiveMode::Recursive) {
+                        tracing::error!(dir = %dir.display(), error = %e, "live reload is off for this folder; restart to apply edits (on Linux, raise fs.inotify.max_user_watches)");
+                    }
+                }
+                let _ = tx.send(());
                 let _watcher = watcher;
                 while rx.recv().is_ok() {
                     // Let a burst of writes (an editor save, a git checkout) settle first.
                     while rx.recv_timeout(Duration::from_millis(200)).is_ok() {}
                     let started = std::time::Instant::now();
                     match live.reload() {
-                        Ok(()) => tracing::info!(
+                        Ok(true) => tracing::info!(
                             elapsed_ms = started.elapsed().as_millis() as u64,
                             "catalog reloaded"
                         ),
+                        Ok(false) => tracing::debug!("catalog unchanged"),
                         Err(problems) => {
                             for p in &problems.0 {
                                 tracing::error!("{p}");

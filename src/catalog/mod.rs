@@ -269,27 +269,18 @@ pub fn load(source: &Source, cache: &MeasureCache) -> Result<Catalog, Problems> 
         return Err(Problems(problems));
     };
 
-    let mut episodes = Vec::new();
-    for entry in sorted_entries(&episodes_root, &source.episodes_dir, &mut problems) {
-        if !entry.is_dir() {
-            continue;
-        }
-        let slug = entry
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if slug.starts_with('.') {
-            continue;
-        }
-        let ctx = episode::Ctx {
-            root: &episodes_root,
-            display_root: &source.episodes_dir,
-            cache,
-        };
-        if let Some(ep) = episode::load(&ctx, &slug, &mut problems) {
-            episodes.push(ep);
-        }
-    }
+    let slugs: Vec<String> = sorted_entries(&episodes_root, &source.episodes_dir, &mut problems)
+        .into_iter()
+        .filter(|entry| entry.is_dir())
+        .filter_map(|entry| entry.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .filter(|slug| !slug.starts_with('.'))
+        .collect();
+    let ctx = episode::Ctx {
+        root: &episodes_root,
+        display_root: &source.episodes_dir,
+        cache,
+    };
+    let mut episodes = load_episodes(&ctx, &slugs, &mut problems);
     episodes.sort_by(|a, b| {
         b.published
             .cmp(&a.published)
@@ -344,6 +335,46 @@ pub fn load(source: &Source, cache: &MeasureCache) -> Result<Catalog, Problems> 
         feeds,
         assets,
     })
+}
+
+/// Loads episode folders on every core. Episodes are independent, and a large catalog spends its
+/// startup reading and parsing them. Problems keep folder order, so output stays deterministic.
+fn load_episodes(
+    ctx: &episode::Ctx,
+    slugs: &[String],
+    problems: &mut Vec<Problem>,
+) -> Vec<Episode> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    let per_thread = slugs.len().div_ceil(threads).max(64);
+    let results: Vec<(Vec<Episode>, Vec<Problem>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = slugs
+            .chunks(per_thread)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    let mut found = Vec::with_capacity(chunk.len());
+                    let mut problems = Vec::new();
+                    for slug in chunk {
+                        if let Some(ep) = episode::load(ctx, slug, &mut problems) {
+                            found.push(ep);
+                        }
+                    }
+                    (found, problems)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("episode loader panicked"))
+            .collect()
+    });
+    let mut episodes = Vec::with_capacity(slugs.len());
+    for (found, mut p) in results {
+        episodes.extend(found);
+        problems.append(&mut p);
+    }
+    episodes
 }
 
 /// Links feeds to episodes and reports unknown names and duplicate GUIDs.
