@@ -5,7 +5,7 @@
 //! on the async thread, which succeeds without blocking when the pages are cached (the common case
 //! for popular episodes); only a cache miss goes to the blocking pool.
 //!
-//! Chunks start at 16 KiB and grow only once a client has taken a whole megabyte promptly: the
+//! Chunks start at 16 KiB and grow only once a client has taken 8 MiB promptly: the
 //! kernel's socket buffer swallows the first chunks of even a stalled client, so growing on speed
 //! alone would leave every stalled connection pinning the largest chunk.
 
@@ -29,8 +29,9 @@ pub const MIN_CHUNK: usize = 16 * 1024;
 pub const MAX_CHUNK: usize = 256 * 1024;
 /// A chunk taken sooner than this after the previous one means the client is keeping up.
 const FAST: Duration = Duration::from_millis(2);
-/// Bytes a client must have taken before chunks may grow: more than a socket buffer holds.
-const GROW_AFTER: u64 = 1024 * 1024;
+/// Bytes a client must have taken before chunks may grow: more than loopback socket buffers
+/// (up to 4 MiB each way here) can absorb from a client that has stopped reading.
+const GROW_AFTER: u64 = 8 * 1024 * 1024;
 
 pub struct FileStream {
     file: Arc<File>,
