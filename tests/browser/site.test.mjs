@@ -1,8 +1,8 @@
 // Real-browser end-to-end test of the website: Debian's chromium, driven by playwright-core, against
 // the real `rollcall serve` binary on a temporary copy of the demo catalog. It plays an episode on a
 // theme page, seeks to 60% and checks the server answered with 206, downloads an episode and
-// compares the bytes, follows a shareable "#t=" link, and saves screenshots of every page at
-// desktop and 360 px widths under target/browser-artifacts/.
+// compares the bytes, follows a shareable "#t=" link, pages through a long theme, and saves
+// screenshots of every page at desktop and 360 px widths under target/browser-artifacts/.
 //
 // Run: cargo build && (cd tests/browser && npm ci && node --test)
 // Env: ROLLCALL_BIN (default target/debug/rollcall), CHROMIUM (default /usr/bin/chromium).
@@ -25,6 +25,8 @@ const artifacts = path.join(repo, "target/browser-artifacts");
 const THEME = "/feeds/defusing-difficult-encounters";
 const SLUG = "defining-de-escalation";
 const LONG_SECS = 1200;
+// Older episodes added to the theme, which with the demo's two make a second page of 2.
+const OLDER = 50;
 
 let root; // temporary catalog
 let server; // the rollcall child process
@@ -90,6 +92,24 @@ before(async () => {
     path.join(root, "episodes", SLUG, "chapters.json"),
     JSON.stringify({ version: "1.2.0", chapters: [{ startTime: 0, title: "Introduction" }, { startTime: 10, title: "Strategy" }] }),
   );
+  // Older copies of an episode, so the theme has a second page while the demo's episodes stay on
+  // the first.
+  const src = path.join(root, "episodes", "behavioral-response-to-stress-and-fear");
+  const toml = fs.readFileSync(path.join(src, "episode.toml"), "utf8");
+  const pad = (n) => String(n).padStart(2, "0");
+  for (let i = 0; i < OLDER; i++) {
+    const n = pad(i);
+    const dir = path.join(root, "episodes", `older-${n}`);
+    fs.mkdirSync(dir);
+    fs.linkSync(path.join(src, "audio.mp3"), path.join(dir, "audio.mp3"));
+    fs.copyFileSync(path.join(src, "notes.md"), path.join(dir, "notes.md"));
+    const copy = toml
+      .replace(/^guid = .*$/m, `guid = "00000000-0000-4000-8000-0000000000${n}"`)
+      .replace(/^title = .*$/m, `title = "Older episode ${n}"`)
+      .replace(/^published = .*$/m, `published = 2010-${pad(Math.floor(i / 28) + 1)}-${pad((i % 28) + 1)}T09:00:00-05:00`);
+    assert.notEqual(copy, toml);
+    fs.writeFileSync(path.join(dir, "episode.toml"), copy);
+  }
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   const config = path.join(root, "config.toml");
@@ -272,10 +292,33 @@ test("a theme page prints as a handout", async () => {
   await page.close();
 });
 
+test("a long theme pages through its episodes from the keyboard", async () => {
+  const page = await context.newPage();
+  await page.goto(base + THEME);
+  const nav = page.getByRole("navigation", { name: "Pagination" });
+  assert.equal(await page.locator("article.episode").count(), 50);
+  assert.equal(await nav.getByRole("link", { name: "Newer episodes" }).count(), 0);
+  await nav.getByRole("link", { name: "Older episodes" }).focus();
+  await Promise.all([page.waitForURL(`${base}${THEME}?page=2`), page.keyboard.press("Enter")]);
+  const titles = await page.locator("article.episode h3").allTextContents();
+  assert.deepEqual(titles, ["Older episode 01", "Older episode 00"]);
+  assert.equal(await nav.getByRole("link", { name: "Older episodes" }).count(), 0);
+  await screenshot(page, "theme-page-2");
+  // The subscribe controls are on every page; the page links are not printed.
+  assert.equal(await page.getByLabel("Feed URL", { exact: true }).inputValue(), `${base}/feeds/defusing-difficult-encounters.xml`);
+  await page.emulateMedia({ media: "print" });
+  // Hidden elements leave the accessibility tree, so find the nav by its class here.
+  assert.equal(await page.locator("nav.pagination").evaluate((e) => getComputedStyle(e).display), "none");
+  await page.emulateMedia({ media: "screen" });
+  await nav.getByRole("link", { name: "Newer episodes" }).click();
+  await page.waitForURL(base + THEME);
+  await page.close();
+});
+
 test("pages fit a 360 px screen without sideways scrolling", async () => {
   const page = await context.newPage();
   await page.setViewportSize({ width: 360, height: 740 });
-  for (const p of ["/", THEME, `/episodes/${SLUG}`]) {
+  for (const p of ["/", THEME, `${THEME}?page=2`, `/episodes/${SLUG}`]) {
     await page.goto(base + p);
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `${p} is ${overflow} px wider than the screen`);
