@@ -644,3 +644,25 @@ fn a_reload_keeps_unchanged_episode_pages_and_re_renders_changed_ones() {
     let html = newer.pages.render(&newer.catalog, &kept).unwrap();
     assert!(String::from_utf8_lossy(&html.identity).contains(">Renamed theme</a>"));
 }
+
+#[test]
+fn a_theme_page_rendered_again_with_the_same_bytes_keeps_last_modified() {
+    use rollcall::site::{Lookup, PageRef};
+    use rollcall::snapshot::Snapshot;
+
+    let demo = Demo::new();
+    let catalog = demo.load().unwrap();
+    let old = Snapshot::build(catalog.clone(), None);
+    let theme = PageRef::Theme {
+        id: "defusing-difficult-encounters".into(),
+        page: 1,
+    };
+    let before = old.pages.render(&old.catalog, &theme).unwrap();
+    // HTTP dates have whole seconds: a fresh Last-Modified would differ after this.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let new = Snapshot::build(catalog, Some(&old));
+    assert!(matches!(new.pages.lookup(&theme), Lookup::Render));
+    let after = new.pages.render(&new.catalog, &theme).unwrap();
+    assert_eq!(after.etag, before.etag);
+    assert_eq!(after.last_modified, before.last_modified);
+}
