@@ -42,11 +42,15 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Log lines are written by a background thread, so a request never waits on stderr. The guard
-    // flushes what is queued when main returns.
+    // Log lines are written by a background thread, so a request never waits on stderr. It drains
+    // whatever is queued into one buffer and flushes once the queue is empty, so a busy server
+    // makes one write per batch rather than per line. The guard flushes when main returns.
     let (writer, _flush_on_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
-        .finish(std::io::stderr());
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

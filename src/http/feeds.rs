@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -19,18 +19,19 @@ pub async fn feed(
     State(state): State<AppState>,
     Path(file): Path<String>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    req: Request,
 ) -> Response {
+    let headers = req.headers();
     let snap = state.live.snapshot();
     match file.strip_suffix(".xml") {
         Some(id) => match snap.feeds.get(id) {
-            Some(enc) => respond(enc, &headers),
+            Some(enc) => respond(enc, headers),
             None => Error::NotFound.into_response(),
         },
         // `/feeds/<id>` without `.xml` is the theme's page; `?page=N` pages through its episodes.
         None => match ThemeQuery::parse(query.as_deref()) {
             ThemeQuery::Canonical => {
-                page(snap, PageRef::Theme { id: file, page: 1 }, &headers).await
+                page(snap, PageRef::Theme { id: file, page: 1 }, headers).await
             }
             ThemeQuery::Page(1) => {
                 let first = PageRef::Theme {
@@ -49,7 +50,7 @@ pub async fn feed(
                 )
                     .into_response()
             }
-            ThemeQuery::Page(n) => page(snap, PageRef::Theme { id: file, page: n }, &headers).await,
+            ThemeQuery::Page(n) => page(snap, PageRef::Theme { id: file, page: n }, headers).await,
             ThemeQuery::Invalid => not_found(&snap, &PageRef::Theme { id: file, page: 0 }),
         },
     }
@@ -134,8 +135,8 @@ pub async fn static_file(Path(name): Path<String>, headers: HeaderMap) -> Respon
     r
 }
 
-pub async fn opml(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    respond(&state.live.snapshot().opml, &headers)
+pub async fn opml(State(state): State<AppState>, req: Request) -> Response {
+    respond(&state.live.snapshot().opml, req.headers())
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

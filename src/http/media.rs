@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::body::Body;
+use axum::extract::Request;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::{future, stream, StreamExt};
@@ -22,12 +23,9 @@ use crate::media::range::ByteRange;
 use crate::media::stream::FileStream;
 use crate::media::{content_range, decide, Decision, MediaRequest, Multipart};
 
-pub async fn media(
-    State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
+// The request is taken whole and read by reference: the HeaderMap and Uri extractors clone.
+pub async fn media(State(state): State<AppState>, req: Request) -> Response {
+    let (method, uri, headers) = (req.method(), req.uri(), req.headers());
     let snap = state.live.snapshot();
     let Some(served) = snap.media.get(uri.path()) else {
         return Error::NotFound.into_response();
@@ -41,9 +39,9 @@ pub async fn media(
     match serve(
         &state.files,
         &served.asset,
-        method == Method::HEAD,
+        *method == Method::HEAD,
         download,
-        &headers,
+        headers,
     )
     .await
     {
