@@ -1,0 +1,316 @@
+#!/usr/bin/env bash
+# Benchmarks rollcall against nginx on the same files, in the same run, and writes BENCHMARKS.md.
+#
+#   bash bench/run.sh
+#
+# Environment: BENCH_DIR (data, default /tmp/rollcall-bench, outside the repo), BENCH_SECONDS (per
+# wrk run, default 5), BENCH_REPS (alternating runs per scenario, default 3), BENCH_SCALE=0 to skip
+# the 1k/10k/100k catalog-scale part, BENCH_OUT (default BENCHMARKS.md).
+# All traffic goes to 127.0.0.1; every load is bounded in time or count.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+DIR=${BENCH_DIR:-/tmp/rollcall-bench}
+SECS=${BENCH_SECONDS:-5}
+REPS=${BENCH_REPS:-3}
+SCALE=${BENCH_SCALE:-1}
+OUT=${BENCH_OUT:-$REPO/BENCHMARKS.md}
+NGINX_PORT=18080
+ROLL_PORT=18081
+SERVER_CPU=0
+CLIENT_CPU=1
+
+log() { echo "[bench $(date +%H:%M:%S)] $*" >&2; }
+
+# --- tools -------------------------------------------------------------------------------------
+need=()
+for t in nginx wrk ffmpeg taskset python3 curl; do
+  command -v "$t" >/dev/null 2>&1 || case $t in
+    taskset) need+=(util-linux) ;; python3) need+=(python3) ;; *) need+=("$t") ;;
+  esac
+done
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing ${need[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+ulimit -n "$(ulimit -Hn)"
+log "building release binary"
+cargo build --release -q
+BIN=$REPO/target/release/rollcall
+
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+# --- data --------------------------------------------------------------------------------------
+mkdir -p "$DIR"
+if [ ! -f "$DIR/tiny.mp3" ]; then
+  ffmpeg -v error -y -f lavfi -i "sine=frequency=440:duration=2" -ac 1 -c:a libmp3lame -b:a 32k "$DIR/tiny.mp3"
+fi
+make_big() { # name bytes
+  if [ ! -f "$DIR/$1.mp3" ] || [ "$(stat -c %s "$DIR/$1.mp3")" != "$2" ]; then
+    log "writing $DIR/$1.mp3 ($2 bytes of MP3 frames)"
+    python3 - "$REPO/episodes/defining-de-escalation/audio.mp3" "$DIR/$1.mp3" "$2" <<'PY'
+import sys
+src, dst, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+chunk = open(src, "rb").read()
+with open(dst, "wb") as f:
+    left = size
+    while left > 0:
+        f.write(chunk[:left]); left -= min(left, len(chunk))
+PY
+  fi
+}
+make_big big30 30000000
+make_big big100 100000000
+ART=$REPO/feeds/defusing-difficult-encounters.jpg
+
+gen() { # dir episodes [big files]
+  if [ ! -f "$1/.complete-$2" ]; then
+    log "generating a $2-episode catalog in $1"
+    rm -rf "$1"
+    python3 "$REPO/bench/gen_catalog.py" "$1" "$2" "$DIR/tiny.mp3" "$ART" "${@:3}"
+    touch "$1/.complete-$2"
+  fi
+}
+write_config() { # dir port
+  cat > "$1/config.toml" <<EOF
+public_url = "http://127.0.0.1:$2"
+listen = "127.0.0.1:$2"
+[server]
+max_connections = 19000
+EOF
+}
+
+CAT=$DIR/cat5k
+gen "$CAT" 5000 big30="$DIR/big30.mp3" big100="$DIR/big100.mp3"
+write_config "$CAT" "$ROLL_PORT"
+
+# nginx serves a static export of the same catalog plus the same big files.
+WWW=$DIR/www
+rm -rf "$WWW"
+"$BIN" --config "$CAT/config.toml" build --out "$WWW" >/dev/null
+mkdir -p "$WWW/big"
+ln -f "$DIR/big30.mp3" "$WWW/big/big30.mp3"
+ln -f "$DIR/big100.mp3" "$WWW/big/big100.mp3"
+gzip -6 -k -f "$WWW/feeds/bench.xml"
+mkdir -p "$DIR/nginx/logs"
+cat > "$DIR/nginx/nginx.conf" <<EOF
+worker_processes 1;
+worker_rlimit_nofile 20000;
+pid $DIR/nginx/nginx.pid;
+error_log $DIR/nginx/logs/error.log warn;
+events { worker_connections 19000; }
+http {
+  types { application/rss+xml xml; audio/mpeg mp3; image/jpeg jpg; }
+  default_type application/octet-stream;
+  sendfile on;
+  tcp_nopush off;
+  etag on;
+  access_log off;
+  keepalive_requests 1000000;
+  gzip_static on;
+  gzip_vary on;
+  client_body_temp_path $DIR/nginx/tmp;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    root $WWW;
+  }
+}
+EOF
+mkdir -p "$DIR/nginx/tmp"
+
+wait_port() { for _ in $(seq 1 600); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.05; done; return 1; }
+
+log "starting nginx and rollcall on CPU $SERVER_CPU"
+taskset -c $SERVER_CPU nginx -c "$DIR/nginx/nginx.conf" -p "$DIR/nginx" -g 'daemon off;' &
+NGINX_PID=$!; PIDS+=("$NGINX_PID")
+taskset -c $SERVER_CPU "$BIN" --config "$CAT/config.toml" serve > "$DIR/rollcall.out" 2> "$DIR/rollcall.log" &
+ROLL_PID=$!; PIDS+=("$ROLL_PID")
+wait_port $NGINX_PORT; wait_port $ROLL_PORT
+
+big_path() { curl -s "http://127.0.0.1:$ROLL_PORT/feeds/big.xml" | grep -o "/media/$1/[^\"]*\.mp3" | head -1; }
+R_BIG100=$(big_path big100); R_BIG30=$(big_path big30)
+[ -n "$R_BIG100" ] && [ -n "$R_BIG30" ] || { echo "could not find the big files in rollcall's feed" >&2; exit 1; }
+N_BIG100=/big/big100.mp3; N_BIG30=/big/big30.mp3
+FEED=/feeds/bench.xml
+R_ETAG=$(curl -sI "http://127.0.0.1:$ROLL_PORT$FEED" | tr -d '\r' | awk -F': ' 'tolower($1)=="etag"{print $2}')
+N_ETAG=$(curl -sI "http://127.0.0.1:$NGINX_PORT$FEED" | tr -d '\r' | awk -F': ' 'tolower($1)=="etag"{print $2}')
+FEED_BYTES=$(curl -s "http://127.0.0.1:$ROLL_PORT$FEED" | wc -c)
+# Sanity: both servers send the same feed bytes and the same file bytes.
+cmp <(curl -s "http://127.0.0.1:$ROLL_PORT$FEED") <(curl -s "http://127.0.0.1:$NGINX_PORT$FEED")
+cmp <(curl -s -r 5000000-5065535 "http://127.0.0.1:$ROLL_PORT$R_BIG100") <(curl -s -r 5000000-5065535 "http://127.0.0.1:$NGINX_PORT$N_BIG100")
+
+# --- throughput --------------------------------------------------------------------------------
+# run_wrk PORT CONNS LUA "K=V ..." -> prints "req_per_sec mb_per_sec errors"
+run_wrk() {
+  local out rps mbs errs
+  # shellcheck disable=SC2086
+  out=$(env $4 taskset -c $CLIENT_CPU wrk -t1 -c"$2" -d"${SECS}s" --timeout 10s -s "$3" "http://127.0.0.1:$1" 2>&1)
+  rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+  mbs=$(awk '/^Transfer\/sec/ {v=$2; if (v ~ /GB/) {sub("GB","",v); v*=1024} else if (v ~ /MB/) {sub("MB","",v)} else if (v ~ /KB/) {sub("KB","",v); v/=1024} else {sub("B","",v); v/=1048576}; printf "%.1f", v}' <<<"$out")
+  errs=$(awk '/Non-2xx or 3xx/ {printf "non2xx=%s ", $5} /Socket errors/ {gsub(/ /,""); printf "%s ", $0}' <<<"$out")
+  echo "${rps:-0} ${mbs:-0} ${errs:-}"
+}
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+ROWS=()
+scenario() { # label lua  nginx-env  rollcall-env   (env as "K=V K=V")
+  local label=$1 lua=$2 nenv=$3 renv=$4
+  for c in 16 256; do
+    local n_rps=() r_rps=() n_mb=() r_mb=() errs=""
+    for rep in $(seq 1 "$REPS"); do
+      # Alternate which server goes first.
+      local order="n r"; [ $((rep % 2)) -eq 0 ] && order="r n"
+      for s in $order; do
+        local res rps mb err
+        if [ "$s" = n ]; then res=$(run_wrk $NGINX_PORT "$c" "$lua" "$nenv")
+        else res=$(run_wrk $ROLL_PORT "$c" "$lua" "$renv"); fi
+        read -r rps mb err <<<"$res"
+        if [ "$s" = n ]; then n_rps+=("$rps"); n_mb+=("$mb"); else r_rps+=("$rps"); r_mb+=("$mb"); fi
+        [ -n "${err:-}" ] && errs="$errs $s:$err"
+      done
+    done
+    local nm rm nmb rmb ratio
+    nm=$(printf '%s\n' "${n_rps[@]}" | median); rm=$(printf '%s\n' "${r_rps[@]}" | median)
+    nmb=$(printf '%s\n' "${n_mb[@]}" | median); rmb=$(printf '%s\n' "${r_mb[@]}" | median)
+    ratio=$(awk -v a="$rm" -v b="$nm" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}')
+    log "$label c=$c nginx=$nm rollcall=$rm ratio=$ratio ${errs}"
+    ROWS+=("| $label | $c | $nm | $rm | $nmb | $rmb | **$ratio** | ${errs:-none} |")
+  done
+}
+
+L=$REPO/bench
+scenario "64 KiB ranges, 100 MB file" "$L/range.lua" "BENCH_PATH=$N_BIG100 BENCH_SIZE=100000000 BENCH_WINDOW=65536" "BENCH_PATH=$R_BIG100 BENCH_SIZE=100000000 BENCH_WINDOW=65536"
+scenario "1 MiB ranges, 100 MB file" "$L/range.lua" "BENCH_PATH=$N_BIG100 BENCH_SIZE=100000000 BENCH_WINDOW=1048576" "BENCH_PATH=$R_BIG100 BENCH_SIZE=100000000 BENCH_WINDOW=1048576"
+scenario "whole 30 MB file" "$L/headers.lua" "BENCH_PATH=$N_BIG30" "BENCH_PATH=$R_BIG30"
+scenario "5,000-episode feed" "$L/headers.lua" "BENCH_PATH=$FEED" "BENCH_PATH=$FEED"
+scenario "5,000-episode feed, gzip" "$L/headers.lua" "BENCH_PATH=$FEED BENCH_AE=gzip" "BENCH_PATH=$FEED BENCH_AE=gzip"
+scenario "5,000-episode feed, 304" "$L/headers.lua" "BENCH_PATH=$FEED BENCH_INM=$N_ETAG" "BENCH_PATH=$FEED BENCH_INM=$R_ETAG"
+
+# --- memory per connection ---------------------------------------------------------------------
+rss_kb() { local t=0; for p in "$@"; do t=$((t + $(awk '/^VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo $t; }
+nginx_pids() { echo "$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')"; }
+MEM_ROWS=()
+memory() { # n
+  local n=$1
+  for s in nginx rollcall; do
+    local port path pids before after ready per
+    if [ $s = nginx ]; then port=$NGINX_PORT; path=$N_BIG100; pids=$(nginx_pids); else port=$ROLL_PORT; path=$R_BIG100; pids=$ROLL_PID; fi
+    sleep 1
+    before=$(rss_kb $pids)
+    coproc SLOW { taskset -c $CLIENT_CPU python3 "$L/slow_clients.py" 127.0.0.1 "$port" "$path" 100000000 "$n" 12; }
+    read -r ready <&"${SLOW[0]}"
+    sleep 2
+    after=$(rss_kb $pids)
+    wait "$SLOW_PID" || true
+    per=$(awk -v a="$after" -v b="$before" -v n="$n" 'BEGIN {printf "%.1f", (a - b) / n}')
+    log "memory $s n=$n before=${before}KB after=${after}KB per-connection=${per}KB ($ready)"
+    MEM_ROWS+=("| $s | $n | $before | $after | **$per** | ${ready#ready } |")
+  done
+}
+memory 1000
+memory 10000
+
+kill "$ROLL_PID" "$NGINX_PID" 2>/dev/null || true
+wait "$ROLL_PID" "$NGINX_PID" 2>/dev/null || true
+PIDS=()
+
+# --- catalog scale -----------------------------------------------------------------------------
+SCALE_ROWS=()
+RERENDER=""
+if [ "$SCALE" = 1 ]; then
+  for n in 1000 10000 100000; do
+    c=$DIR/cat$n
+    gen "$c" $n
+    write_config "$c" 18090
+    for run in cold warm; do
+      [ $run = cold ] && rm -rf "$c/.rollcall"
+      start=$(date +%s%N)
+      "$BIN" --config "$c/config.toml" serve > "$DIR/scale.out" 2> "$DIR/scale.log" &
+      pid=$!
+      until grep -q "listening on" "$DIR/scale.out" 2>/dev/null; do
+        kill -0 $pid 2>/dev/null || { cat "$DIR/scale.log" >&2; exit 1; }
+        sleep 0.01
+      done
+      ms=$(( ($(date +%s%N) - start) / 1000000 ))
+      rss=$(rss_kb $pid)
+      log "scale n=$n $run startup=${ms}ms rss=${rss}KB"
+      SCALE_ROWS+=("| $n | $run | $ms | $((rss / 1024)) |")
+      if [ $n = 10000 ] && [ $run = warm ]; then
+        # Add one episode while wrk keeps requesting, and time the reload.
+        base=$(BENCH_PATH=/healthz taskset -c $CLIENT_CPU wrk -t1 -c16 -d3s -s "$L/headers.lua" http://127.0.0.1:18090 | awk '/Latency/ {print $4; exit}')
+        BENCH_PATH=/healthz taskset -c $CLIENT_CPU wrk -t1 -c16 -d4s -s "$L/headers.lua" http://127.0.0.1:18090 > "$DIR/during.txt" &
+        wrkpid=$!
+        sleep 1
+        rm -rf "$DIR/staging"; mkdir -p "$DIR/staging"
+        python3 "$L/gen_catalog.py" --add "$DIR/staging" briefing-new 999999 "$DIR/tiny.mp3"
+        t0=$(date +%s%N)
+        mv "$DIR/staging/episodes/briefing-new" "$c/episodes/briefing-new"
+        until curl -s "http://127.0.0.1:18090/feeds/bench.xml" | grep -q "/media/briefing-new/"; do sleep 0.005; done
+        visible=$(( ($(date +%s%N) - t0) / 1000000 ))
+        wait $wrkpid || true
+        during=$(awk '/Latency/ {print $4; exit}' "$DIR/during.txt")
+        reload=$(grep "catalog reloaded" "$DIR/scale.log" | tail -1 | grep -o 'elapsed_ms=[0-9]*' | cut -d= -f2)
+        log "re-render: reload=${reload}ms visible-after=${visible}ms max-latency base=$base during=$during"
+        RERENDER="| 10,000 + 1 | ${reload} | ${visible} | $base | $during |"
+        rm -rf "$c/episodes/briefing-new" "$DIR/staging"
+      fi
+      kill $pid; wait $pid 2>/dev/null || true
+    done
+  done
+fi
+
+# --- report ------------------------------------------------------------------------------------
+{
+  echo "# Benchmarks"
+  echo
+  echo "Produced by \`bash bench/run.sh\` (BENCH_SECONDS=$SECS, BENCH_REPS=$REPS) on $(date -u +%Y-%m-%d)."
+  echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), kernel $(uname -r)."
+  echo "Versions: rollcall $(git -C "$REPO" rev-parse --short HEAD), $(rustc -V), $(nginx -v 2>&1 | sed 's/.*: //'), wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}')."
+  echo "Both servers run on CPU $SERVER_CPU (nginx: 1 worker, sendfile on, tcp_nopush off, etag on, access log off,"
+  echo "gzip_static with a pre-compressed copy); wrk runs with 1 thread on CPU $CLIENT_CPU. Each cell is the median of"
+  echo "$REPS runs of ${SECS}s, nginx and rollcall alternating. The machine is shared and noisy: compare ratios, not absolutes."
+  echo
+  echo "## Throughput"
+  echo
+  echo "| scenario | connections | nginx req/s | rollcall req/s | nginx MB/s | rollcall MB/s | rollcall/nginx | errors |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+  printf '%s\n' "${ROWS[@]}"
+  echo
+  echo "The feed is $FEED_BYTES bytes uncompressed."
+  echo
+  echo "## Memory per connection during slow downloads"
+  echo
+  echo "Clients hold \`Range: bytes=X-\` requests for the 100 MB file open, read 4 KB, then stop reading"
+  echo "(\`bench/slow_clients.py\`). Resident memory of the server process(es) before and while they wait."
+  echo
+  echo "| server | connections | RSS before (KB) | RSS during (KB) | KB per connection | clients with 206 / failed / refused |"
+  echo "| --- | --- | --- | --- | --- | --- |"
+  printf '%s\n' "${MEM_ROWS[@]}"
+  if [ "$SCALE" = 1 ]; then
+    echo
+    echo "## Catalog scale"
+    echo
+    echo "Time from starting \`rollcall serve\` to its \`listening on\` line, and resident memory then. \"cold\" has no"
+    echo "measurement cache; \"warm\" is the next start."
+    echo
+    echo "| episodes | start | startup (ms) | RSS (MB) |"
+    echo "| --- | --- | --- | --- |"
+    printf '%s\n' "${SCALE_ROWS[@]}"
+    echo
+    echo "## Re-render after adding one episode"
+    echo
+    echo "\`reload\` is the server's own timing of load + render + compress (log line \`catalog reloaded\`);"
+    echo "\`visible after\` runs from the new folder's creation until the feed shows it, including the"
+    echo "watcher's 200 ms settle time. Max latency is wrk's, for \`/healthz\` requests, before and during the reload."
+    echo
+    echo "| catalog | reload (ms) | visible after (ms) | max latency before | max latency during |"
+    echo "| --- | --- | --- | --- | --- |"
+    echo "$RERENDER"
+  fi
+} > "$OUT.tmp"
+mv "$OUT.tmp" "$OUT.results"
+log "results in $OUT.results"
