@@ -105,7 +105,7 @@ error_log $DIR/nginx/logs/error.log warn;
 events { worker_connections 19000; }
 http {
   types { application/rss+xml xml; audio/mpeg mp3; image/jpeg jpg; }
-  default_type application/octet-stream;
+  default_type text/html;
   sendfile on;
   tcp_nopush off;
   etag on;
@@ -131,7 +131,7 @@ taskset -c $SERVER_CPU "$BIN" --config "$CAT/config.toml" serve > "$DIR/rollcall
 ROLL_PID=$!; PIDS+=("$ROLL_PID")
 wait_port $NGINX_PORT; wait_port $ROLL_PORT
 
-big_path() { curl -s "http://127.0.0.1:$ROLL_PORT/feeds/big.xml" | grep -o "/media/$1/[^\"]*\.mp3" | head -1; }
+big_path() { curl -s "http://127.0.0.1:$ROLL_PORT/feeds/big.xml" > "$DIR/big.xml"; grep -o -m1 "/media/$1/[^\"]*\.mp3" "$DIR/big.xml"; }
 R_BIG100=$(big_path big100); R_BIG30=$(big_path big30)
 [ -n "$R_BIG100" ] && [ -n "$R_BIG30" ] || { echo "could not find the big files in rollcall's feed" >&2; exit 1; }
 N_BIG100=/big/big100.mp3; N_BIG30=/big/big30.mp3
@@ -139,6 +139,12 @@ FEED=/feeds/bench.xml
 R_ETAG=$(curl -sI "http://127.0.0.1:$ROLL_PORT$FEED" | tr -d '\r' | awk -F': ' 'tolower($1)=="etag"{print $2}')
 N_ETAG=$(curl -sI "http://127.0.0.1:$NGINX_PORT$FEED" | tr -d '\r' | awk -F': ' 'tolower($1)=="etag"{print $2}')
 FEED_BYTES=$(curl -s "http://127.0.0.1:$ROLL_PORT$FEED" | wc -c)
+# nginx serves a static copy of the same episode page (and its gzip twin for gzip_static).
+PAGE=/episodes/briefing-000001
+mkdir -p "$WWW/episodes"
+curl -s "http://127.0.0.1:$ROLL_PORT$PAGE" > "$WWW$PAGE"
+gzip -6 -k -f "$WWW$PAGE"
+cmp <(curl -s "http://127.0.0.1:$ROLL_PORT$PAGE") <(curl -s "http://127.0.0.1:$NGINX_PORT$PAGE")
 # Sanity: both servers send the same feed bytes and the same file bytes.
 cmp <(curl -s "http://127.0.0.1:$ROLL_PORT$FEED") <(curl -s "http://127.0.0.1:$NGINX_PORT$FEED")
 cmp <(curl -s -r 5000000-5065535 "http://127.0.0.1:$ROLL_PORT$R_BIG100") <(curl -s -r 5000000-5065535 "http://127.0.0.1:$NGINX_PORT$N_BIG100")
@@ -157,8 +163,8 @@ run_wrk() {
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 ROWS=()
-scenario() { # label lua  nginx-env  rollcall-env   (env as "K=V K=V")
-  local label=$1 lua=$2 nenv=$3 renv=$4
+scenario() { # label lua nginx-env rollcall-env metric   (env as "K=V K=V"; metric rps or mbs)
+  local label=$1 lua=$2 nenv=$3 renv=$4 metric=${5:-mbs}
   for c in 16 256; do
     local n_rps=() r_rps=() n_mb=() r_mb=() errs=""
     for rep in $(seq 1 "$REPS"); do
@@ -176,7 +182,13 @@ scenario() { # label lua  nginx-env  rollcall-env   (env as "K=V K=V")
     local nm rm nmb rmb ratio
     nm=$(printf '%s\n' "${n_rps[@]}" | median); rm=$(printf '%s\n' "${r_rps[@]}" | median)
     nmb=$(printf '%s\n' "${n_mb[@]}" | median); rmb=$(printf '%s\n' "${r_mb[@]}" | median)
-    ratio=$(awk -v a="$rm" -v b="$nm" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}')
+    # Ratios compare bytes delivered per second (wrk counts partial responses too), except for
+    # 304s, which have no body and compare requests per second.
+    if [ "$metric" = rps ]; then
+      ratio=$(awk -v a="$rm" -v b="$nm" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}')
+    else
+      ratio=$(awk -v a="$rmb" -v b="$nmb" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}')
+    fi
     log "$label c=$c nginx=$nm rollcall=$rm ratio=$ratio ${errs}"
     ROWS+=("| $label | $c | $nm | $rm | $nmb | $rmb | **$ratio** | ${errs:-none} |")
   done
@@ -188,7 +200,8 @@ scenario "1 MiB ranges, 100 MB file" "$L/range.lua" "BENCH_PATH=$N_BIG100 BENCH_
 scenario "whole 30 MB file" "$L/headers.lua" "BENCH_PATH=$N_BIG30" "BENCH_PATH=$R_BIG30"
 scenario "5,000-episode feed" "$L/headers.lua" "BENCH_PATH=$FEED" "BENCH_PATH=$FEED"
 scenario "5,000-episode feed, gzip" "$L/headers.lua" "BENCH_PATH=$FEED BENCH_AE=gzip" "BENCH_PATH=$FEED BENCH_AE=gzip"
-scenario "5,000-episode feed, 304" "$L/headers.lua" "BENCH_PATH=$FEED BENCH_INM=$N_ETAG" "BENCH_PATH=$FEED BENCH_INM=$R_ETAG"
+scenario "5,000-episode feed, 304" "$L/headers.lua" "BENCH_PATH=$FEED BENCH_INM=$N_ETAG" "BENCH_PATH=$FEED BENCH_INM=$R_ETAG" rps
+scenario "episode page, gzip" "$L/headers.lua" "BENCH_PATH=$PAGE BENCH_AE=gzip" "BENCH_PATH=$PAGE BENCH_AE=gzip"
 
 # --- memory per connection ---------------------------------------------------------------------
 rss_kb() { local t=0; for p in "$@"; do t=$((t + $(awk '/^VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo $t; }
@@ -237,11 +250,13 @@ if [ "$SCALE" = 1 ]; then
       done
       ms=$(( ($(date +%s%N) - start) / 1000000 ))
       rss=$(rss_kb $pid)
-      log "scale n=$n $run startup=${ms}ms rss=${rss}KB"
-      SCALE_ROWS+=("| $n | $run | $ms | $((rss / 1024)) |")
+      sleep 5
+      settled=$(rss_kb $pid)
+      log "scale n=$n $run startup=${ms}ms rss=${rss}KB after-5s=${settled}KB"
+      SCALE_ROWS+=("| $n | $run | $ms | $((rss / 1024)) | $((settled / 1024)) |")
       if [ $n = 10000 ] && [ $run = warm ]; then
         # Add one episode while wrk keeps requesting, and time the reload.
-        base=$(BENCH_PATH=/healthz taskset -c $CLIENT_CPU wrk -t1 -c16 -d3s -s "$L/headers.lua" http://127.0.0.1:18090 | awk '/Latency/ {print $4; exit}')
+        base=$(BENCH_PATH=/healthz taskset -c $CLIENT_CPU wrk -t1 -c16 -d3s -s "$L/headers.lua" http://127.0.0.1:18090 | awk '/Latency/ && !done {print $4; done=1}')
         BENCH_PATH=/healthz taskset -c $CLIENT_CPU wrk -t1 -c16 -d4s -s "$L/headers.lua" http://127.0.0.1:18090 > "$DIR/during.txt" &
         wrkpid=$!
         sleep 1
@@ -249,10 +264,11 @@ if [ "$SCALE" = 1 ]; then
         python3 "$L/gen_catalog.py" --add "$DIR/staging" briefing-new 999999 "$DIR/tiny.mp3"
         t0=$(date +%s%N)
         mv "$DIR/staging/episodes/briefing-new" "$c/episodes/briefing-new"
-        until curl -s "http://127.0.0.1:18090/feeds/bench.xml" | grep -q "/media/briefing-new/"; do sleep 0.005; done
+        # (no pipe into grep -q: with pipefail, curl's SIGPIPE would fail the test forever)
+        until curl -s -o "$DIR/feed.xml" "http://127.0.0.1:18090/feeds/bench.xml" && grep -q "/media/briefing-new/" "$DIR/feed.xml"; do sleep 0.005; done
         visible=$(( ($(date +%s%N) - t0) / 1000000 ))
         wait $wrkpid || true
-        during=$(awk '/Latency/ {print $4; exit}' "$DIR/during.txt")
+        during=$(awk '/Latency/ && !done {print $4; done=1}' "$DIR/during.txt")
         reload=$(grep "catalog reloaded" "$DIR/scale.log" | tail -1 | grep -o 'elapsed_ms=[0-9]*' | cut -d= -f2)
         log "re-render: reload=${reload}ms visible-after=${visible}ms max-latency base=$base during=$during"
         RERENDER="| 10,000 + 1 | ${reload} | ${visible} | $base | $during |"
@@ -265,8 +281,6 @@ fi
 
 # --- report ------------------------------------------------------------------------------------
 {
-  echo "# Benchmarks"
-  echo
   echo "Produced by \`bash bench/run.sh\` (BENCH_SECONDS=$SECS, BENCH_REPS=$REPS) on $(date -u +%Y-%m-%d)."
   echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), kernel $(uname -r)."
   echo "Versions: rollcall $(git -C "$REPO" rev-parse --short HEAD), $(rustc -V), $(nginx -v 2>&1 | sed 's/.*: //'), wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}')."
@@ -294,11 +308,12 @@ fi
     echo
     echo "## Catalog scale"
     echo
-    echo "Time from starting \`rollcall serve\` to its \`listening on\` line, and resident memory then. \"cold\" has no"
-    echo "measurement cache; \"warm\" is the next start."
+    echo "Time from starting \`rollcall serve\` to its \`listening on\` line, and resident memory then and 5 s later"
+    echo "(after background compression and watcher setup). \"cold\" starts without \`.rollcall/measurements.tsv\`;"
+    echo "\"warm\" is the next start."
     echo
-    echo "| episodes | start | startup (ms) | RSS (MB) |"
-    echo "| --- | --- | --- | --- |"
+    echo "| episodes | start | startup (ms) | RSS at ready (MB) | RSS 5 s later (MB) |"
+    echo "| --- | --- | --- | --- | --- |"
     printf '%s\n' "${SCALE_ROWS[@]}"
     echo
     echo "## Re-render after adding one episode"
@@ -311,6 +326,18 @@ fi
     echo "| --- | --- | --- | --- | --- |"
     echo "$RERENDER"
   fi
-} > "$OUT.tmp"
-mv "$OUT.tmp" "$OUT.results"
-log "results in $OUT.results"
+} > "$DIR/results.md"
+cat "$DIR/results.md"
+# Replace the measured section of BENCHMARKS.md, keeping the notes around it.
+python3 - "$OUT" "$DIR/results.md" <<'PY'
+import os, sys
+out, results = sys.argv[1], open(sys.argv[2]).read()
+start, end = "<!-- results:start -->", "<!-- results:end -->"
+text = open(out).read() if os.path.exists(out) else f"{start}\n{end}\n"
+if start not in text or end not in text:
+    text = f"{start}\n{end}\n" + text
+head, rest = text.split(start, 1)
+_, tail = rest.split(end, 1)
+open(out, "w").write(f"{head}{start}\n{results}{end}{tail}")
+PY
+log "wrote $OUT"

@@ -1,9 +1,12 @@
 //! A served snapshot of the catalog: everything a request needs, rendered once per catalog change.
 //!
-//! Feeds, the OPML list and the website's pages are rendered when the snapshot is built and
-//! compressed (gzip and brotli) right after it goes live, so a feed or page request copies no bytes
-//! and runs no encoder. [`Live`] holds the current snapshot, swaps in a new one when the catalog
-//! files change, and keeps the last good one when an edit is invalid.
+//! Feeds and the OPML list are rendered when the snapshot is built (feed items come from a cache
+//! shared between snapshots, so only changed episodes are rendered again) and compressed (gzip and
+//! brotli) on a background thread right after the snapshot goes live. Website pages other than the
+//! home and error pages are rendered on their first request and then kept for the snapshot's life.
+//! Either way a repeated request copies no bytes and runs no encoder. [`Live`] holds the current
+//! snapshot, swaps in a new one when the catalog files change, and keeps the last good one when an
+//! edit is invalid.
 
 use std::collections::HashMap;
 use std::io::Write;

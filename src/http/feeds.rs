@@ -1,6 +1,7 @@
-//! Pre-rendered resources: feeds, the OPML list, the website's pages and its static files. Each is
-//! an [`Encoded`] looked up in the current snapshot (or compiled in), answered by [`respond`] with
-//! strong validators and the client's preferred compression.
+//! Rendered resources: feeds, the OPML list, the website's pages and its static files. Each is an
+//! [`Encoded`] from the current snapshot (pages are rendered on their first request, on the
+//! blocking pool) or compiled in, answered by [`respond`] with strong validators and the client's
+//! preferred compression.
 
 use std::sync::Arc;
 

@@ -12,7 +12,6 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, Method};
-use axum::middleware::Next;
 use axum::response::Response;
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -92,17 +91,33 @@ impl HttpBody for Counted {
     }
 }
 
-pub async fn access_log(req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let user_agent = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_owned();
-    let response = next.run(req).await;
+/// What the log needs from the request, taken before the handler consumes it.
+pub(super) struct Started {
+    method: Method,
+    path: String,
+    user_agent: String,
+    at: Instant,
+}
+
+impl Started {
+    pub(super) fn new(req: &Request) -> Started {
+        Started {
+            at: Instant::now(),
+            method: req.method().clone(),
+            path: req.uri().path().to_owned(),
+            user_agent: req
+                .headers()
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+                .to_owned(),
+        }
+    }
+}
+
+/// Wraps the response body so that the log line, written when the body is done or dropped, reports
+/// the bytes actually sent.
+pub(super) fn counted(response: Response, started: Started) -> Response {
     let status = response.status().as_u16();
     let (parts, body) = response.into_parts();
     let length = parts
@@ -111,11 +126,11 @@ pub async fn access_log(req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
     let record = Record {
-        method,
-        path,
+        method: started.method,
+        path: started.path,
         status,
-        user_agent,
-        started,
+        user_agent: started.user_agent,
+        started: started.at,
         length,
         bytes: 0,
     };

@@ -1,8 +1,8 @@
 //! The HTTP layer: routing, responses and the server loop. Only this module uses hyper and axum.
 //!
-//! A request passes the access log (which counts the bytes actually sent), the `Host` check, the
-//! error-page step, and then one handler: feeds, the OPML list and the website's pages come
-//! pre-rendered from the current [`Snapshot`]; media is looked up by its exact URL path in the
+//! A request passes one edge layer (the access log, which counts the bytes actually sent, the
+//! `Host` check and the error-page step), and then one handler: feeds, the OPML list and the website's pages come
+//! rendered from the current [`Snapshot`]; media is looked up by its exact URL path in the
 //! snapshot, passes an access decision, is decided by [`crate::media::decide`], and is streamed
 //! from disk. Errors have plain-text bodies; a browser (one that accepts `text/html`) gets the
 //! site's styled 404 or 500 page instead. Page handlers answer a missing page in HTML always.
@@ -46,9 +46,7 @@ pub fn app(live: Arc<Live>) -> Router {
         .route("/media/{*path}", get(media::media))
         .route("/artwork/{*path}", get(media::media))
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), html_errors))
-        .layer(middleware::from_fn(require_host))
-        .layer(middleware::from_fn(log::access_log))
+        .layer(middleware::from_fn_with_state(state.clone(), edge))
         .with_state(state)
 }
 
@@ -60,21 +58,37 @@ async fn not_found() -> Response {
     Error::NotFound.into_response()
 }
 
-/// Swaps a plain-text 404 or 500 for the site's styled page when the client reads HTML. Feed readers
-/// and download tools, which do not ask for HTML, keep the short plain body.
-async fn html_errors(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let wants_html = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("text/html"));
-    let response = next.run(req).await;
+/// Every request passes here once, in one layer because each middleware layer costs a boxed future
+/// per request: the access-log record starts, a request without `Host` gets 400 (RFC 9112 3.2),
+/// and a plain-text 404 or 500 becomes the site's styled page when the client reads HTML (feed
+/// readers and download tools, which do not ask for HTML, keep the short plain body).
+async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = log::Started::new(&req);
+    let response = if req.headers().contains_key(header::HOST) {
+        let wants_html = req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"));
+        let response = next.run(req).await;
+        if wants_html {
+            styled_error(&state, response)
+        } else {
+            response
+        }
+    } else {
+        Error::MissingHost.into_response()
+    };
+    log::counted(response, started)
+}
+
+fn styled_error(state: &AppState, response: Response) -> Response {
     let status = response.status();
     let plain = response
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/plain"));
-    if !wants_html || !plain {
+    if !plain {
         return response;
     }
     let pages = &state.live.snapshot().pages;
@@ -83,14 +97,6 @@ async fn html_errors(State(state): State<AppState>, req: Request, next: Next) ->
         StatusCode::INTERNAL_SERVER_ERROR => feeds::error_page(&pages.error, status),
         _ => response,
     }
-}
-
-/// RFC 9112 3.2: a request without `Host` gets 400.
-async fn require_host(req: Request, next: Next) -> Response {
-    if !req.headers().contains_key(header::HOST) {
-        return Error::MissingHost.into_response();
-    }
-    next.run(req).await
 }
 
 fn plain(status: StatusCode, body: &'static str) -> Response {
