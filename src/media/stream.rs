@@ -27,6 +27,8 @@ use tokio::task::JoinHandle;
 pub const MIN_CHUNK: usize = 16 * 1024;
 /// Largest read size for a client that keeps up.
 pub const MAX_CHUNK: usize = 256 * 1024;
+/// A range this small is read in one go, whatever the chunk size.
+const SMALL_RANGE: u64 = 64 * 1024;
 /// A chunk taken sooner than this after the previous one means the client is keeping up.
 const FAST: Duration = Duration::from_millis(2);
 /// Bytes a client must have taken before chunks may grow: more than loopback socket buffers
@@ -96,7 +98,12 @@ impl Stream for FileStream {
             Some(t) if t.elapsed() >= FAST => self.chunk = MIN_CHUNK,
             _ => {}
         }
-        let want = self.chunk.min(self.remaining as usize);
+        // A small range (a seek probe, a 64 KiB window) is read whole: one syscall and one frame.
+        let want = if self.remaining <= SMALL_RANGE {
+            self.remaining as usize
+        } else {
+            self.chunk.min(self.remaining as usize)
+        };
         let mut buf = vec![0u8; want];
         match rustix::io::preadv2(
             &*self.file,
