@@ -238,6 +238,7 @@ if [ "$SCALE" = 1 ]; then
   for n in 1000 10000 100000; do
     c=$DIR/cat$n
     gen "$c" $n
+    rm -rf "$c/episodes/briefing-new"   # left behind by an interrupted run
     write_config "$c" 18090
     for run in cold warm; do
       [ $run = cold ] && rm -rf "$c/.rollcall"
@@ -269,7 +270,7 @@ if [ "$SCALE" = 1 ]; then
         visible=$(( ($(date +%s%N) - t0) / 1000000 ))
         wait $wrkpid || true
         during=$(awk '/Latency/ && !done {print $4; done=1}' "$DIR/during.txt")
-        reload=$(grep "catalog reloaded" "$DIR/scale.log" | tail -1 | grep -o 'elapsed_ms=[0-9]*' | cut -d= -f2)
+        reload=$(grep "catalog reloaded" "$DIR/scale.log" | tail -1 | grep -o 'elapsed_ms=[0-9]*' | cut -d= -f2 || true)
         log "re-render: reload=${reload}ms visible-after=${visible}ms max-latency base=$base during=$during"
         RERENDER="| 10,000 + 1 | ${reload} | ${visible} | $base | $during |"
         rm -rf "$c/episodes/briefing-new" "$DIR/staging"
