@@ -84,10 +84,11 @@ url = "https://cops.usdoj.gov/"
         f.write(NOTES.format(n=n))
     target = os.path.join(d, "audio.mp3")
     if not os.path.exists(target):
-        # ext4 allows 65,000 links to one inode: start a fresh copy of the audio every 50,000.
+        # ext4 allows 65,000 links to one inode: each catalog links to its own copies of the audio,
+        # a fresh one for every 50,000 episodes.
         source = audio
-        if n >= 50_000 and feed == "bench":
-            source = f"{audio}.{n // 50_000}"
+        if feed == "bench":
+            source = os.path.join(out, f".audio-{n // 50_000}.mp3")
             if not os.path.exists(source):
                 shutil.copyfile(audio, source)
         os.link(source, target)

@@ -3,7 +3,8 @@
 #
 #   bash bench/run.sh
 #
-# Environment: BENCH_DIR (data, default /tmp/rollcall-bench, outside the repo), BENCH_SECONDS (per
+# Environment: BENCH_PARTS (default "throughput memory scale"), BENCH_DIR (data, default
+# /tmp/rollcall-bench, outside the repo), BENCH_SECONDS (per
 # wrk run, default 5), BENCH_REPS (alternating runs per scenario, default 3), BENCH_SCALE=0 to skip
 # the 1k/10k/100k catalog-scale part, BENCH_OUT (default BENCHMARKS.md).
 # All traffic goes to 127.0.0.1; every load is bounded in time or count.
@@ -14,6 +15,7 @@ DIR=${BENCH_DIR:-/tmp/rollcall-bench}
 SECS=${BENCH_SECONDS:-5}
 REPS=${BENCH_REPS:-3}
 SCALE=${BENCH_SCALE:-1}
+PARTS=${BENCH_PARTS:-throughput memory scale}
 OUT=${BENCH_OUT:-$REPO/BENCHMARKS.md}
 NGINX_PORT=18080
 ROLL_PORT=18081
@@ -163,7 +165,9 @@ run_wrk() {
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 ROWS=()
-scenario() { # label lua nginx-env rollcall-env metric   (env as "K=V K=V"; metric rps or mbs)
+has_part() { [[ " $PARTS " == *" $1 "* ]]; }
+scenario() {
+  has_part throughput || return 0 # label lua nginx-env rollcall-env metric   (env as "K=V K=V"; metric rps or mbs)
   local label=$1 lua=$2 nenv=$3 renv=$4 metric=${5:-mbs}
   for c in 16 256; do
     local n_rps=() r_rps=() n_mb=() r_mb=() errs=""
@@ -224,8 +228,10 @@ memory() { # n
     MEM_ROWS+=("| $s | $n | $before | $after | **$per** | ${ready#ready } |")
   done
 }
-memory 1000
-memory 10000
+if has_part memory; then
+  memory 1000
+  memory 10000
+fi
 
 kill "$ROLL_PID" "$NGINX_PID" 2>/dev/null || true
 wait "$ROLL_PID" "$NGINX_PID" 2>/dev/null || true
@@ -234,7 +240,7 @@ PIDS=()
 # --- catalog scale -----------------------------------------------------------------------------
 SCALE_ROWS=()
 RERENDER=""
-if [ "$SCALE" = 1 ]; then
+if [ "$SCALE" = 1 ] && has_part scale; then
   for n in 1000 10000 100000; do
     c=$DIR/cat$n
     gen "$c" $n
@@ -244,7 +250,7 @@ if [ "$SCALE" = 1 ]; then
       [ $run = cold ] && rm -rf "$c/.rollcall"
       start=$(date +%s%N)
       "$BIN" --config "$c/config.toml" serve > "$DIR/scale.out" 2> "$DIR/scale.log" &
-      pid=$!
+      pid=$!; PIDS+=("$pid")
       until grep -q "listening on" "$DIR/scale.out" 2>/dev/null; do
         kill -0 $pid 2>/dev/null || { cat "$DIR/scale.log" >&2; exit 1; }
         sleep 0.01

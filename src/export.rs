@@ -35,15 +35,7 @@ pub fn export(catalog: &Catalog, out: &Path) -> Result<ExportSummary, ExportErro
         summary.bytes += xml.len() as u64;
         files.insert((&feed.artwork.url_path, &feed.artwork.path));
         for ep in catalog.feed_episodes(feed) {
-            for a in [
-                Some(&ep.audio),
-                ep.transcript.as_ref(),
-                ep.chapters.as_ref(),
-                ep.image.as_ref(),
-            ]
-            .into_iter()
-            .flatten()
-            {
+            for a in ep.assets() {
                 files.insert((&a.url_path, &a.path));
             }
         }

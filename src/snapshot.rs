@@ -171,16 +171,7 @@ impl Snapshot {
             );
             let mut public = vec![&feed.artwork];
             for ep in catalog.feed_episodes(feed) {
-                public.extend(
-                    [
-                        Some(&ep.audio),
-                        ep.transcript.as_ref(),
-                        ep.chapters.as_ref(),
-                        ep.image.as_ref(),
-                    ]
-                    .into_iter()
-                    .flatten(),
-                );
+                public.extend(ep.assets());
             }
             for a in public {
                 if let Some(s) = media.get_mut(&a.url_path) {

@@ -92,10 +92,7 @@ fn find(dir: &Path, suffix: &str) -> Option<PathBuf> {
 #[test]
 fn gpodder_subscribes_downloads_and_resumes() {
     let demo = Demo::new();
-    let audio = demo.path("episodes/defining-de-escalation/audio.mp3");
-    let one = std::fs::read(&audio).unwrap();
-    let big: Vec<u8> = one.iter().copied().cycle().take(one.len() * 40).collect();
-    std::fs::write(&audio, &big).unwrap();
+    let big = demo.enlarge_audio("defining-de-escalation", 40);
     let small =
         std::fs::read(demo.path("episodes/behavioral-response-to-stress-and-fear/audio.mp3"))
             .unwrap();

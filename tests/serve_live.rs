@@ -168,11 +168,8 @@ fn replaced_audio_gets_a_new_url_and_the_old_url_never_serves_new_bytes() {
 #[test]
 fn a_stream_in_flight_keeps_its_file() {
     let demo = Demo::new();
-    // A large episode (MP3 frames concatenate), so the response outlasts the socket buffers.
-    let one = std::fs::read(demo.path("episodes/defining-de-escalation/audio.mp3")).unwrap();
-    let big: Vec<u8> = one.iter().copied().cycle().take(one.len() * 120).collect();
+    let big = demo.enlarge_audio("defining-de-escalation", 120);
     let audio = demo.path("episodes/defining-de-escalation/audio.mp3");
-    std::fs::write(&audio, &big).unwrap();
     let server = Server::start(&demo);
     let path = enclosure_paths(&feed_text(&server))[1].clone();
 

@@ -182,9 +182,7 @@ fn connection_limit_queues_extra_clients() {
 #[test]
 fn sigterm_lets_an_in_flight_download_finish_and_refuses_new_connections() {
     let demo = Demo::new();
-    let one = std::fs::read(demo.path("episodes/defining-de-escalation/audio.mp3")).unwrap();
-    let big: Vec<u8> = one.iter().copied().cycle().take(one.len() * 120).collect();
-    std::fs::write(demo.path("episodes/defining-de-escalation/audio.mp3"), &big).unwrap();
+    let big = demo.enlarge_audio("defining-de-escalation", 120);
     with_server_config(&demo, "shutdown_grace_secs = 20");
     let (mut child, addr, _out) = spawn(&demo);
     let audio = demo
@@ -219,9 +217,7 @@ fn sigterm_lets_an_in_flight_download_finish_and_refuses_new_connections() {
 #[test]
 fn sigterm_deadline_ends_stalled_downloads() {
     let demo = Demo::new();
-    let one = std::fs::read(demo.path("episodes/defining-de-escalation/audio.mp3")).unwrap();
-    let big: Vec<u8> = one.iter().copied().cycle().take(one.len() * 120).collect();
-    std::fs::write(demo.path("episodes/defining-de-escalation/audio.mp3"), &big).unwrap();
+    demo.enlarge_audio("defining-de-escalation", 120);
     with_server_config(&demo, "shutdown_grace_secs = 1");
     let (mut child, addr, _out) = spawn(&demo);
     let audio = demo

@@ -233,15 +233,7 @@ impl MeasureCache {
     /// Remembers a successfully parsed episode with the stamps of its inputs: `inputs` from
     /// [`MeasureCache::stamp_folder`], plus the files it names.
     pub(super) fn remember_episode(&self, slug: &str, mut inputs: Inputs, ep: &Episode) {
-        for a in [
-            Some(&ep.audio),
-            ep.transcript.as_ref(),
-            ep.chapters.as_ref(),
-            ep.image.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
-        {
+        for a in ep.assets() {
             inputs.push((a.path.clone(), stamp(&a.path)));
         }
         self.parsed

@@ -132,6 +132,18 @@ pub struct Episode {
 }
 
 impl Episode {
+    /// Every file the episode serves: audio, then transcript, chapters and image when present.
+    pub fn assets(&self) -> impl Iterator<Item = &Asset> {
+        [
+            Some(&self.audio),
+            self.transcript.as_ref(),
+            self.chapters.as_ref(),
+            self.image.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+    }
+
     /// Duration in whole seconds, rounded to the nearest.
     pub fn duration_secs(&self) -> u64 {
         self.duration.as_secs_f64().round() as u64
@@ -314,15 +326,7 @@ pub fn load(source: &Source, cache: &MeasureCache) -> Result<Catalog, Problems> 
     }
     let mut assets = HashMap::new();
     for ep in &episodes {
-        for a in [
-            Some(&ep.audio),
-            ep.transcript.as_ref(),
-            ep.chapters.as_ref(),
-        ]
-        .into_iter()
-        .chain([ep.image.as_ref()])
-        .flatten()
-        {
+        for a in ep.assets() {
             assets.insert(a.url_path.clone(), a.clone());
         }
     }

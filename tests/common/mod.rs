@@ -69,6 +69,21 @@ impl Demo {
         self.write(rel, &text.replacen(from, to, 1));
     }
 
+    /// Makes an episode's audio `times` times longer (MP3 frames concatenate), so a response
+    /// outlasts the socket buffers; returns the new bytes.
+    pub fn enlarge_audio(&self, slug: &str, times: usize) -> Vec<u8> {
+        let path = self.path(&format!("episodes/{slug}/audio.mp3"));
+        let one = std::fs::read(&path).unwrap();
+        let big: Vec<u8> = one
+            .iter()
+            .copied()
+            .cycle()
+            .take(one.len() * times)
+            .collect();
+        std::fs::write(&path, &big).unwrap();
+        big
+    }
+
     pub fn config(&self) -> Config {
         Config::for_root(self.root(), PUBLIC_URL)
     }
