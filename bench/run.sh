@@ -325,7 +325,8 @@ fi
     echo
     echo "## Re-render after adding one episode"
     echo
-    echo "\`reload\` is the server's own timing of load + render + compress (log line \`catalog reloaded\`);"
+    echo "\`reload\` is the server's own timing of load + render until the new feed is live (log line"
+    echo "\`catalog reloaded\`; gzip and brotli variants follow on a background thread);"
     echo "\`visible after\` runs from the new folder's creation until the feed shows it, including the"
     echo "watcher's 200 ms settle time. Max latency is wrk's, for \`/healthz\` requests, before and during the reload."
     echo
