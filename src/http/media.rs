@@ -216,11 +216,45 @@ fn entity_headers(h: &mut HeaderMap, asset: &Asset, download: bool, length: u64)
     h.insert(header::CONTENT_TYPE, value(&asset.mime));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     let disposition = if download { "attachment" } else { "inline" };
-    // Slugs are ASCII, so the plain filename parameter is exact.
     h.insert(
         header::CONTENT_DISPOSITION,
-        value(&format!("{disposition}; filename=\"{}\"", asset.file_name)),
+        value(&format!(
+            "{disposition}; filename=\"{}\"",
+            header_safe_name(&asset.file_name)
+        )),
     );
+}
+
+/// Audio is named after its slug (ASCII already); an episode image keeps its own file name, which
+/// may hold anything, so everything but a plain visible ASCII character becomes `_`.
+fn header_safe_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header_safe_name;
+
+    #[test]
+    fn file_names_are_made_safe_for_headers() {
+        assert_eq!(
+            header_safe_name("defining-de-escalation.mp3"),
+            "defining-de-escalation.mp3"
+        );
+        assert_eq!(
+            header_safe_name("cover \"art\"\\é\n.jpg"),
+            "cover _art____.jpg"
+        );
+        assert!(axum::http::HeaderValue::from_str(&header_safe_name("ünïcødé\u{7}.png")).is_ok());
+    }
 }
 
 fn value(s: &str) -> HeaderValue {
