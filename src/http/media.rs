@@ -239,24 +239,6 @@ fn header_safe_name(name: &str) -> String {
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::header_safe_name;
-
-    #[test]
-    fn file_names_are_made_safe_for_headers() {
-        assert_eq!(
-            header_safe_name("defining-de-escalation.mp3"),
-            "defining-de-escalation.mp3"
-        );
-        assert_eq!(
-            header_safe_name("cover \"art\"\\é\n.jpg"),
-            "cover _art____.jpg"
-        );
-        assert!(axum::http::HeaderValue::from_str(&header_safe_name("ünïcødé\u{7}.png")).is_ok());
-    }
-}
-
 fn value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).expect("header values built from catalog ASCII")
 }
@@ -285,4 +267,22 @@ fn multipart_body(file: Arc<std::fs::File>, m: Multipart) -> Body {
     });
     let tail = stream::once(future::ready(Ok(Bytes::from(trailer))));
     Body::from_stream(stream::iter(parts).flatten().chain(tail))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header_safe_name;
+
+    #[test]
+    fn file_names_are_made_safe_for_headers() {
+        assert_eq!(
+            header_safe_name("defining-de-escalation.mp3"),
+            "defining-de-escalation.mp3"
+        );
+        assert_eq!(
+            header_safe_name("cover \"art\"\\é\n.jpg"),
+            "cover _art____.jpg"
+        );
+        assert!(axum::http::HeaderValue::from_str(&header_safe_name("ünïcødé\u{7}.png")).is_ok());
+    }
 }
