@@ -3,20 +3,13 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::Demo;
 
 const EP: &str = "episodes/defining-de-escalation/episode.toml";
 const FEED: &str = "feeds/defusing-difficult-encounters.toml";
 
 fn check(demo: &Demo) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rollcall"))
-        .arg("--config")
-        .arg(demo.path("config.toml"))
-        .arg("check")
-        .output()
-        .unwrap();
+    let out = demo.run(&["check".as_ref()]);
     (
         out.status.code().unwrap(),
         String::from_utf8(out.stdout).unwrap(),
@@ -325,13 +318,7 @@ fn check_and_failed_build_change_nothing() {
     std::fs::create_dir_all(out.join("feeds")).unwrap();
     std::fs::write(out.join("feeds/old.xml"), "earlier export").unwrap();
     let out_before = snapshot(&out);
-    let status = Command::new(env!("CARGO_BIN_EXE_rollcall"))
-        .arg("--config")
-        .arg(demo.path("config.toml"))
-        .args(["build", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
+    let status = demo.run(&["build".as_ref(), "--out".as_ref(), out.as_os_str()]);
     assert_eq!(status.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&status.stderr).contains("nothing was written"));
     assert_eq!(snapshot(&out), out_before);

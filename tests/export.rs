@@ -2,8 +2,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::{Demo, PUBLIC_URL};
 
 #[test]
@@ -15,13 +13,7 @@ fn build_writes_feeds_and_the_media_their_urls_name() {
         "access = \"members\"",
     );
     let out = demo.path("public");
-    let run = Command::new(env!("CARGO_BIN_EXE_rollcall"))
-        .arg("--config")
-        .arg(demo.path("config.toml"))
-        .args(["build", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
+    let run = demo.run(&["build".as_ref(), "--out".as_ref(), out.as_os_str()]);
     assert!(
         run.status.success(),
         "{}",

@@ -179,26 +179,52 @@ fn connection_limit_queues_extra_clients() {
     assert!(String::from_utf8_lossy(&all).starts_with("HTTP/1.1 200"));
 }
 
+/// The real binary serving a large episode, with a download of it under way.
+struct Download {
+    child: Child,
+    addr: SocketAddr,
+    stream: TcpStream,
+    /// What the client has read so far: the response head and the first bytes.
+    got: Vec<u8>,
+    /// The episode's whole audio.
+    audio: Vec<u8>,
+    _out: BufReader<std::process::ChildStdout>,
+}
+
+impl Download {
+    fn start(demo: &Demo, grace_secs: u64, first_bytes: usize) -> Download {
+        let audio = demo.enlarge_audio("defining-de-escalation", 120);
+        with_server_config(demo, &format!("shutdown_grace_secs = {grace_secs}"));
+        let (child, addr, out) = spawn(demo);
+        let catalog = demo.load().unwrap();
+        let path = &catalog
+            .episode("defining-de-escalation")
+            .unwrap()
+            .audio
+            .url_path;
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut got = vec![0u8; first_bytes];
+        stream.read_exact(&mut got).unwrap();
+        Download {
+            child,
+            addr,
+            stream,
+            got,
+            audio,
+            _out: out,
+        }
+    }
+}
+
 #[test]
 fn sigterm_lets_an_in_flight_download_finish_and_refuses_new_connections() {
     let demo = Demo::new();
-    let big = demo.enlarge_audio("defining-de-escalation", 120);
-    with_server_config(&demo, "shutdown_grace_secs = 20");
-    let (mut child, addr, _out) = spawn(&demo);
-    let audio = demo
-        .load()
-        .unwrap()
-        .episode("defining-de-escalation")
-        .unwrap()
-        .audio
-        .url_path
-        .clone();
-
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(s, "GET {audio} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut got = vec![0u8; 16 * 1024];
-    s.read_exact(&mut got).unwrap();
+    let d = Download::start(&demo, 20, 16 * 1024);
+    let (mut child, addr, mut s, mut got) = (d.child, d.addr, d.stream, d.got);
     sigterm(&child);
     std::thread::sleep(Duration::from_millis(300));
     assert!(
@@ -209,29 +235,16 @@ fn sigterm_lets_an_in_flight_download_finish_and_refuses_new_connections() {
     s.read_to_end(&mut rest).unwrap();
     got.extend_from_slice(&rest);
     let resp = common::parse_response(&got, false).unwrap();
-    assert_eq!(resp.body.len(), big.len());
-    assert!(resp.body == big);
+    assert_eq!(resp.body.len(), d.audio.len());
+    assert!(resp.body == d.audio);
     assert!(child.wait().unwrap().success());
 }
 
 #[test]
 fn sigterm_deadline_ends_stalled_downloads() {
     let demo = Demo::new();
-    demo.enlarge_audio("defining-de-escalation", 120);
-    with_server_config(&demo, "shutdown_grace_secs = 1");
-    let (mut child, addr, _out) = spawn(&demo);
-    let audio = demo
-        .load()
-        .unwrap()
-        .episode("defining-de-escalation")
-        .unwrap()
-        .audio
-        .url_path
-        .clone();
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(s, "GET {audio} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut got = vec![0u8; 1024];
-    s.read_exact(&mut got).unwrap();
+    let d = Download::start(&demo, 1, 1024);
+    let mut child = d.child;
     // The client stops reading; the server must still exit after its grace period.
     let started = Instant::now();
     sigterm(&child);

@@ -84,6 +84,16 @@ impl Demo {
         big
     }
 
+    /// Runs the `rollcall` binary on this catalog's config with `args`.
+    pub fn run(&self, args: &[&std::ffi::OsStr]) -> std::process::Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_rollcall"))
+            .arg("--config")
+            .arg(self.path("config.toml"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
     pub fn config(&self) -> Config {
         Config::for_root(self.root(), PUBLIC_URL)
     }
