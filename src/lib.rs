@@ -13,6 +13,7 @@ pub mod export;
 pub mod http;
 pub mod media;
 pub mod render;
+pub mod rope;
 pub mod site;
 pub mod snapshot;
 

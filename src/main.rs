@@ -40,6 +40,9 @@ enum Command {
     },
 }
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Log lines are written by a background thread, so a request never waits on stderr. It drains
@@ -51,6 +54,8 @@ fn main() -> ExitCode {
             64 * 1024,
             std::io::stderr(),
         ));
+    // Access lines skip the subscriber's formatting and go to the same writer.
+    rollcall::http::install_access_log(writer.clone());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -16,11 +16,13 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
+use axum::http::HeaderValue;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use crate::catalog::{self, Access, Asset, Catalog, MeasureCache, Problems, Source};
+use crate::catalog::{self, Access, Asset, Catalog, Changed, MeasureCache, Problems, Source};
 use crate::render::{opml, render_feed_with, ItemCache};
+use crate::rope::Rope;
 use crate::site;
 
 /// A rendered text resource in every encoding the server offers.
@@ -33,7 +35,7 @@ use crate::site;
 #[derive(Debug)]
 pub struct Encoded {
     pub content_type: &'static str,
-    pub identity: Bytes,
+    pub identity: Rope,
     gzip: OnceLock<Bytes>,
     br: OnceLock<Bytes>,
     /// Strong ETag of the identity bytes; the compressed variants append `-gzip` / `-br`.
@@ -42,6 +44,16 @@ pub struct Encoded {
     pub etag_br: String,
     /// When these bytes were first served by this process.
     pub last_modified: SystemTime,
+    /// The validators as response header values, formatted once.
+    pub headers: ValidatorHeaders,
+}
+
+#[derive(Debug)]
+pub struct ValidatorHeaders {
+    pub etag: HeaderValue,
+    pub etag_gzip: HeaderValue,
+    pub etag_br: HeaderValue,
+    pub last_modified: HeaderValue,
 }
 
 impl Encoded {
@@ -59,7 +71,7 @@ impl Encoded {
     /// Like [`Encoded::new`], with the content hash (32 hex digits) already known.
     pub fn with_hash(
         content_type: &'static str,
-        bytes: Vec<u8>,
+        bytes: impl Into<Rope>,
         hash: String,
         previous: Option<&Encoded>,
     ) -> Encoded {
@@ -72,15 +84,25 @@ impl Encoded {
             }
             out
         };
+        let etag_gzip = format!("\"{hash}-gzip\"");
+        let etag_br = format!("\"{hash}-br\"");
+        let last_modified = same.map_or_else(now_seconds, |p| p.last_modified);
+        let value = |s: &str| HeaderValue::from_str(s).expect("hex digits and quotes");
         Encoded {
             content_type,
-            identity: Bytes::from(bytes),
+            identity: bytes.into(),
             gzip: carry(same.map(|p| &p.gzip)),
             br: carry(same.map(|p| &p.br)),
-            etag_gzip: format!("\"{hash}-gzip\""),
-            etag_br: format!("\"{hash}-br\""),
+            headers: ValidatorHeaders {
+                etag: value(&etag),
+                etag_gzip: value(&etag_gzip),
+                etag_br: value(&etag_br),
+                last_modified: value(&httpdate::fmt_http_date(last_modified)),
+            },
+            etag_gzip,
+            etag_br,
             etag,
-            last_modified: same.map_or_else(now_seconds, |p| p.last_modified),
+            last_modified,
         }
     }
 
@@ -98,14 +120,18 @@ impl Encoded {
     pub fn compress(&self) {
         self.gzip.get_or_init(|| {
             let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-            enc.write_all(&self.identity).expect("in-memory gzip");
+            for part in self.identity.parts() {
+                enc.write_all(part).expect("in-memory gzip");
+            }
             Bytes::from(enc.finish().expect("in-memory gzip"))
         });
         self.br.get_or_init(|| {
             let mut out = Vec::new();
             {
                 let mut enc = brotli::CompressorWriter::new(&mut out, 64 * 1024, 5, 22);
-                enc.write_all(&self.identity).expect("in-memory brotli");
+                for part in self.identity.parts() {
+                    enc.write_all(part).expect("in-memory brotli");
+                }
             }
             Bytes::from(out)
         });
@@ -151,15 +177,15 @@ impl Snapshot {
         let started = std::time::Instant::now();
         let items = previous.map_or_else(Arc::default, |p| Arc::clone(&p.items));
         let mut feeds = HashMap::new();
+        // Every servable file by URL path; requests resolve only through this map.
         let mut media: HashMap<String, Served> = catalog
-            .assets
-            .iter()
-            .map(|(path, asset)| {
+            .assets()
+            .map(|asset| {
                 let served = Served {
                     asset: asset.clone(),
                     access: Access::Members,
                 };
-                (path.clone(), served)
+                (asset.url_path.clone(), served)
             })
             .collect();
         for feed in catalog.feeds.iter().filter(|f| f.access == Access::Public) {
@@ -242,6 +268,49 @@ fn save_measurements(source: &Source, cache: &MeasureCache) {
     }
 }
 
+/// The episodes folder as the watcher reports paths under it: as configured, and canonical.
+fn watched_prefixes(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut v = vec![dir.to_owned()];
+    if let Ok(real) = dir.canonicalize() {
+        if real != dir {
+            v.push(real);
+        }
+    }
+    v
+}
+
+/// The episode folders that file events touched. An event on a feed file touches no episode (feeds
+/// are always read again); one anywhere else unexpected means checking everything.
+fn changed_folders(episodes_dirs: &[PathBuf], paths: &[PathBuf]) -> Changed {
+    let mut slugs = std::collections::HashSet::new();
+    for path in paths {
+        let slug = episodes_dirs
+            .iter()
+            .find_map(|dir| path.strip_prefix(dir).ok())
+            .map(|rest| rest.components().next());
+        match slug {
+            Some(Some(std::path::Component::Normal(name))) => {
+                slugs.insert(name.to_string_lossy().into_owned());
+            }
+            // The episodes folder itself: a listing change, which the reload sees anyway.
+            Some(None) => {}
+            Some(Some(_)) => return Changed::All,
+            None => {}
+        }
+    }
+    Changed::Only(slugs)
+}
+
+fn merge(a: Changed, b: Changed) -> Changed {
+    match (a, b) {
+        (Changed::Only(mut x), Changed::Only(y)) => {
+            x.extend(y);
+            Changed::Only(x)
+        }
+        _ => Changed::All,
+    }
+}
+
 /// The current snapshot, reloaded when the catalog changes.
 pub struct Live {
     current: ArcSwap<Snapshot>,
@@ -257,9 +326,18 @@ impl Live {
             .as_deref()
             .map(MeasureCache::load)
             .unwrap_or_default();
+        let started = std::time::Instant::now();
         let catalog = catalog::load(&source, &cache)?;
+        let load_ms = started.elapsed().as_millis() as u64;
         save_measurements(&source, &cache);
+        let episodes = catalog.episodes.len();
         let first = Arc::new(Snapshot::build(catalog, None));
+        tracing::info!(
+            episodes,
+            load_ms,
+            render_ms = started.elapsed().as_millis() as u64 - load_ms,
+            "catalog ready"
+        );
         compress_in_background(Arc::clone(&first));
         Ok(Arc::new(Live {
             current: ArcSwap::new(first),
@@ -275,8 +353,13 @@ impl Live {
     /// Reloads now (blocking I/O); true if anything changed. On problems the current snapshot
     /// stays in place.
     pub fn reload(&self) -> Result<bool, Problems> {
+        self.reload_changed(&Changed::All)
+    }
+
+    /// Like [`Live::reload`], trusting the parse cache for episode folders outside `changed`.
+    fn reload_changed(&self, changed: &Changed) -> Result<bool, Problems> {
         let started = std::time::Instant::now();
-        let catalog = catalog::load(&self.source, &self.cache)?;
+        let catalog = catalog::load_changed(&self.source, &self.cache, changed)?;
         tracing::debug!(
             load_ms = started.elapsed().as_millis() as u64,
             "catalog loaded"
@@ -296,16 +379,19 @@ impl Live {
     /// on its own thread, so catalog I/O never blocks the async runtime.
     pub fn watch(self: &Arc<Self>) -> notify::Result<()> {
         use notify::Watcher;
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = mpsc::channel::<Changed>();
         let events = tx.clone();
+        let episodes_dirs = watched_prefixes(&self.source.episodes_dir);
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                // Reading the catalog raises access events; only changes matter.
-                if let Ok(e) = event {
-                    if !matches!(e.kind, notify::EventKind::Access(_)) {
-                        let _ = events.send(());
-                    }
-                }
+                let changed = match event {
+                    // Reading the catalog raises access events; only changes matter.
+                    Ok(e) if matches!(e.kind, notify::EventKind::Access(_)) => return,
+                    Ok(e) if !e.need_rescan() => changed_folders(&episodes_dirs, &e.paths),
+                    // A lost or overflowing event queue: check everything.
+                    _ => Changed::All,
+                };
+                let _ = events.send(changed);
             })?;
         let dirs: Vec<PathBuf> = vec![
             self.source.episodes_dir.clone(),
@@ -323,13 +409,16 @@ impl Live {
                         tracing::error!(dir = %dir.display(), error = %e, "live reload is off for this folder; restart to apply edits (on Linux, raise fs.inotify.max_user_watches)");
                     }
                 }
-                let _ = tx.send(());
+                let _ = tx.send(Changed::All);
                 let _watcher = watcher;
-                while rx.recv().is_ok() {
+                while let Ok(first) = rx.recv() {
                     // Let a burst of writes (an editor save, a git checkout) settle first.
-                    while rx.recv_timeout(Duration::from_millis(200)).is_ok() {}
+                    let mut changed = first;
+                    while let Ok(more) = rx.recv_timeout(Duration::from_millis(200)) {
+                        changed = merge(changed, more);
+                    }
                     let started = std::time::Instant::now();
-                    match live.reload() {
+                    match live.reload_changed(&changed) {
                         Ok(true) => tracing::info!(
                             elapsed_ms = started.elapsed().as_millis() as u64,
                             "catalog reloaded"
@@ -349,5 +438,48 @@ impl Live {
             })
             .expect("spawn watcher thread");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn only(slugs: &[&str]) -> Changed {
+        Changed::Only(slugs.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn file_events_name_the_episode_folders_they_touch() {
+        let dirs = vec![PathBuf::from("/cat/episodes")];
+        let p = |s: &str| PathBuf::from(s);
+        assert_eq!(
+            changed_folders(
+                &dirs,
+                &[
+                    p("/cat/episodes/a/episode.toml"),
+                    p("/cat/episodes/b"),
+                    p("/cat/episodes/a/notes.md"),
+                ]
+            ),
+            only(&["a", "b"])
+        );
+        // The folder itself (an entry added or removed) and feed files name no episode.
+        assert_eq!(
+            changed_folders(&dirs, &[p("/cat/episodes"), p("/cat/feeds/x.toml")]),
+            only(&[])
+        );
+        // A path that climbs out cannot be attributed: check everything.
+        assert_eq!(
+            changed_folders(&dirs, &[p("/cat/episodes/../feeds/x.toml")]),
+            Changed::All
+        );
+    }
+
+    #[test]
+    fn merged_batches_keep_every_folder_and_all_wins() {
+        assert_eq!(merge(only(&["a"]), only(&["b"])), only(&["a", "b"]));
+        assert_eq!(merge(only(&["a"]), Changed::All), Changed::All);
+        assert_eq!(merge(Changed::All, only(&["b"])), Changed::All);
     }
 }

@@ -396,7 +396,7 @@ fn pages_follow_catalog_edits() {
 fn the_500_page_is_in_the_site_style() {
     let demo = Demo::new();
     let snapshot = rollcall::snapshot::Snapshot::build(demo.load().unwrap(), None);
-    let page = String::from_utf8(snapshot.pages.error.identity.to_vec()).unwrap();
+    let page = String::from_utf8(snapshot.pages.error.identity.to_bytes().to_vec()).unwrap();
     assert_eq!(
         snapshot.pages.error.content_type,
         "text/html; charset=utf-8"
@@ -617,7 +617,9 @@ fn a_reload_keeps_unchanged_episode_pages_and_re_renders_changed_ones() {
         .iter()
         .position(|e| e.slug == "behavioral-response-to-stress-and-fear")
         .unwrap();
-    changed.episodes[i].title.push_str(", Revised");
+    std::sync::Arc::make_mut(&mut changed.episodes[i])
+        .title
+        .push_str(", Revised");
     let new = Snapshot::build(changed, Some(&old));
     match new.pages.lookup(&kept) {
         Lookup::Ready(enc) => {
@@ -629,7 +631,9 @@ fn a_reload_keeps_unchanged_episode_pages_and_re_renders_changed_ones() {
     assert!(matches!(new.pages.lookup(&edited), Lookup::Render));
     let edited_after = new.pages.render(&new.catalog, &edited).unwrap();
     assert_ne!(edited_after.etag, edited_before.etag);
-    assert!(String::from_utf8_lossy(&edited_after.identity).contains("Fear, Revised</h1>"));
+    assert!(
+        String::from_utf8_lossy(&edited_after.identity.to_bytes()).contains("Fear, Revised</h1>")
+    );
 
     // A renamed feed changes every page that links to it.
     let mut renamed = new.catalog.clone();
@@ -642,7 +646,7 @@ fn a_reload_keeps_unchanged_episode_pages_and_re_renders_changed_ones() {
     let newer = Snapshot::build(renamed, Some(&new));
     assert!(matches!(newer.pages.lookup(&kept), Lookup::Render));
     let html = newer.pages.render(&newer.catalog, &kept).unwrap();
-    assert!(String::from_utf8_lossy(&html.identity).contains(">Renamed theme</a>"));
+    assert!(String::from_utf8_lossy(&html.identity.to_bytes()).contains(">Renamed theme</a>"));
 }
 
 #[test]

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
@@ -106,8 +106,11 @@ pub const AUDIO_EXTENSIONS: &[&str] = &["mp3", "m4a", "m4b", "ogg", "oga", "opus
 pub struct MeasureCache {
     entries: Mutex<HashMap<PathBuf, FileFacts>>,
     dirty: std::sync::atomic::AtomicBool,
-    parsed: Mutex<HashMap<String, (Inputs, Episode)>>,
+    parsed: Mutex<HashMap<String, Parsed>>,
 }
+
+/// A parsed episode and the stamps of the files it was built from.
+type Parsed = (Arc<Inputs>, Arc<Episode>);
 
 /// Size and modification time of a file, to notice changes without reading it.
 type Stamp = (u64, SystemTime);
@@ -206,13 +209,22 @@ impl MeasureCache {
 }
 
 impl MeasureCache {
-    /// The episode parsed earlier from `folder`, if none of its inputs changed since.
-    pub(super) fn parsed_episode(&self, slug: &str, folder: &Path) -> Option<Episode> {
-        let parsed = self.parsed.lock().expect("cache lock");
-        let (inputs, ep) = parsed.get(slug)?;
-        let unchanged = inputs.first().is_some_and(|(p, _)| p == folder)
-            && inputs.iter().all(|(path, was)| stamp(path) == *was);
-        unchanged.then(|| ep.clone())
+    /// The episode parsed earlier from `folder`, if none of its inputs changed since. With
+    /// `trusted` (the file watcher saw no change in the folder) an episode whose inputs all live
+    /// in its folder is returned without checking them.
+    pub(super) fn parsed_episode(
+        &self,
+        slug: &str,
+        folder: &Path,
+        trusted: bool,
+    ) -> Option<Arc<Episode>> {
+        // Stat outside the lock: the loader threads look up episodes concurrently.
+        let (inputs, ep) = self.parsed.lock().expect("cache lock").get(slug)?.clone();
+        let same_folder = inputs.first().is_some_and(|(p, _)| p == folder);
+        let unchanged = same_folder
+            && ((trusted && inputs.iter().all(|(path, _)| path.starts_with(folder)))
+                || inputs.iter().all(|(path, was)| stamp(path) == *was));
+        unchanged.then_some(ep)
     }
 
     /// Stamps the folder, `episode.toml` and `notes.md`; call before parsing.
@@ -232,14 +244,14 @@ impl MeasureCache {
 
     /// Remembers a successfully parsed episode with the stamps of its inputs: `inputs` from
     /// [`MeasureCache::stamp_folder`], plus the files it names.
-    pub(super) fn remember_episode(&self, slug: &str, mut inputs: Inputs, ep: &Episode) {
+    pub(super) fn remember_episode(&self, slug: &str, mut inputs: Inputs, ep: &Arc<Episode>) {
         for a in ep.assets() {
             inputs.push((a.path.clone(), stamp(&a.path)));
         }
         self.parsed
             .lock()
             .expect("cache lock")
-            .insert(slug.to_owned(), (inputs, ep.clone()));
+            .insert(slug.to_owned(), (Arc::new(inputs), Arc::clone(ep)));
     }
 }
 

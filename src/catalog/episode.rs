@@ -2,6 +2,7 @@
 //! chapters and image. Every fact about a file is measured; the declared duration is only checked.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use toml::Table;
@@ -18,20 +19,27 @@ pub(super) struct Ctx<'a> {
     /// The folder as configured, for messages.
     pub display_root: &'a Path,
     pub cache: &'a MeasureCache,
+    pub changed: &'a super::Changed,
+    /// The episode folder's entries, while parsing it.
+    pub listing: Option<&'a Listing>,
 }
 
 /// Largest difference allowed between a declared and a measured duration.
 const DURATION_TOLERANCE: Duration = Duration::from_secs(2);
 
 /// Loads an episode folder, reusing the previous parse when none of its files changed.
-pub(super) fn load(ctx: &Ctx, slug: &str, problems: &mut Vec<Problem>) -> Option<Episode> {
+pub(super) fn load(ctx: &Ctx, slug: &str, problems: &mut Vec<Problem>) -> Option<Arc<Episode>> {
     let folder = ctx.root.join(slug);
-    if let Some(ep) = ctx.cache.parsed_episode(slug, &folder) {
+    let trusted = match ctx.changed {
+        super::Changed::All => false,
+        super::Changed::Only(slugs) => !slugs.contains(slug),
+    };
+    if let Some(ep) = ctx.cache.parsed_episode(slug, &folder, trusted) {
         return Some(ep);
     }
     // Stamp before reading, so an edit made while parsing is noticed on the next reload.
     let before = ctx.cache.stamp_folder(&folder);
-    let ep = parse(ctx, slug, problems)?;
+    let ep = Arc::new(parse(ctx, slug, problems)?);
     ctx.cache.remember_episode(slug, before, &ep);
     Some(ep)
 }
@@ -115,7 +123,12 @@ fn parse(ctx: &Ctx, slug: &str, problems: &mut Vec<Problem>) -> Option<Episode> 
         }
     };
 
-    let audio_name = audio_name.or_else(|| find_audio(&folder));
+    let listing = Listing::read(&folder);
+    let ctx = &Ctx {
+        listing: Some(&listing),
+        ..*ctx
+    };
+    let audio_name = audio_name.or_else(|| find_audio(&listing));
     let audio = match audio_name {
         None => {
             problems.push(Problem::new(
@@ -133,9 +146,9 @@ fn parse(ctx: &Ctx, slug: &str, problems: &mut Vec<Problem>) -> Option<Episode> 
     };
     let transcript = ["transcript.vtt", "transcript.srt"]
         .iter()
-        .find(|n| folder.join(n).exists())
+        .find(|n| listing.exists(&folder, n))
         .and_then(|n| asset(ctx, slug, &file, "transcript", n, false, problems));
-    let chapters = if folder.join("chapters.json").exists() {
+    let chapters = if listing.exists(&folder, "chapters.json") {
         check_chapters(&folder.join("chapters.json"), ctx, slug, problems);
         asset(
             ctx,
@@ -268,11 +281,11 @@ fn parse_clock(s: &str) -> Option<Duration> {
     Some(Duration::from_secs(secs))
 }
 
-fn find_audio(folder: &Path) -> Option<String> {
-    let mut names: Vec<String> = std::fs::read_dir(folder)
-        .ok()?
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
+fn find_audio(listing: &Listing) -> Option<String> {
+    let mut names: Vec<&String> = listing
+        .entries
+        .iter()
+        .map(|(name, _)| name)
         .filter(|n| {
             Path::new(n)
                 .extension()
@@ -281,7 +294,44 @@ fn find_audio(folder: &Path) -> Option<String> {
         })
         .collect();
     names.sort();
-    names.into_iter().next()
+    names.first().map(|n| (*n).clone())
+}
+
+/// An episode folder's entries, read once per parse: finding the audio, checking for optional
+/// files and resolving plain file names need no further system calls (a large catalog spends its
+/// start in them).
+pub(super) struct Listing {
+    /// Name, and whether it is a regular file (not a symlink) in a folder that is not a symlink.
+    entries: Vec<(String, bool)>,
+}
+
+impl Listing {
+    fn read(folder: &Path) -> Listing {
+        let real_folder = std::fs::symlink_metadata(folder).is_ok_and(|m| m.is_dir());
+        let entries = std::fs::read_dir(folder)
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .map(|e| {
+                        let plain = real_folder && e.file_type().is_ok_and(|t| t.is_file());
+                        (e.file_name().to_string_lossy().into_owned(), plain)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Listing { entries }
+    }
+
+    /// Whether `name` exists (following symlinks, like [`Path::exists`]).
+    fn exists(&self, folder: &Path, name: &str) -> bool {
+        self.entries
+            .iter()
+            .any(|(n, plain)| n == name && (*plain || folder.join(name).exists()))
+    }
+
+    /// `name` is a regular file directly in the folder, so its path needs no resolving.
+    fn is_plain_file(&self, name: &str) -> bool {
+        self.entries.iter().any(|(n, plain)| n == name && *plain)
+    }
 }
 
 fn guests(f: &mut Fields) -> Vec<Guest> {
@@ -364,7 +414,14 @@ fn asset(
     audio: bool,
     problems: &mut Vec<Problem>,
 ) -> Option<(Asset, Option<Duration>)> {
-    let path = match resolve_inside(ctx.root, &ctx.root.join(slug), name) {
+    let folder = ctx.root.join(slug);
+    let plain = ctx.listing.is_some_and(|l| l.is_plain_file(name));
+    let resolved = if plain {
+        Ok(folder.join(name))
+    } else {
+        resolve_inside(ctx.root, &folder, name)
+    };
+    let path = match resolved {
         Ok(p) => p,
         Err(what) => {
             problems.push(Problem::new(

@@ -10,9 +10,10 @@ mod episode;
 mod feed;
 mod fields;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset};
@@ -199,18 +200,28 @@ pub struct Feed {
 }
 
 /// A loaded, validated catalog. Episodes are newest first (ties by slug), feeds sorted by id.
+///
+/// Episodes are shared (`Arc`) between successive catalogs, the parse cache and the rendered feed
+/// items, so a reload of a large catalog copies pointers, and comparing an unchanged episode with
+/// its previous self is a pointer comparison (`Arc`'s `PartialEq` checks identity first).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Catalog {
     pub public_url: String,
-    pub episodes: Vec<Episode>,
+    pub episodes: Vec<Arc<Episode>>,
     pub feeds: Vec<Feed>,
-    /// Every servable file by URL path. Requests are resolved only through this map.
-    pub assets: HashMap<String, Asset>,
 }
 
 impl Catalog {
+    /// Every file the catalog serves: each episode's files, then each feed's artwork.
+    pub fn assets(&self) -> impl Iterator<Item = &Asset> {
+        self.episodes
+            .iter()
+            .flat_map(|e| e.assets())
+            .chain(self.feeds.iter().map(|f| &f.artwork))
+    }
+
     pub fn episode(&self, slug: &str) -> Option<&Episode> {
-        self.episodes.iter().find(|e| e.slug == slug)
+        self.episodes.iter().find(|e| e.slug == slug).map(|e| &**e)
     }
 
     pub fn feed(&self, id: &str) -> Option<&Feed> {
@@ -218,7 +229,7 @@ impl Catalog {
     }
 
     pub fn feed_episodes<'a>(&'a self, feed: &'a Feed) -> impl Iterator<Item = &'a Episode> + 'a {
-        feed.episodes.iter().map(|&i| &self.episodes[i])
+        feed.episodes.iter().map(|&i| &*self.episodes[i])
     }
 
     /// Absolute URL of a path on this site.
@@ -272,8 +283,27 @@ pub fn valid_slug(s: &str) -> bool {
         && !s.contains("--")
 }
 
+/// Which episode folders may have changed since the cache last saw them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changed {
+    /// Any of them: every cached episode is checked against its files' size and mtime.
+    All,
+    /// Only these folders (by slug), as reported by the file watcher. Other cached episodes are
+    /// reused without touching the disk, unless they read files outside their own folder.
+    Only(std::collections::HashSet<String>),
+}
+
 /// Loads and validates the whole catalog.
 pub fn load(source: &Source, cache: &MeasureCache) -> Result<Catalog, Problems> {
+    load_changed(source, cache, &Changed::All)
+}
+
+/// Loads and validates the whole catalog, trusting the parse cache for folders outside `changed`.
+pub fn load_changed(
+    source: &Source,
+    cache: &MeasureCache,
+    changed: &Changed,
+) -> Result<Catalog, Problems> {
     let mut problems = Vec::new();
     let episodes_root = canonical_dir(&source.episodes_dir, "episodes_dir", &mut problems);
     let feeds_root = canonical_dir(&source.feeds_dir, "feeds_dir", &mut problems);
@@ -281,16 +311,13 @@ pub fn load(source: &Source, cache: &MeasureCache) -> Result<Catalog, Problems> 
         return Err(Problems(problems));
     };
 
-    let slugs: Vec<String> = sorted_entries(&episodes_root, &source.episodes_dir, &mut problems)
-        .into_iter()
-        .filter(|entry| entry.is_dir())
-        .filter_map(|entry| entry.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .filter(|slug| !slug.starts_with('.'))
-        .collect();
+    let slugs = episode_folders(&episodes_root, &source.episodes_dir, &mut problems);
     let ctx = episode::Ctx {
         root: &episodes_root,
         display_root: &source.episodes_dir,
         cache,
+        changed,
+        listing: None,
     };
     let mut episodes = load_episodes(&ctx, &slugs, &mut problems);
     episodes.sort_by(|a, b| {
@@ -321,23 +348,14 @@ pub fn load(source: &Source, cache: &MeasureCache) -> Result<Catalog, Problems> 
     feeds.sort_by(|a, b| a.id.cmp(&b.id));
 
     cross_check(source, &feed_ids, &mut episodes, &mut feeds, &mut problems);
+
     if !problems.is_empty() {
         return Err(Problems(problems));
-    }
-    let mut assets = HashMap::new();
-    for ep in &episodes {
-        for a in ep.assets() {
-            assets.insert(a.url_path.clone(), a.clone());
-        }
-    }
-    for f in &feeds {
-        assets.insert(f.artwork.url_path.clone(), f.artwork.clone());
     }
     Ok(Catalog {
         public_url: source.public_url.clone(),
         episodes,
         feeds,
-        assets,
     })
 }
 
@@ -347,12 +365,12 @@ fn load_episodes(
     ctx: &episode::Ctx,
     slugs: &[String],
     problems: &mut Vec<Problem>,
-) -> Vec<Episode> {
+) -> Vec<Arc<Episode>> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8);
     let per_thread = slugs.len().div_ceil(threads).max(64);
-    let results: Vec<(Vec<Episode>, Vec<Problem>)> = std::thread::scope(|scope| {
+    let results: Vec<(Vec<Arc<Episode>>, Vec<Problem>)> = std::thread::scope(|scope| {
         let workers: Vec<_> = slugs
             .chunks(per_thread)
             .map(|chunk| {
@@ -385,16 +403,17 @@ fn load_episodes(
 fn cross_check(
     source: &Source,
     feed_ids: &[String],
-    episodes: &mut [Episode],
+    episodes: &mut [Arc<Episode>],
     feeds: &mut [Feed],
     problems: &mut Vec<Problem>,
 ) {
+    let episode_file =
+        |slug: &str| display_path(&source.episodes_dir, &format!("{slug}/episode.toml"));
     for ep in episodes.iter() {
-        let file = display_path(&source.episodes_dir, &format!("{}/episode.toml", ep.slug));
         for name in &ep.feeds {
             if !feed_ids.contains(name) {
                 problems.push(Problem::new(
-                    &file,
+                    &episode_file(&ep.slug),
                     "feeds",
                     format!("names feed {name:?}, which has no feeds/{name}.toml"),
                     format!("use one of: {}", feed_ids.join(", ")),
@@ -402,12 +421,11 @@ fn cross_check(
             }
         }
     }
-    let mut guids: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut guids: HashMap<&str, &str> = HashMap::with_capacity(episodes.len());
     for ep in episodes.iter() {
         if let Some(first) = guids.insert(&ep.guid, &ep.slug) {
-            let file = display_path(&source.episodes_dir, &format!("{}/episode.toml", ep.slug));
             problems.push(Problem::new(
-                &file,
+                &episode_file(&ep.slug),
                 "guid",
                 format!("{:?} is already the guid of episode {first:?}", ep.guid),
                 "give each episode its own guid and never change it once published",
@@ -456,6 +474,38 @@ fn canonical_dir(dir: &Path, field: &str, problems: &mut Vec<Problem>) -> Option
             None
         }
     }
+}
+
+/// Names of the episode folders, sorted. Uses the directory entries' types, so listing a large
+/// catalog costs no `stat` per folder (only symlinks and file systems without types are checked).
+fn episode_folders(dir: &Path, display: &Path, problems: &mut Vec<Problem>) -> Vec<String> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) => {
+            problems.push(Problem::new(
+                &display_path(display, ""),
+                "(folder)",
+                format!("cannot be listed: {e}"),
+                "check its permissions",
+            ));
+            return Vec::new();
+        }
+    };
+    let mut slugs: Vec<String> = rd
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            let name = entry.file_name();
+            !name.as_encoded_bytes().starts_with(b".")
+                && match entry.file_type() {
+                    Ok(t) if t.is_dir() => true,
+                    Ok(t) if t.is_file() => false,
+                    _ => entry.path().is_dir(),
+                }
+        })
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    slugs.sort_unstable();
+    slugs
 }
 
 fn sorted_entries(dir: &Path, display: &Path, problems: &mut Vec<Problem>) -> Vec<PathBuf> {

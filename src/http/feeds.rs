@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 
 use super::{AppState, Error};
 use crate::catalog;
@@ -118,7 +118,7 @@ pub(super) fn error_page(enc: &Encoded, status: StatusCode) -> Response {
             ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         ],
-        enc.identity.clone(),
+        Body::new(enc.identity.body()),
     )
         .into_response()
 }
@@ -199,12 +199,10 @@ pub(super) fn conditions(headers: &HeaderMap) -> Conditions<'_> {
 pub(super) fn respond(enc: &Encoded, headers: &HeaderMap) -> Response {
     let coding = negotiate(header_str(headers, header::ACCEPT_ENCODING));
     // A variant still being compressed after a reload falls back to identity.
-    let (body, etag, encoding): (&Bytes, &str, Option<&'static str>) = match coding {
-        Coding::Br if enc.br().is_some() => (enc.br().expect("checked"), &enc.etag_br, Some("br")),
-        Coding::Gzip if enc.gzip().is_some() => {
-            (enc.gzip().expect("checked"), &enc.etag_gzip, Some("gzip"))
-        }
-        _ => (&enc.identity, &enc.etag, None),
+    let (compressed, etag, encoding) = match coding {
+        Coding::Br if enc.br().is_some() => (enc.br(), &enc.etag_br, Some("br")),
+        Coding::Gzip if enc.gzip().is_some() => (enc.gzip(), &enc.etag_gzip, Some("gzip")),
+        _ => (None, &enc.etag, None),
     };
     let alternates = [
         enc.etag.as_str(),
@@ -221,28 +219,40 @@ pub(super) fn respond(enc: &Encoded, headers: &HeaderMap) -> Response {
         Precondition::NotModified => StatusCode::NOT_MODIFIED,
         Precondition::Failed => StatusCode::PRECONDITION_FAILED,
     };
-    let mut h = HeaderMap::new();
-    h.insert(header::ETAG, HeaderValue::from_str(etag).expect("hex etag"));
-    h.insert(
-        header::LAST_MODIFIED,
-        HeaderValue::from_str(&httpdate::fmt_http_date(enc.last_modified)).expect("http date"),
-    );
+    // Header values are formatted once per resource, not per request.
+    let etag_value = match encoding {
+        Some("br") => &enc.headers.etag_br,
+        Some(_) => &enc.headers.etag_gzip,
+        None => &enc.headers.etag,
+    };
+    let mut response = if status == StatusCode::OK {
+        match compressed {
+            Some(bytes) => Response::new(Body::from(bytes.clone())),
+            None => Response::new(Body::new(enc.identity.body())),
+        }
+    } else {
+        Response::new(Body::empty())
+    };
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    h.reserve(6);
+    h.insert(header::ETAG, etag_value.clone());
+    h.insert(header::LAST_MODIFIED, enc.headers.last_modified.clone());
     h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     h.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=60"),
     );
-    if status != StatusCode::OK {
-        return (status, h).into_response();
+    if status == StatusCode::OK {
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(enc.content_type),
+        );
+        if let Some(e) = encoding {
+            h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(e));
+        }
     }
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(enc.content_type),
-    );
-    if let Some(e) = encoding {
-        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(e));
-    }
-    (status, h, body.clone()).into_response()
+    response
 }
 
 #[cfg(test)]

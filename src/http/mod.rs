@@ -12,6 +12,9 @@ mod log;
 mod media;
 pub mod server;
 
+/// See [`log::install_sink`].
+pub use log::install_sink as install_access_log;
+
 use std::sync::Arc;
 
 use axum::extract::{Request, State};

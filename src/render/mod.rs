@@ -11,6 +11,7 @@ mod opml;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use rss::extension::itunes::{
@@ -22,6 +23,7 @@ use rss::{Channel, Enclosure, Guid, Image, Item};
 pub use opml::opml;
 
 use crate::catalog::{Access, Catalog, Episode, Feed};
+use crate::rope::Rope;
 
 pub const NS_ITUNES: &str = "http://www.itunes.com/dtds/podcast-1.0.dtd";
 pub const NS_PODCAST: &str = "https://podcastindex.org/namespace/1.0";
@@ -75,7 +77,10 @@ fn yes_no(b: bool) -> &'static str {
 
 /// Renders one feed to RSS bytes.
 pub fn render_feed(catalog: &Catalog, feed: &Feed) -> Vec<u8> {
-    render_feed_with(catalog, feed, &ItemCache::default()).xml
+    render_feed_with(catalog, feed, &ItemCache::default())
+        .xml
+        .to_bytes()
+        .into()
 }
 
 /// Renders one feed, reusing the XML of unchanged items from `cache`.
@@ -152,7 +157,11 @@ pub fn render_feed_with(catalog: &Catalog, feed: &Feed, cache: &ItemCache) -> Re
         ..Default::default()
     };
 
-    let episodes: Vec<&Episode> = catalog.feed_episodes(feed).collect();
+    let episodes: Vec<&Arc<Episode>> = feed
+        .episodes
+        .iter()
+        .map(|&i| &catalog.episodes[i])
+        .collect();
     let mut namespaces = BTreeMap::new();
     for (prefix, uri) in [
         ("itunes", NS_ITUNES),
@@ -188,35 +197,36 @@ pub fn render_feed_with(catalog: &Catalog, feed: &Feed, cache: &ItemCache) -> Re
     let split = shell
         .rfind("\n  </channel>")
         .expect("a rendered channel closes its channel element");
-    let fragments: Vec<Arc<Fragment>> = episodes
-        .iter()
-        .map(|e| cache.fragment(catalog, e))
-        .collect();
-    let total = shell.len() + fragments.iter().map(|f| f.xml.len()).sum::<usize>() + 1;
-    let mut out = Vec::with_capacity(total);
+    let fragments = cache.fragments(catalog, &episodes);
+    let shell = Bytes::from(shell);
+    let mut parts = Vec::with_capacity(fragments.len() + 2);
     let mut hasher = Sha256::new();
-    out.extend_from_slice(&shell.as_bytes()[..split]);
-    hasher.update(&shell.as_bytes()[..split]);
+    parts.push(shell.slice(..split));
+    hasher.update(&shell[..split]);
     for f in &fragments {
-        out.extend_from_slice(f.xml.as_bytes());
+        parts.push(f.xml.clone());
         hasher.update(f.hash);
     }
-    out.extend_from_slice(&shell.as_bytes()[split..]);
-    out.push(b'\n');
-    hasher.update(&shell.as_bytes()[split..]);
+    parts.push(shell.slice(split..));
+    parts.push(Bytes::from_static(b"\n"));
+    hasher.update(&shell[split..]);
     let hash = hasher
         .finalize()
         .iter()
         .take(16)
         .map(|b| format!("{b:02x}"))
         .collect();
-    RenderedFeed { xml: out, hash }
+    RenderedFeed {
+        xml: Rope::from_parts(parts),
+        hash,
+    }
 }
 
 /// A rendered feed and a hash of its content, derived from the items' hashes so it costs nothing
 /// extra to compute. Equal hashes mean equal bytes.
 pub struct RenderedFeed {
-    pub xml: Vec<u8>,
+    /// The channel's header, each item's cached fragment, and the footer, uncopied.
+    pub xml: Rope,
     /// 32 hex digits.
     pub hash: String,
 }
@@ -232,9 +242,9 @@ fn write_pretty(channel: &Channel) -> String {
 /// One item's XML, as it appears inside a feed.
 #[derive(Debug)]
 pub struct Fragment {
-    episode: Episode,
+    episode: Arc<Episode>,
     public_url: String,
-    xml: String,
+    xml: Bytes,
     hash: [u8; 32],
 }
 
@@ -245,8 +255,39 @@ pub struct ItemCache {
 }
 
 impl ItemCache {
-    fn fragment(&self, catalog: &Catalog, ep: &Episode) -> Arc<Fragment> {
+    /// The fragments of `episodes`, in order. Missing ones are rendered on every core when there
+    /// are many (the first render of a large catalog); the cache lock is never held while rendering.
+    fn fragments(&self, catalog: &Catalog, episodes: &[&Arc<Episode>]) -> Vec<Arc<Fragment>> {
+        const PER_THREAD_MIN: usize = 512;
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8);
+        if episodes.len() < 2 * PER_THREAD_MIN || threads == 1 {
+            return episodes.iter().map(|e| self.fragment(catalog, e)).collect();
+        }
+        let per_thread = episodes.len().div_ceil(threads).max(PER_THREAD_MIN);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = episodes
+                .chunks(per_thread)
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        chunk
+                            .iter()
+                            .map(|e| self.fragment(catalog, e))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().expect("item renderer panicked"))
+                .collect()
+        })
+    }
+
+    fn fragment(&self, catalog: &Catalog, ep: &Arc<Episode>) -> Arc<Fragment> {
         if let Some(f) = self.items.lock().expect("item cache lock").get(&ep.slug) {
+            // `Arc`'s equality checks identity first, so an unchanged episode costs no comparison.
             if f.episode == *ep && f.public_url == catalog.public_url {
                 return Arc::clone(f);
             }
@@ -259,10 +300,10 @@ impl ItemCache {
         let start = text.find("<item>").expect("one item was written");
         let start = text[..start].rfind('\n').unwrap_or(start);
         let end = text.rfind("</item>").expect("one item was written") + "</item>".len();
-        let xml = text[start..end].to_owned();
+        let xml = Bytes::copy_from_slice(&text.as_bytes()[start..end]);
         let fragment = Arc::new(Fragment {
-            hash: Sha256::digest(xml.as_bytes()).into(),
-            episode: ep.clone(),
+            hash: Sha256::digest(&xml).into(),
+            episode: Arc::clone(ep),
             public_url: catalog.public_url.clone(),
             xml,
         });
