@@ -36,5 +36,6 @@ pub async fn serve(
     let listener = http::server::bind(listen).await?;
     ready(listener.local_addr()?);
     http::server::run(listener, http::app(live), config.server, shutdown).await;
+    http::flush_access_log();
     Ok(())
 }

@@ -195,3 +195,49 @@ fn a_stream_in_flight_keeps_its_file() {
     assert_eq!(resp.body.len(), big.len());
     assert!(resp.body == big, "the stream switched files mid-response");
 }
+
+/// Media goes out with sendfile from the open file. A file cut short in place (same inode) while a
+/// client downloads it ends that response early, so the client sees an incomplete download, and
+/// the server keeps serving: no crash, as a memory-mapped file would give. (Bytes past the cut that
+/// were already queued in socket buffers refer to the file's pages and may arrive zeroed, as with
+/// any sendfile server; replacing a file by rename, as docs/catalog.md says, never does this.)
+#[test]
+fn a_file_truncated_mid_stream_ends_the_response_and_the_server_survives() {
+    let demo = Demo::new();
+    let big = demo.enlarge_audio("defining-de-escalation", 120);
+    let audio = demo.path("episodes/defining-de-escalation/audio.mp3");
+    let server = Server::start(&demo);
+    let path = enclosure_paths(&feed_text(&server))[1].clone();
+
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut got = vec![0u8; 64 * 1024];
+    s.read_exact(&mut got).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&audio)
+        .unwrap()
+        .set_len(100_000)
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest); // ends with EOF or a reset; either is fine
+    got.extend_from_slice(&rest);
+    let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let body = &got[head_end..];
+    assert!(
+        body.len() < big.len(),
+        "the response claimed {} bytes the file no longer has",
+        big.len()
+    );
+    let kept = body.len().min(100_000);
+    assert!(
+        body[..kept] == big[..kept],
+        "the bytes before the cut are the file's own"
+    );
+    assert_eq!(get(server.addr, "/healthz", &[]).status, 200);
+}

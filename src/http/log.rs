@@ -7,9 +7,9 @@
 
 use std::cell::RefCell;
 use std::pin::Pin;
-use std::sync::OnceLock;
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -74,9 +74,9 @@ impl Record {
     }
 }
 
-/// Where access lines go when the binary installed one: the same writer as the rest of the log, so
-/// lines never interleave. Without one (the library in tests) they go through `tracing`.
-static SINK: OnceLock<Box<dyn AccessSink>> = OnceLock::new();
+/// Where access lines go when the binary installed a writer. Without one (the library in tests)
+/// they go through `tracing`.
+static SINK: OnceLock<Batcher> = OnceLock::new();
 
 thread_local! {
     static LINE: RefCell<String> = const { RefCell::new(String::new()) };
@@ -84,22 +84,91 @@ thread_local! {
     static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
 }
 
-/// A log writer that takes whole lines.
+/// A log writer that takes whole lines, or batches of them.
 pub trait AccessSink: Send + Sync + 'static {
-    fn write_line(&self, line: &[u8]);
+    fn write_lines(&self, lines: &[u8]);
 }
 
 impl<W: std::io::Write + Clone + Send + Sync + 'static> AccessSink for W {
-    fn write_line(&self, line: &[u8]) {
-        let _ = self.clone().write_all(line);
+    fn write_lines(&self, lines: &[u8]) {
+        let mut w = self.clone();
+        let _ = w.write_all(lines);
+        let _ = w.flush();
     }
 }
 
-/// Writes access lines straight to `sink`, formatted like the `tracing` output around them, without
-/// the subscriber's per-event formatting cost (a large share of a small request's time). Filtering
-/// still follows `RUST_LOG` for the `access` target.
+/// Collects access lines in memory and hands them to the writer in batches, from its own thread,
+/// at most [`Batcher::INTERVAL`] after they were logged. A request only appends to a buffer under
+/// a lock that no one holds for long: waking a writer thread per request (what a channel-per-line
+/// writer does) cost a context switch per request on a busy core.
+struct Batcher {
+    pending: Mutex<Vec<u8>>,
+    full: Condvar,
+    sink: Box<dyn AccessSink>,
+}
+
+impl Batcher {
+    const INTERVAL: Duration = Duration::from_millis(100);
+    /// Past this many buffered bytes the writer is woken early.
+    const FLUSH_AT: usize = 256 * 1024;
+
+    fn write_line(&self, line: &[u8]) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.extend_from_slice(line);
+        if pending.len() >= Self::FLUSH_AT {
+            self.full.notify_one();
+        }
+    }
+
+    /// Hands everything buffered to the sink.
+    fn flush(&self) {
+        let batch = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::take(&mut *pending)
+        };
+        if !batch.is_empty() {
+            self.sink.write_lines(&batch);
+        }
+    }
+
+    fn run(&self) {
+        loop {
+            {
+                let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                let _unused = self
+                    .full
+                    .wait_timeout_while(pending, Self::INTERVAL, |p| p.len() < Self::FLUSH_AT)
+                    .unwrap_or_else(|e| e.into_inner());
+            }
+            self.flush();
+        }
+    }
+}
+
+/// Writes access lines to `sink` in batches, formatted like the `tracing` output around them,
+/// without the subscriber's per-event formatting cost. Filtering still follows `RUST_LOG` for the
+/// `access` target. Call [`flush`] before the process exits.
 pub fn install_sink(sink: impl AccessSink) {
-    let _ = SINK.set(Box::new(sink));
+    let batcher = Batcher {
+        pending: Mutex::new(Vec::with_capacity(Batcher::FLUSH_AT)),
+        full: Condvar::new(),
+        sink: Box::new(sink),
+    };
+    if SINK.set(batcher).is_ok() {
+        let spawned = std::thread::Builder::new()
+            .name("access-log".into())
+            .spawn(|| SINK.get().expect("just set").run());
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the access log writer");
+        }
+    }
+}
+
+/// Writes out buffered access lines now (at shutdown).
+pub fn flush() {
+    if let Some(b) = SINK.get() {
+        b.flush();
+    }
 }
 
 /// `2026-11-23T15:16:44.848805Z`, as tracing-subscriber writes it.

@@ -21,6 +21,7 @@ use crate::catalog::Asset;
 use crate::media::conditional::Validators;
 use crate::media::range::ByteRange;
 use crate::media::stream::FileStream;
+use crate::media::zerocopy::{Regions, ZeroCopy};
 use crate::media::{content_range, decide, Decision, MediaRequest, Multipart};
 
 // The request is taken whole and read by reference: the HeaderMap and Uri extractors clone.
@@ -36,12 +37,14 @@ pub async fn media(State(state): State<AppState>, req: Request) -> Response {
     let download = uri
         .query()
         .is_some_and(|q| q.split('&').any(|p| p == "download" || p == "download=1"));
+    let zero_copy = req.extensions().get::<ZeroCopy>().map(|z| Arc::clone(&z.0));
     match serve(
         &state.files,
         &served.asset,
         *method == Method::HEAD,
         download,
         headers,
+        zero_copy,
     )
     .await
     {
@@ -63,6 +66,7 @@ async fn serve(
     head: bool,
     download: bool,
     headers: &HeaderMap,
+    zero_copy: Option<Arc<Regions>>,
 ) -> Result<Response, Error> {
     let file = open_checked(files, asset).await?;
     let v = Validators {
@@ -116,6 +120,7 @@ async fn serve(
                         last: asset.size.saturating_sub(1),
                     },
                     asset.size,
+                    zero_copy,
                 )
             };
             (StatusCode::OK, body)
@@ -126,7 +131,7 @@ async fn serve(
             let body = if head {
                 Body::empty()
             } else {
-                range_body(file, r, asset.size)
+                range_body(file, r, asset.size, zero_copy)
             };
             (StatusCode::PARTIAL_CONTENT, body)
         }
@@ -247,11 +252,16 @@ fn http_date(t: SystemTime) -> HeaderValue {
     value(&httpdate::fmt_http_date(t))
 }
 
-fn range_body(file: Arc<std::fs::File>, r: ByteRange, size: u64) -> Body {
+fn range_body(
+    file: Arc<std::fs::File>,
+    r: ByteRange,
+    size: u64,
+    zero_copy: Option<Arc<Regions>>,
+) -> Body {
     if size == 0 {
         return Body::empty();
     }
-    Body::from_stream(FileStream::new(file, r.first, r.len()))
+    Body::from_stream(FileStream::new(file, r.first, r.len()).zero_copy(zero_copy))
 }
 
 /// Streams each part's header and its bytes from the one open file, so every part comes from the

@@ -12,8 +12,8 @@ mod log;
 mod media;
 pub mod server;
 
-/// See [`log::install_sink`].
-pub use log::install_sink as install_access_log;
+/// See [`log::install_sink`] and [`log::flush`].
+pub use log::{flush as flush_access_log, install_sink as install_access_log};
 
 use std::sync::Arc;
 

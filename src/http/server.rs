@@ -10,19 +10,20 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tower::Service;
 
 use crate::config::ServerConfig;
+use crate::media::zerocopy::{is_stand_in, Regions, ZeroCopy};
 
 /// hyper's read buffer limit per connection. Requests are small; a large buffer only costs memory.
 const MAX_BUF: usize = 16 * 1024;
@@ -63,13 +64,17 @@ pub async fn run(
         };
         let _ = stream.set_nodelay(true);
         let activity = Arc::new(Activity::new());
+        let regions = Arc::new(Regions::default());
         let io = TokioIo::new(Tracked {
             inner: stream,
             activity: activity.clone(),
+            regions: Arc::clone(&regions),
         });
         let app = app.clone();
-        let service =
-            hyper::service::service_fn(move |req: hyper::Request<Incoming>| app.clone().call(req));
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(ZeroCopy(Arc::clone(&regions)));
+            app.clone().call(req)
+        });
         let conn = graceful.watch(builder.serve_connection(io, service));
         let idle = cfg.keep_alive_timeout;
         tokio::spawn(async move {
@@ -128,10 +133,41 @@ impl Activity {
     }
 }
 
-/// A TCP stream that records when bytes last moved.
+/// A TCP stream that records when bytes last moved, and sends zero-copy stand-in frames with
+/// `sendfile` (see [`crate::media::zerocopy`]).
 struct Tracked {
     inner: TcpStream,
     activity: Arc<Activity>,
+    regions: Arc<Regions>,
+}
+
+impl Tracked {
+    /// Sends the file region behind a `want`-byte stand-in frame.
+    fn poll_sendfile(&self, cx: &mut Context<'_>, want: usize) -> Poll<std::io::Result<usize>> {
+        let (file, mut offset, n) = self.regions.next(want)?;
+        loop {
+            ready!(self.inner.poll_write_ready(cx))?;
+            let sent = self.inner.try_io(Interest::WRITABLE, || {
+                rustix::fs::sendfile(&self.inner, &*file, Some(&mut offset), n)
+                    .map_err(std::io::Error::from)
+            });
+            match sent {
+                Ok(0) => {
+                    return Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "file is shorter than the catalog measured",
+                    )))
+                }
+                Ok(k) => {
+                    self.regions.advance(k);
+                    self.activity.touch();
+                    return Poll::Ready(Ok(k));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
 }
 
 impl AsyncRead for Tracked {
@@ -155,6 +191,9 @@ impl AsyncWrite for Tracked {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
+        if is_stand_in(buf) {
+            return self.poll_sendfile(cx, buf.len());
+        }
         let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
         if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
             self.activity.touch();
@@ -167,6 +206,13 @@ impl AsyncWrite for Tracked {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
+        // Ordinary bytes up to the first stand-in go out in one vectored write; a stand-in at the
+        // front goes out with sendfile.
+        let bufs = match bufs.iter().position(|b| is_stand_in(b)) {
+            Some(0) => return self.poll_sendfile(cx, bufs[0].len()),
+            Some(first) => &bufs[..first],
+            None => bufs,
+        };
         let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
             self.activity.touch();

@@ -8,6 +8,7 @@
 pub mod conditional;
 pub mod range;
 pub mod stream;
+pub mod zerocopy;
 
 use conditional::{Conditions, Precondition, Validators};
 use range::{ByteRange, Resolved};

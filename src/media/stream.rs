@@ -23,6 +23,8 @@ use futures_util::Stream;
 use rustix::io::{Errno, ReadWriteFlags};
 use tokio::task::JoinHandle;
 
+use super::zerocopy::{stand_in, Region, Regions, STAND_IN_LEN};
+
 /// First read size, and the most a stalled client can pin.
 pub const MIN_CHUNK: usize = 16 * 1024;
 /// Largest read size for a client that keeps up.
@@ -36,6 +38,8 @@ const FAST: Duration = Duration::from_millis(2);
 const GROW_AFTER: u64 = 8 * 1024 * 1024;
 
 pub struct FileStream {
+    /// Where to record regions sent as zero-copy stand-ins, when the connection supports it.
+    zero_copy: Option<Arc<Regions>>,
     file: Arc<File>,
     offset: u64,
     remaining: u64,
@@ -49,6 +53,7 @@ impl FileStream {
     /// Streams `len` bytes of `file` starting at `offset`.
     pub fn new(file: Arc<File>, offset: u64, len: u64) -> FileStream {
         FileStream {
+            zero_copy: None,
             file,
             offset,
             remaining: len,
@@ -57,6 +62,43 @@ impl FileStream {
             last: None,
             pending: None,
         }
+    }
+
+    /// Sends cached chunks with `sendfile` through `regions` (see [`super::zerocopy`]).
+    pub fn zero_copy(mut self, regions: Option<Arc<Regions>>) -> FileStream {
+        self.zero_copy = regions;
+        self
+    }
+
+    /// A stand-in frame for the next chunk, if its first and last bytes are in the page cache.
+    fn try_stand_in(&mut self) -> Option<Bytes> {
+        let regions = self.zero_copy.as_ref()?;
+        let want = self.remaining.min(STAND_IN_LEN as u64);
+        let cached = |at: u64| {
+            let mut byte = [0u8; 1];
+            matches!(
+                rustix::io::preadv2(
+                    &*self.file,
+                    &mut [io::IoSliceMut::new(&mut byte)],
+                    at,
+                    ReadWriteFlags::NOWAIT,
+                ),
+                Ok(1)
+            )
+        };
+        if !cached(self.offset) || !cached(self.offset + want - 1) {
+            return None;
+        }
+        regions.push(Region {
+            file: Arc::clone(&self.file),
+            offset: self.offset,
+            len: want,
+        });
+        self.offset += want;
+        self.remaining -= want;
+        self.sent += want;
+        self.last = Some(Instant::now());
+        Some(stand_in(want as usize))
     }
 
     fn advance(&mut self, buf: Vec<u8>) -> Poll<Option<io::Result<Bytes>>> {
@@ -90,6 +132,9 @@ impl Stream for FileStream {
         }
         if self.remaining == 0 {
             return Poll::Ready(None);
+        }
+        if let Some(frame) = self.try_stand_in() {
+            return Poll::Ready(Some(Ok(frame)));
         }
         match self.last {
             Some(t) if t.elapsed() < FAST && self.sent >= GROW_AFTER => {
