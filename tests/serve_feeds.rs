@@ -224,3 +224,47 @@ fn traversal_attempts_never_return_file_bytes() {
         206
     );
 }
+
+/// Routing: each route answers GET and HEAD alike, other methods get 405 with `Allow` everywhere,
+/// and paths that only look like routes (nested, trailing slash, empty segment) are 404s.
+#[test]
+fn routes_answer_get_and_head_and_nothing_else() {
+    let demo = Demo::new();
+    let server = Server::start(&demo);
+    for path in [
+        "/",
+        "/healthz",
+        "/feeds.opml",
+        FEED,
+        "/feeds/defusing-difficult-encounters",
+        "/episodes/defining-de-escalation",
+    ] {
+        let r = get(server.addr, path, &[]);
+        assert_eq!(r.status, 200, "GET {path}");
+        let head = request(server.addr, "HEAD", path, &[]);
+        assert_eq!(head.status, 200, "HEAD {path}");
+        assert!(head.body.is_empty(), "HEAD {path} has no body");
+        assert_eq!(
+            head.header("content-length"),
+            Some(r.body.len().to_string().as_str()),
+            "HEAD {path} announces the GET body's length"
+        );
+        for method in ["POST", "PUT", "DELETE", "PATCH"] {
+            let r = request(server.addr, method, path, &[]);
+            assert_eq!(r.status, 405, "{method} {path}");
+            assert_eq!(r.header("allow"), Some("GET, HEAD"), "{method} {path}");
+        }
+    }
+    for path in [
+        "/feeds/",
+        "/feeds/defusing-difficult-encounters.xml/",
+        "/feeds/a/b",
+        "/episodes/",
+        "/episodes/defining-de-escalation/notes.md",
+        "/static/",
+        "/healthz/",
+        "/nothing",
+    ] {
+        assert_eq!(get(server.addr, path, &[]).status, 404, "GET {path}");
+    }
+}

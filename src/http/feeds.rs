@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -16,21 +15,22 @@ use crate::media::conditional::{self, Conditions, Precondition, Validators};
 use crate::site::{self, Lookup, PageRef, ThemeQuery};
 use crate::snapshot::{Encoded, Snapshot};
 
+/// `/feeds/<id>.xml` is a feed; `/feeds/<id>` is the theme's page.
 pub async fn feed(
-    State(state): State<AppState>,
-    Path(file): Path<String>,
-    RawQuery(query): RawQuery,
-    req: Request,
+    state: &AppState,
+    file: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
 ) -> Response {
-    let headers = req.headers();
     let snap = state.live.snapshot();
+    let file = file.to_owned();
     match file.strip_suffix(".xml") {
         Some(id) => match snap.feeds.get(id) {
             Some(enc) => respond(enc, headers),
             None => Error::NotFound.into_response(),
         },
         // `/feeds/<id>` without `.xml` is the theme's page; `?page=N` pages through its episodes.
-        None => match ThemeQuery::parse(query.as_deref()) {
+        None => match ThemeQuery::parse(query) {
             ThemeQuery::Canonical => {
                 page(snap, PageRef::Theme { id: file, page: 1 }, headers).await
             }
@@ -57,16 +57,13 @@ pub async fn feed(
     }
 }
 
-pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    page(state.live.snapshot(), PageRef::Home, &headers).await
+pub async fn home(state: &AppState, headers: &HeaderMap) -> Response {
+    page(state.live.snapshot(), PageRef::Home, headers).await
 }
 
-pub async fn episode(
-    State(state): State<AppState>,
-    Path(slug): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    page(state.live.snapshot(), PageRef::Episode { slug }, &headers).await
+pub async fn episode(state: &AppState, slug: &str, headers: &HeaderMap) -> Response {
+    let slug = slug.to_owned();
+    page(state.live.snapshot(), PageRef::Episode { slug }, headers).await
 }
 
 /// A page from the snapshot. A page not rendered yet is rendered and compressed on the blocking
@@ -124,11 +121,11 @@ pub(super) fn error_page(enc: &Encoded, status: StatusCode) -> Response {
 }
 
 /// CSS and script. Pages link them with `?v=<hash>`, so any cached copy under that URL is current.
-pub async fn static_file(Path(name): Path<String>, headers: HeaderMap) -> Response {
-    let Some(file) = site::static_file(&name) else {
+pub fn static_file(name: &str, headers: &HeaderMap) -> Response {
+    let Some(file) = site::static_file(name) else {
         return Error::NotFound.into_response();
     };
-    let mut r = respond(&file.encoded, &headers);
+    let mut r = respond(&file.encoded, headers);
     r.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=31536000, immutable"),
@@ -136,8 +133,8 @@ pub async fn static_file(Path(name): Path<String>, headers: HeaderMap) -> Respon
     r
 }
 
-pub async fn opml(State(state): State<AppState>, req: Request) -> Response {
-    respond(&state.live.snapshot().opml, req.headers())
+pub fn opml(state: &AppState, headers: &HeaderMap) -> Response {
+    respond(&state.live.snapshot().opml, headers)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

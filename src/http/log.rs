@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{header, Method};
+use axum::http::{header, HeaderValue, Method, Uri};
 use axum::response::Response;
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -21,9 +21,10 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 /// What the log line reports once the body is done.
 struct Record {
     method: Method,
-    path: String,
+    /// The request's URI (shared, not copied); only its path is logged.
+    uri: Uri,
     status: u16,
-    user_agent: String,
+    user_agent: Option<HeaderValue>,
     started: Instant,
     /// Content-Length as announced, if any; `bytes` below it means the client left early.
     length: Option<u64>,
@@ -63,13 +64,16 @@ impl Record {
             out,
             "method={} path={} status={} bytes={} length={} ms={}.{:03} ua={}",
             self.method,
-            self.path,
+            self.uri.path(),
             self.status,
             self.bytes,
             Length(self.length),
             micros / 1000,
             micros % 1000,
-            self.user_agent,
+            self.user_agent
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-"),
         );
     }
 }
@@ -111,6 +115,8 @@ impl Batcher {
     const INTERVAL: Duration = Duration::from_millis(100);
     /// Past this many buffered bytes the writer is woken early.
     const FLUSH_AT: usize = 256 * 1024;
+    /// Buffer capacity: room for a burst beyond `FLUSH_AT` while the writer wakes.
+    const CAPACITY: usize = 2 * Self::FLUSH_AT;
 
     fn write_line(&self, line: &[u8]) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
@@ -122,13 +128,16 @@ impl Batcher {
 
     /// Hands everything buffered to the sink.
     fn flush(&self) {
-        let batch = {
+        // Swap in a buffer of the same capacity, so requests never wait on a growing one.
+        let mut batch = Vec::with_capacity(Self::CAPACITY);
+        {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            std::mem::take(&mut *pending)
-        };
-        if !batch.is_empty() {
-            self.sink.write_lines(&batch);
+            if pending.is_empty() {
+                return;
+            }
+            std::mem::swap(&mut *pending, &mut batch);
         }
+        self.sink.write_lines(&batch);
     }
 
     fn run(&self) {
@@ -150,7 +159,7 @@ impl Batcher {
 /// `access` target. Call [`flush`] before the process exits.
 pub fn install_sink(sink: impl AccessSink) {
     let batcher = Batcher {
-        pending: Mutex::new(Vec::with_capacity(Batcher::FLUSH_AT)),
+        pending: Mutex::new(Vec::with_capacity(Batcher::CAPACITY)),
         full: Condvar::new(),
         sink: Box::new(sink),
     };
@@ -240,8 +249,8 @@ impl HttpBody for Counted {
 /// What the log needs from the request, taken before the handler consumes it.
 pub(super) struct Started {
     method: Method,
-    path: String,
-    user_agent: String,
+    uri: Uri,
+    user_agent: Option<HeaderValue>,
     at: Instant,
 }
 
@@ -250,13 +259,8 @@ impl Started {
         Started {
             at: Instant::now(),
             method: req.method().clone(),
-            path: req.uri().path().to_owned(),
-            user_agent: req
-                .headers()
-                .get(header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("-")
-                .to_owned(),
+            uri: req.uri().clone(),
+            user_agent: req.headers().get(header::USER_AGENT).cloned(),
         }
     }
 }
@@ -273,7 +277,7 @@ pub(super) fn counted(response: Response, started: Started) -> Response {
         .and_then(|v| v.parse().ok());
     let record = Record {
         method: started.method,
-        path: started.path,
+        uri: started.uri,
         status,
         user_agent: started.user_agent,
         started: started.at,

@@ -9,7 +9,6 @@ use std::time::SystemTime;
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -25,7 +24,7 @@ use crate::media::zerocopy::{Regions, ZeroCopy};
 use crate::media::{content_range, decide, Decision, MediaRequest, Multipart};
 
 // The request is taken whole and read by reference: the HeaderMap and Uri extractors clone.
-pub async fn media(State(state): State<AppState>, req: Request) -> Response {
+pub async fn media(state: &AppState, req: Request) -> Response {
     let (method, uri, headers) = (req.method(), req.uri(), req.headers());
     let snap = state.live.snapshot();
     let Some(served) = snap.media.get(uri.path()) else {

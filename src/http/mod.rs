@@ -1,7 +1,7 @@
 //! The HTTP layer: routing, responses and the server loop. Only this module uses hyper and axum.
 //!
-//! A request passes one edge layer (the access log, which counts the bytes actually sent, the
-//! `Host` check and the error-page step), and then one handler: feeds, the OPML list and the website's pages come
+//! A request passes one edge step (the access log, which counts the bytes actually sent, the
+//! `Host` check and the error-page step), and then one handler, chosen by a `match` on the path: feeds, the OPML list and the website's pages come
 //! rendered from the current [`Snapshot`]; media is looked up by its exact URL path in the
 //! snapshot, passes an access decision, is decided by [`crate::media::decide`], and is streamed
 //! from disk. Errors have plain-text bodies; a browser (one that accepts `text/html`) gets the
@@ -17,12 +17,10 @@ pub use log::{flush as flush_access_log, install_sink as install_access_log};
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 
 use crate::snapshot::Live;
 
@@ -33,56 +31,112 @@ pub struct AppState {
     pub files: Arc<media::FileCache>,
 }
 
-/// Builds the application: every route and middleware, ready to serve.
-pub fn app(live: Arc<Live>) -> Router {
-    let state = AppState {
-        live,
-        files: Arc::default(),
-    };
-    Router::new()
-        .route("/", get(feeds::home))
-        .route("/healthz", get(healthz))
-        .route("/feeds.opml", get(feeds::opml))
-        .route("/feeds/{file}", get(feeds::feed))
-        .route("/episodes/{slug}", get(feeds::episode))
-        .route("/static/{name}", get(feeds::static_file))
-        .route("/media/{*path}", get(media::media))
-        .route("/artwork/{*path}", get(media::media))
-        .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), edge))
-        .with_state(state)
+/// The application: every route, behind the edge step. Cloning is cheap.
+///
+/// Routing is a `match` on the path's first segment rather than a router: the handful of routes
+/// never change, and a router's boxed, cloned services and middleware cost a measurable share of a
+/// small response's time (see BENCHMARKS.md).
+#[derive(Clone)]
+pub struct App {
+    state: AppState,
 }
 
-async fn healthz() -> Response {
-    plain(StatusCode::OK, "ok\n")
+/// Builds the application, ready to serve.
+pub fn app(live: Arc<Live>) -> App {
+    App {
+        state: AppState {
+            live,
+            files: Arc::default(),
+        },
+    }
 }
 
-async fn not_found() -> Response {
-    Error::NotFound.into_response()
-}
+impl App {
+    /// Answers one request: the edge step (access log, `Host` check, styled errors), then a route.
+    pub async fn handle(&self, req: Request) -> Response {
+        let started = log::Started::new(&req);
+        let response = if req.headers().contains_key(header::HOST) {
+            let wants_html = req
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|a| a.contains("text/html"));
+            let response = self.route(req).await;
+            if wants_html {
+                styled_error(&self.state, response)
+            } else {
+                response
+            }
+        } else {
+            Error::MissingHost.into_response()
+        };
+        log::counted(response, started)
+    }
 
-/// Every request passes here once, in one layer because each middleware layer costs a boxed future
-/// per request: the access-log record starts, a request without `Host` gets 400 (RFC 9112 3.2),
-/// and a plain-text 404 or 500 becomes the site's styled page when the client reads HTML (feed
-/// readers and download tools, which do not ask for HTML, keep the short plain body).
-async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let started = log::Started::new(&req);
-    let response = if req.headers().contains_key(header::HOST) {
-        let wants_html = req
-            .headers()
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.contains("text/html"));
-        let response = next.run(req).await;
-        if wants_html {
-            styled_error(&state, response)
+    async fn route(&self, req: Request) -> Response {
+        let head = match *req.method() {
+            Method::GET => false,
+            Method::HEAD => true,
+            _ => return method_not_allowed(),
+        };
+        let state = &self.state;
+        let headers = req.headers();
+        let Some(path) = req.uri().path().strip_prefix('/') else {
+            return Error::NotFound.into_response();
+        };
+        let (first, rest) = match path.split_once('/') {
+            Some((first, rest)) => (first, Some(rest)),
+            None => (path, None),
+        };
+        // A single segment after the prefix; `None` for nested or empty ones.
+        let segment = rest.filter(|r| !r.is_empty() && !r.contains('/'));
+        let response = match (first, rest) {
+            ("", None) => feeds::home(state, headers).await,
+            ("healthz", None) => plain(StatusCode::OK, "ok\n"),
+            ("feeds.opml", None) => feeds::opml(state, headers),
+            ("feeds", Some(_)) if segment.is_some() => {
+                let file = segment.expect("checked");
+                feeds::feed(state, file, req.uri().query(), headers).await
+            }
+            ("episodes", Some(_)) if segment.is_some() => {
+                feeds::episode(state, segment.expect("checked"), headers).await
+            }
+            ("static", Some(_)) if segment.is_some() => {
+                feeds::static_file(segment.expect("checked"), headers)
+            }
+            ("media" | "artwork", Some(_)) => media::media(state, req).await,
+            _ => Error::NotFound.into_response(),
+        };
+        if head {
+            without_body(response)
         } else {
             response
         }
-    } else {
-        Error::MissingHost.into_response()
-    };
-    log::counted(response, started)
+    }
+}
+
+/// A HEAD response: the GET response's headers, with Content-Length from the body it would have
+/// sent, and no body.
+fn without_body(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    if !parts.headers.contains_key(header::CONTENT_LENGTH) {
+        if let Some(n) = http_body::Body::size_hint(&body).exact() {
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+        }
+    }
+    Response::from_parts(parts, Body::empty())
+}
+
+fn method_not_allowed() -> Response {
+    let mut r = plain(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed: use GET or HEAD\n",
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    r
 }
 
 fn styled_error(state: &AppState, response: Response) -> Response {

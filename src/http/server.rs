@@ -13,15 +13,14 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tower::Service;
 
+use super::App;
 use crate::config::ServerConfig;
 use crate::media::zerocopy::{is_stand_in, Regions, ZeroCopy};
 
@@ -31,7 +30,7 @@ const MAX_BUF: usize = 16 * 1024;
 /// Serves `app` on `listener` until `shutdown` completes, then drains for `shutdown_grace`.
 pub async fn run(
     listener: TcpListener,
-    app: Router,
+    app: App,
     cfg: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -73,7 +72,10 @@ pub async fn run(
         let app = app.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ZeroCopy(Arc::clone(&regions)));
-            app.clone().call(req)
+            let app = app.clone();
+            async move {
+                Ok::<_, std::convert::Infallible>(app.handle(req.map(axum::body::Body::new)).await)
+            }
         });
         let conn = graceful.watch(builder.serve_connection(io, service));
         let idle = cfg.keep_alive_timeout;

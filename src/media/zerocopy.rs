@@ -24,8 +24,10 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
-/// Largest stand-in frame.
-pub const STAND_IN_LEN: usize = 256 * 1024;
+/// Largest stand-in frame: one `sendfile` call's worth, as nginx's default `sendfile_max_chunk`
+/// is of the same order. The access log counts a frame when hyper takes it, so this also bounds
+/// how far an aborted download's count can run ahead of the bytes handed to the kernel.
+pub const STAND_IN_LEN: usize = 1024 * 1024;
 
 /// Never read: only its address range matters. It lives in zero-initialised memory, so it costs
 /// no resident memory.
