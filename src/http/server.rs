@@ -34,6 +34,7 @@ pub async fn run(
     cfg: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) {
+    let app = Arc::new(app);
     let permits = Arc::new(Semaphore::new(cfg.max_connections));
     let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -69,10 +70,14 @@ pub async fn run(
             activity: activity.clone(),
             regions: Arc::clone(&regions),
         });
-        let app = app.clone();
+        let app = Arc::clone(&app);
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            req.extensions_mut().insert(ZeroCopy(Arc::clone(&regions)));
-            let app = app.clone();
+            // Only media bodies send files; other requests skip the extension's allocation.
+            if req.uri().path().starts_with("/media/") || req.uri().path().starts_with("/artwork/")
+            {
+                req.extensions_mut().insert(ZeroCopy(Arc::clone(&regions)));
+            }
+            let app = Arc::clone(&app);
             async move {
                 Ok::<_, std::convert::Infallible>(app.handle(req.map(axum::body::Body::new)).await)
             }
