@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{header, HeaderValue, Method, Uri};
+use axum::http::{header, Method};
 use axum::response::Response;
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -21,10 +21,8 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 /// What the log line reports once the body is done.
 struct Record {
     method: Method,
-    /// The request's URI (shared, not copied); only its path is logged.
-    uri: Uri,
+    seen: Seen,
     status: u16,
-    user_agent: Option<HeaderValue>,
     started: Instant,
     /// Content-Length as announced, if any; `bytes` below it means the client left early.
     length: Option<u64>,
@@ -64,16 +62,13 @@ impl Record {
             out,
             "method={} path={} status={} bytes={} length={} ms={}.{:03} ua={}",
             self.method,
-            self.uri.path(),
+            self.seen.path(),
             self.status,
             self.bytes,
             Length(self.length),
             micros / 1000,
             micros % 1000,
-            self.user_agent
-                .as_ref()
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("-"),
+            self.seen.user_agent(),
         );
     }
 }
@@ -249,9 +244,36 @@ impl HttpBody for Counted {
 /// What the log needs from the request, taken before the handler consumes it.
 pub(super) struct Started {
     method: Method,
-    uri: Uri,
-    user_agent: Option<HeaderValue>,
+    seen: Seen,
     at: Instant,
+}
+
+/// The request's path and user agent, copied into one small allocation. Keeping the request's own
+/// `Uri` or header values instead would pin hyper's 8 KiB read buffer (they share it) for the whole
+/// response, and a long download would then hold two read buffers.
+struct Seen {
+    text: String,
+    path_len: usize,
+}
+
+impl Seen {
+    fn new(path: &str, user_agent: &str) -> Seen {
+        let mut text = String::with_capacity(path.len() + user_agent.len());
+        text.push_str(path);
+        text.push_str(user_agent);
+        Seen {
+            text,
+            path_len: path.len(),
+        }
+    }
+
+    fn path(&self) -> &str {
+        &self.text[..self.path_len]
+    }
+
+    fn user_agent(&self) -> &str {
+        &self.text[self.path_len..]
+    }
 }
 
 impl Started {
@@ -259,8 +281,13 @@ impl Started {
         Started {
             at: Instant::now(),
             method: req.method().clone(),
-            uri: req.uri().clone(),
-            user_agent: req.headers().get(header::USER_AGENT).cloned(),
+            seen: Seen::new(
+                req.uri().path(),
+                req.headers()
+                    .get(header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-"),
+            ),
         }
     }
 }
@@ -277,9 +304,8 @@ pub(super) fn counted(response: Response, started: Started) -> Response {
         .and_then(|v| v.parse().ok());
     let record = Record {
         method: started.method,
-        uri: started.uri,
+        seen: started.seen,
         status,
-        user_agent: started.user_agent,
         started: started.at,
         length,
         bytes: 0,
