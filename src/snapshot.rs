@@ -153,6 +153,58 @@ pub struct Served {
     pub asset: Asset,
     /// Public if any public feed uses the file, otherwise members only.
     pub access: Access,
+    /// Its response header values, formatted on first use and kept for the snapshot's life.
+    headers: OnceLock<Arc<MediaHeaders>>,
+}
+
+/// Header values of a media file that are the same on every response.
+#[derive(Debug)]
+pub struct MediaHeaders {
+    pub etag: HeaderValue,
+    pub last_modified: HeaderValue,
+    pub content_type: HeaderValue,
+    /// `inline; filename="…"` and `attachment; filename="…"`.
+    pub inline: HeaderValue,
+    pub attachment: HeaderValue,
+}
+
+impl Served {
+    pub fn new(asset: Asset, access: Access) -> Served {
+        Served {
+            asset,
+            access,
+            headers: OnceLock::new(),
+        }
+    }
+
+    pub fn headers(&self) -> &MediaHeaders {
+        self.headers.get_or_init(|| {
+            let a = &self.asset;
+            let value = |s: &str| HeaderValue::from_str(s).expect("catalog values are ASCII");
+            let name = header_safe_name(&a.file_name);
+            Arc::new(MediaHeaders {
+                etag: value(&a.etag),
+                last_modified: value(&httpdate::fmt_http_date(a.modified)),
+                content_type: value(&a.mime),
+                inline: value(&format!("inline; filename=\"{name}\"")),
+                attachment: value(&format!("attachment; filename=\"{name}\"")),
+            })
+        })
+    }
+}
+
+/// Audio is named after its slug (ASCII already); an episode image keeps its own file name, which
+/// may hold anything, so everything but a plain visible ASCII character becomes `_`.
+pub fn header_safe_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 pub const RSS_TYPE: &str = "application/rss+xml; charset=utf-8";
@@ -181,10 +233,7 @@ impl Snapshot {
         let mut media: HashMap<String, Served> = catalog
             .assets()
             .map(|asset| {
-                let served = Served {
-                    asset: asset.clone(),
-                    access: Access::Members,
-                };
+                let served = Served::new(asset.clone(), Access::Members);
                 (asset.url_path.clone(), served)
             })
             .collect();
@@ -444,6 +493,19 @@ impl Live {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_names_are_made_safe_for_headers() {
+        assert_eq!(
+            header_safe_name("defining-de-escalation.mp3"),
+            "defining-de-escalation.mp3"
+        );
+        assert_eq!(
+            header_safe_name("cover \"art\"\\é\n.jpg"),
+            "cover _art____.jpg"
+        );
+        assert!(axum::http::HeaderValue::from_str(&header_safe_name("ünïcødé\u{7}.png")).is_ok());
+    }
 
     fn only(slugs: &[&str]) -> Changed {
         Changed::Only(slugs.iter().map(|s| s.to_string()).collect())

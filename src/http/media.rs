@@ -5,7 +5,6 @@
 //! open file handle keeps streaming the bytes it started with even if the file is replaced.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -22,6 +21,7 @@ use crate::media::range::ByteRange;
 use crate::media::stream::FileStream;
 use crate::media::zerocopy::{Regions, ZeroCopy};
 use crate::media::{content_range, decide, Decision, MediaRequest, Multipart};
+use crate::snapshot::{MediaHeaders, Served};
 
 // The request is taken whole and read by reference: the HeaderMap and Uri extractors clone.
 pub async fn media(state: &AppState, req: Request) -> Response {
@@ -39,7 +39,7 @@ pub async fn media(state: &AppState, req: Request) -> Response {
     let zero_copy = req.extensions().get::<ZeroCopy>().map(|z| Arc::clone(&z.0));
     match serve(
         &state.files,
-        &served.asset,
+        served,
         *method == Method::HEAD,
         download,
         headers,
@@ -61,12 +61,14 @@ pub async fn media(state: &AppState, req: Request) -> Response {
 
 async fn serve(
     files: &FileCache,
-    asset: &Asset,
+    served: &Served,
     head: bool,
     download: bool,
     headers: &HeaderMap,
     zero_copy: Option<Arc<Regions>>,
 ) -> Result<Response, Error> {
+    let asset = &served.asset;
+    let fixed = served.headers();
     let file = open_checked(files, asset).await?;
     let v = Validators {
         etag: &asset.etag,
@@ -83,13 +85,10 @@ async fn serve(
         asset.size,
     );
 
-    let mut h = HeaderMap::new();
+    let mut h = HeaderMap::with_capacity(10);
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(
-        header::ETAG,
-        HeaderValue::from_str(&asset.etag).expect("hex etag"),
-    );
-    h.insert(header::LAST_MODIFIED, http_date(asset.modified));
+    h.insert(header::ETAG, fixed.etag.clone());
+    h.insert(header::LAST_MODIFIED, fixed.last_modified.clone());
     // The URL carries the content version, so the bytes behind it never change.
     h.insert(
         header::CACHE_CONTROL,
@@ -108,7 +107,7 @@ async fn serve(
             return Ok((StatusCode::RANGE_NOT_SATISFIABLE, h).into_response());
         }
         Decision::Full => {
-            entity_headers(&mut h, asset, download, asset.size);
+            entity_headers(&mut h, fixed, download, asset.size);
             let body = if head {
                 Body::empty()
             } else {
@@ -125,7 +124,7 @@ async fn serve(
             (StatusCode::OK, body)
         }
         Decision::Partial(r) => {
-            entity_headers(&mut h, asset, download, r.len());
+            entity_headers(&mut h, fixed, download, r.len());
             h.insert(header::CONTENT_RANGE, value(&content_range(r, asset.size)));
             let body = if head {
                 Body::empty()
@@ -137,7 +136,7 @@ async fn serve(
         Decision::Multipart(ranges) => {
             let boundary = format!("rollcall-{}", asset.etag.trim_matches('"'));
             let m = Multipart::new(&ranges, asset.size, &asset.mime, boundary);
-            entity_headers(&mut h, asset, download, m.content_length);
+            entity_headers(&mut h, fixed, download, m.content_length);
             h.insert(header::CONTENT_TYPE, value(&m.content_type()));
             let body = if head {
                 Body::empty()
@@ -216,39 +215,19 @@ async fn open_checked(cache: &FileCache, asset: &Asset) -> Result<Arc<std::fs::F
     Ok(file)
 }
 
-fn entity_headers(h: &mut HeaderMap, asset: &Asset, download: bool, length: u64) {
-    h.insert(header::CONTENT_TYPE, value(&asset.mime));
+fn entity_headers(h: &mut HeaderMap, fixed: &MediaHeaders, download: bool, length: u64) {
+    h.insert(header::CONTENT_TYPE, fixed.content_type.clone());
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-    let disposition = if download { "attachment" } else { "inline" };
-    h.insert(
-        header::CONTENT_DISPOSITION,
-        value(&format!(
-            "{disposition}; filename=\"{}\"",
-            header_safe_name(&asset.file_name)
-        )),
-    );
-}
-
-/// Audio is named after its slug (ASCII already); an episode image keeps its own file name, which
-/// may hold anything, so everything but a plain visible ASCII character becomes `_`.
-fn header_safe_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    let disposition = if download {
+        &fixed.attachment
+    } else {
+        &fixed.inline
+    };
+    h.insert(header::CONTENT_DISPOSITION, disposition.clone());
 }
 
 fn value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).expect("header values built from catalog ASCII")
-}
-
-fn http_date(t: SystemTime) -> HeaderValue {
-    value(&httpdate::fmt_http_date(t))
 }
 
 fn range_body(
@@ -276,22 +255,4 @@ fn multipart_body(file: Arc<std::fs::File>, m: Multipart) -> Body {
     });
     let tail = stream::once(future::ready(Ok(Bytes::from(trailer))));
     Body::from_stream(stream::iter(parts).flatten().chain(tail))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::header_safe_name;
-
-    #[test]
-    fn file_names_are_made_safe_for_headers() {
-        assert_eq!(
-            header_safe_name("defining-de-escalation.mp3"),
-            "defining-de-escalation.mp3"
-        );
-        assert_eq!(
-            header_safe_name("cover \"art\"\\é\n.jpg"),
-            "cover _art____.jpg"
-        );
-        assert!(axum::http::HeaderValue::from_str(&header_safe_name("ünïcødé\u{7}.png")).is_ok());
-    }
 }
