@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{header, Method};
+use axum::http::{self as http, header, Method};
 use axum::response::Response;
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -209,7 +209,7 @@ impl std::fmt::Display for Length {
 }
 
 /// A body that counts the bytes it yields and logs when dropped.
-struct Counted {
+pub struct Counted {
     inner: Body,
     record: Record,
 }
@@ -294,7 +294,7 @@ impl Started {
 
 /// Wraps the response body so that the log line, written when the body is done or dropped, reports
 /// the bytes actually sent.
-pub(super) fn counted(response: Response, started: Started) -> Response {
+pub(super) fn counted(response: Response, started: Started) -> http::Response<Counted> {
     let status = response.status().as_u16();
     let (parts, body) = response.into_parts();
     let length = parts
@@ -310,11 +310,11 @@ pub(super) fn counted(response: Response, started: Started) -> Response {
         length,
         bytes: 0,
     };
-    Response::from_parts(
+    http::Response::from_parts(
         parts,
-        Body::new(Counted {
+        Counted {
             inner: body,
             record,
-        }),
+        },
     )
 }

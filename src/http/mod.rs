@@ -53,7 +53,7 @@ pub fn app(live: Arc<Live>) -> App {
 
 impl App {
     /// Answers one request: the edge step (access log, `Host` check, styled errors), then a route.
-    pub async fn handle(&self, req: Request) -> Response {
+    pub async fn handle(&self, req: Request) -> axum::http::Response<log::Counted> {
         let started = log::Started::new(&req);
         let response = if req.headers().contains_key(header::HOST) {
             let wants_html = req
