@@ -331,3 +331,101 @@ impl StrongEtag for Resp {
             .is_some_and(|e| e.starts_with('"') && e.ends_with('"') && e.len() > 10)
     }
 }
+
+/// Pipelined requests on one keep-alive connection, mixing zero-copy (`sendfile`) ranges, a whole
+/// file, a multipart response (read, not sent from the page cache) and a HEAD: each response must
+/// carry exactly its own bytes, in order, so no file region can be sent for the wrong response.
+#[test]
+fn pipelined_media_responses_keep_their_own_bytes() {
+    use std::io::{Read, Write};
+    let f = fixture();
+    let mut s = std::net::TcpStream::connect(f.server.addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let len = f.file.len();
+    let cases: Vec<(&str, String)> = vec![
+        ("GET", "bytes=100-199".into()),
+        ("GET", format!("bytes={}-", len - 5000)),
+        ("GET", String::new()),
+        ("HEAD", "bytes=0-9".into()),
+        ("GET", "bytes=0-9,1000-1009".into()),
+        ("GET", "bytes=-70000".into()),
+    ];
+    let mut batch = String::new();
+    for (i, (method, range)) in cases.iter().enumerate() {
+        let close = if i + 1 == cases.len() {
+            "Connection: close\r\n"
+        } else {
+            ""
+        };
+        let range = if range.is_empty() {
+            String::new()
+        } else {
+            format!("Range: {range}\r\n")
+        };
+        batch.push_str(&format!(
+            "{method} {} HTTP/1.1\r\nHost: x\r\n{range}{close}\r\n",
+            f.path
+        ));
+    }
+    s.write_all(batch.as_bytes()).unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+
+    let mut rest = &all[..];
+    let mut next = |head: bool| -> Resp {
+        let end = rest.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let text = std::str::from_utf8(&rest[..end])
+            .unwrap()
+            .to_ascii_lowercase();
+        let length: usize = text
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let body_len = if head { 0 } else { length };
+        let r = common::parse_response(&rest[..end + body_len], head).unwrap();
+        rest = &rest[end + body_len..];
+        r
+    };
+    let r = next(false);
+    assert_eq!((r.status, &r.body[..]), (206, &f.file[100..200]));
+    let r = next(false);
+    assert_eq!((r.status, &r.body[..]), (206, &f.file[len - 5000..]));
+    let r = next(false);
+    assert_eq!(r.status, 200);
+    assert!(r.body == f.file, "whole file");
+    let r = next(true);
+    assert_eq!(
+        (r.status, r.header("content-range")),
+        (206, Some(&*format!("bytes 0-9/{len}")))
+    );
+    let r = next(false);
+    assert_eq!(r.status, 206);
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("multipart/byteranges"));
+    let first = &f.file[0..10];
+    let second = &f.file[1000..1010];
+    let pos1 = r
+        .body
+        .windows(10)
+        .position(|w| w == first)
+        .expect("first part");
+    let pos2 = r
+        .body
+        .windows(10)
+        .position(|w| w == second)
+        .expect("second part");
+    assert!(pos1 < pos2);
+    let r = next(false);
+    assert_eq!((r.status, &r.body[..]), (206, &f.file[len - 70000..]));
+    assert!(
+        rest.is_empty(),
+        "{} stray bytes after the last response",
+        rest.len()
+    );
+}

@@ -213,6 +213,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn cached_chunks_become_stand_ins_with_their_regions_in_order() {
+        use super::super::zerocopy::is_stand_in;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        let len = STAND_IN_LEN + 300_000;
+        std::fs::write(&p, vec![7u8; len + 1000]).unwrap(); // just written: in the page cache
+        let regions = Arc::new(Regions::default());
+        let mut s = FileStream::new(Arc::new(File::open(&p).unwrap()), 1000, len as u64)
+            .zero_copy(Some(Arc::clone(&regions)));
+        let mut frames = Vec::new();
+        while let Some(chunk) = s.next().await {
+            frames.push(chunk.unwrap());
+        }
+        assert_eq!(frames.len(), 2);
+        assert!(
+            frames.iter().all(|f| is_stand_in(f)),
+            "no bytes were copied"
+        );
+        assert_eq!(frames[0].len(), STAND_IN_LEN);
+        assert_eq!(frames[1].len(), 300_000);
+        let (_, offset, n) = regions.next(usize::MAX).unwrap();
+        assert_eq!((offset, n), (1000, STAND_IN_LEN));
+        regions.advance(n);
+        let (_, offset, n) = regions.next(usize::MAX).unwrap();
+        assert_eq!((offset, n), (1000 + STAND_IN_LEN as u64, 300_000));
+    }
+
+    #[tokio::test]
     async fn a_file_that_shrank_is_an_error_not_a_hang() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
