@@ -255,6 +255,16 @@ fn routes_answer_get_and_head_and_nothing_else() {
             assert_eq!(r.header("allow"), Some("GET, HEAD"), "{method} {path}");
         }
     }
+    // A HEAD answered 304 describes no body, as the GET's 304 does not.
+    let etag = get(server.addr, FEED, &[])
+        .header("etag")
+        .unwrap()
+        .to_owned();
+    for method in ["GET", "HEAD"] {
+        let r = request(server.addr, method, FEED, &[("If-None-Match", &etag)]);
+        assert_eq!(r.status, 304, "{method}");
+        assert_eq!(r.header("content-length"), None, "{method} 304");
+    }
     for path in [
         "/feeds/",
         "/feeds/defusing-difficult-encounters.xml/",

@@ -268,6 +268,7 @@ fn head_has_exactly_the_headers_of_get() {
         vec![("Range", "bytes=0-1")],
         vec![("Range", "bytes=0-0,10-20")],
         vec![("Range", "bytes=99999999-")],
+        vec![("If-None-Match", f.etag.as_str())],
     ] {
         let g = f.get(&headers);
         let h = request(f.server.addr, "HEAD", &f.path, &headers);

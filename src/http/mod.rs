@@ -119,7 +119,12 @@ impl App {
 /// sent, and no body.
 fn without_body(response: Response) -> Response {
     let (mut parts, body) = response.into_parts();
-    if !parts.headers.contains_key(header::CONTENT_LENGTH) {
+    // 304 and 204 responses have no body to describe (RFC 9110 8.6).
+    let has_body = !matches!(
+        parts.status,
+        StatusCode::NOT_MODIFIED | StatusCode::NO_CONTENT
+    ) && !parts.status.is_informational();
+    if has_body && !parts.headers.contains_key(header::CONTENT_LENGTH) {
         if let Some(n) = http_body::Body::size_hint(&body).exact() {
             parts
                 .headers
