@@ -43,6 +43,10 @@ pub async fn run(
         .timer(TokioTimer::new())
         .header_read_timeout(cfg.header_read_timeout)
         .keep_alive(true)
+        // Queue body frames and write them with vectored writes, never copying them into a
+        // buffer: zero-copy stand-in frames depend on reaching the writer as they are (a copied
+        // stand-in would be zeros).
+        .writev(true)
         .max_buf_size(MAX_BUF);
     tokio::pin!(shutdown);
     loop {
