@@ -103,6 +103,10 @@ impl<W: std::io::Write + Clone + Send + Sync + 'static> AccessSink for W {
 struct Batcher {
     pending: Mutex<Vec<u8>>,
     full: Condvar,
+    /// Held while a batch is taken and written, so batches reach the sink in order.
+    writing: Mutex<()>,
+    /// Lines dropped because the sink fell [`Batcher::MAX_PENDING`] behind.
+    dropped: std::sync::atomic::AtomicU64,
     sink: Box<dyn AccessSink>,
 }
 
@@ -112,9 +116,17 @@ impl Batcher {
     const FLUSH_AT: usize = 256 * 1024;
     /// Buffer capacity: room for a burst beyond `FLUSH_AT` while the writer wakes.
     const CAPACITY: usize = 2 * Self::FLUSH_AT;
+    /// If the sink blocks (a stuck log reader), lines beyond this many buffered bytes are counted
+    /// and dropped rather than growing memory without bound or stalling requests.
+    const MAX_PENDING: usize = 64 * 1024 * 1024;
 
     fn write_line(&self, line: &[u8]) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if pending.len() + line.len() > Self::MAX_PENDING {
+            self.dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return;
+        }
         pending.extend_from_slice(line);
         if pending.len() >= Self::FLUSH_AT {
             self.full.notify_one();
@@ -123,16 +135,23 @@ impl Batcher {
 
     /// Hands everything buffered to the sink.
     fn flush(&self) {
-        // Swap in a buffer of the same capacity, so requests never wait on a growing one.
-        let mut batch = Vec::with_capacity(Self::CAPACITY);
-        {
+        let _writing = self.writing.lock().unwrap_or_else(|e| e.into_inner());
+        let batch = {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             if pending.is_empty() {
                 return;
             }
-            std::mem::swap(&mut *pending, &mut batch);
-        }
+            // Swap in a buffer of the same capacity, so requests never wait on a growing one.
+            std::mem::replace(&mut *pending, Vec::with_capacity(Self::CAPACITY))
+        };
         self.sink.write_lines(&batch);
+        let dropped = self.dropped.swap(0, std::sync::atomic::Ordering::Relaxed);
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                "access log lines dropped: the log output fell more than 64 MiB behind"
+            );
+        }
     }
 
     fn run(&self) {
@@ -156,6 +175,8 @@ pub fn install_sink(sink: impl AccessSink) {
     let batcher = Batcher {
         pending: Mutex::new(Vec::with_capacity(Batcher::CAPACITY)),
         full: Condvar::new(),
+        writing: Mutex::new(()),
+        dropped: std::sync::atomic::AtomicU64::new(0),
         sink: Box::new(sink),
     };
     if SINK.set(batcher).is_ok() {
@@ -317,4 +338,80 @@ pub(super) fn counted(response: Response, started: Started) -> http::Response<Co
             record,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// A sink that keeps what it is given.
+    #[derive(Clone, Default)]
+    struct Kept(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Kept {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn batcher(kept: &Kept) -> Batcher {
+        Batcher {
+            pending: Mutex::new(Vec::new()),
+            full: Condvar::new(),
+            writing: Mutex::new(()),
+            dropped: std::sync::atomic::AtomicU64::new(0),
+            sink: Box::new(kept.clone()),
+        }
+    }
+
+    #[test]
+    fn batches_reach_the_sink_whole_and_in_order() {
+        let kept = Kept::default();
+        let b = batcher(&kept);
+        b.write_line(b"one\n");
+        b.write_line(b"two\n");
+        b.flush();
+        b.write_line(b"three\n");
+        assert_eq!(
+            &kept.0.lock().unwrap()[..],
+            b"one\ntwo\n",
+            "nothing before a flush"
+        );
+        b.flush();
+        b.flush(); // nothing pending: writes nothing
+        assert_eq!(&kept.0.lock().unwrap()[..], b"one\ntwo\nthree\n");
+    }
+
+    #[test]
+    fn a_sink_that_falls_far_behind_costs_dropped_lines_not_memory() {
+        let kept = Kept::default();
+        let b = batcher(&kept);
+        b.write_line(b"kept\n");
+        b.write_line(&vec![b'x'; Batcher::MAX_PENDING]);
+        assert_eq!(
+            b.dropped.load(std::sync::atomic::Ordering::Relaxed),
+            1,
+            "the line that would pass the cap is dropped"
+        );
+        b.flush();
+        assert_eq!(&kept.0.lock().unwrap()[..], b"kept\n");
+        assert_eq!(b.dropped.load(std::sync::atomic::Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn timestamps_look_like_the_rest_of_the_log() {
+        let mut s = String::new();
+        timestamp(&mut s);
+        // 2026-11-23T15:16:44.848805Z
+        assert_eq!(s.len(), 27, "{s}");
+        assert!(
+            s.ends_with('Z') && s.as_bytes()[10] == b'T' && s.as_bytes()[19] == b'.',
+            "{s}"
+        );
+    }
 }
