@@ -120,10 +120,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve { listen } => {
             let listen = listen.unwrap_or(config.listen);
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            runtime.block_on(rollcall::serve(config, listen, shutdown_signal(), |addr| {
-                println!("listening on http://{addr}");
-                let _ = std::io::stdout().flush();
-            }))?;
+            let served =
+                runtime.block_on(rollcall::serve(config, listen, shutdown_signal(), |addr| {
+                    println!("listening on http://{addr}");
+                    let _ = std::io::stdout().flush();
+                }));
+            // Connections still open after the shutdown grace end with the runtime; their access
+            // lines (the cut-off downloads) are written here.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+            rollcall::http::flush_access_log();
+            served?;
             Ok(ExitCode::SUCCESS)
         }
     }

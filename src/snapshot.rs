@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -317,20 +318,29 @@ fn save_measurements(source: &Source, cache: &MeasureCache) {
     }
 }
 
-/// The episodes folder as the watcher reports paths under it: as configured, and canonical.
+/// A folder as the watcher may report paths under it: as configured, made absolute against the
+/// working directory (as notify does with a relative path), and canonical.
 fn watched_prefixes(dir: &std::path::Path) -> Vec<PathBuf> {
     let mut v = vec![dir.to_owned()];
-    if let Ok(real) = dir.canonicalize() {
-        if real != dir {
-            v.push(real);
+    if dir.is_relative() {
+        if let Ok(cwd) = std::env::current_dir() {
+            v.push(cwd.join(dir));
         }
+    }
+    if let Ok(real) = dir.canonicalize() {
+        v.push(real);
     }
     v
 }
 
-/// The episode folders that file events touched. An event on a feed file touches no episode (feeds
-/// are always read again); one anywhere else unexpected means checking everything.
-fn changed_folders(episodes_dirs: &[PathBuf], paths: &[PathBuf]) -> Changed {
+/// The episode folders that file events touched. Events on feed files touch no episode (feeds are
+/// always read again). An event on the episodes folder itself (it was moved or replaced), or on a
+/// path under neither folder as configured, means checking everything.
+fn changed_folders(
+    episodes_dirs: &[PathBuf],
+    feeds_dirs: &[PathBuf],
+    paths: &[PathBuf],
+) -> Changed {
     let mut slugs = std::collections::HashSet::new();
     for path in paths {
         let slug = episodes_dirs
@@ -341,10 +351,8 @@ fn changed_folders(episodes_dirs: &[PathBuf], paths: &[PathBuf]) -> Changed {
             Some(Some(std::path::Component::Normal(name))) => {
                 slugs.insert(name.to_string_lossy().into_owned());
             }
-            // The episodes folder itself: a listing change, which the reload sees anyway.
-            Some(None) => {}
-            Some(Some(_)) => return Changed::All,
-            None => {}
+            None if feeds_dirs.iter().any(|dir| path.starts_with(dir)) => {}
+            _ => return Changed::All,
         }
     }
     Changed::Only(slugs)
@@ -431,12 +439,19 @@ impl Live {
         let (tx, rx) = mpsc::channel::<Changed>();
         let events = tx.clone();
         let episodes_dirs = watched_prefixes(&self.source.episodes_dir);
+        let feeds_dirs = watched_prefixes(&self.source.feeds_dir);
+        // Reloads may trust unchanged folders only while every folder is watched; a failed watch
+        // (the inotify limit) turns every reload into a full check.
+        let scoped_ok = Arc::new(AtomicBool::new(true));
+        let scoped = Arc::clone(&scoped_ok);
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                 let changed = match event {
                     // Reading the catalog raises access events; only changes matter.
                     Ok(e) if matches!(e.kind, notify::EventKind::Access(_)) => return,
-                    Ok(e) if !e.need_rescan() => changed_folders(&episodes_dirs, &e.paths),
+                    Ok(e) if !e.need_rescan() && scoped_ok.load(Ordering::Relaxed) => {
+                        changed_folders(&episodes_dirs, &feeds_dirs, &e.paths)
+                    }
                     // A lost or overflowing event queue: check everything.
                     _ => Changed::All,
                 };
@@ -455,6 +470,7 @@ impl Live {
                 // picks up anything edited in the meantime.
                 for dir in &dirs {
                     if let Err(e) = watcher.watch(dir, notify::RecursiveMode::Recursive) {
+                        scoped.store(false, Ordering::Relaxed);
                         tracing::error!(dir = %dir.display(), error = %e, "live reload is off for this folder; restart to apply edits (on Linux, raise fs.inotify.max_user_watches)");
                     }
                 }
@@ -514,10 +530,12 @@ mod tests {
     #[test]
     fn file_events_name_the_episode_folders_they_touch() {
         let dirs = vec![PathBuf::from("/cat/episodes")];
+        let feeds = vec![PathBuf::from("/cat/feeds")];
         let p = |s: &str| PathBuf::from(s);
         assert_eq!(
             changed_folders(
                 &dirs,
+                &feeds,
                 &[
                     p("/cat/episodes/a/episode.toml"),
                     p("/cat/episodes/b"),
@@ -526,16 +544,24 @@ mod tests {
             ),
             only(&["a", "b"])
         );
-        // The folder itself (an entry added or removed) and feed files name no episode.
+        // Feed files name no episode.
         assert_eq!(
-            changed_folders(&dirs, &[p("/cat/episodes"), p("/cat/feeds/x.toml")]),
+            changed_folders(&dirs, &feeds, &[p("/cat/feeds/x.toml")]),
             only(&[])
         );
-        // A path that climbs out cannot be attributed: check everything.
-        assert_eq!(
-            changed_folders(&dirs, &[p("/cat/episodes/../feeds/x.toml")]),
-            Changed::All
-        );
+        // The episodes folder itself (moved or swapped for another), a path that climbs out, or
+        // one under neither folder as configured cannot be attributed: check everything.
+        for odd in [
+            "/cat/episodes",
+            "/cat/episodes/../feeds/x.toml",
+            "/elsewhere/episodes/a/episode.toml",
+        ] {
+            assert_eq!(
+                changed_folders(&dirs, &feeds, &[p(odd)]),
+                Changed::All,
+                "{odd}"
+            );
+        }
     }
 
     #[test]

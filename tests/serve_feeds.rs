@@ -276,5 +276,10 @@ fn routes_answer_get_and_head_and_nothing_else() {
         "/nothing",
     ] {
         assert_eq!(get(server.addr, path, &[]).status, 404, "GET {path}");
+        assert_eq!(
+            request(server.addr, "POST", path, &[]).status,
+            404,
+            "POST {path}"
+        );
     }
 }

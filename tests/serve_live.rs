@@ -241,3 +241,36 @@ fn a_file_truncated_mid_stream_ends_the_response_and_the_server_survives() {
     );
     assert_eq!(get(server.addr, "/healthz", &[]).status, 200);
 }
+
+/// A reload re-reads only the episode folders the watcher saw change, but an episode whose
+/// `episode.toml` is a symlink to a file elsewhere is always checked: an edit to the link's target
+/// raises no event in the episode's own folder.
+#[test]
+fn an_edit_through_a_symlinked_episode_file_is_seen() {
+    let demo = Demo::new();
+    let shared = demo.path("episodes/.shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    let real = shared.join("defining.toml");
+    std::fs::rename(demo.path(EP), &real).unwrap();
+    std::os::unix::fs::symlink(&real, demo.path(EP)).unwrap();
+    let server = Server::start(&demo);
+    assert!(feed_text(&server).contains("<title>Defining De-Escalation</title>"));
+    // An ordinary edit first, so the watcher is running and its first full check is done.
+    demo.edit(
+        "episodes/behavioral-response-to-stress-and-fear/episode.toml",
+        "title = \"Behavioral Response to Stress and Fear\"",
+        "title = \"Behavioral Response, Edited\"",
+    );
+    assert!(eventually(10, || feed_text(&server)
+        .contains("<title>Behavioral Response, Edited</title>")));
+    let text = std::fs::read_to_string(&real).unwrap().replace(
+        "title = \"Defining De-Escalation\"",
+        "title = \"Defining De-Escalation, Revised\"",
+    );
+    std::fs::write(&real, text).unwrap();
+    assert!(
+        eventually(10, || feed_text(&server)
+            .contains("<title>Defining De-Escalation, Revised</title>")),
+        "the edit behind the symlink never reached the feed"
+    );
+}

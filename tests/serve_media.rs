@@ -430,3 +430,21 @@ fn pipelined_media_responses_keep_their_own_bytes() {
         rest.len()
     );
 }
+
+/// Cached media goes out with `sendfile`: the process's count of bytes sent that way grows by at
+/// least the file's size when the whole file is fetched. (If stand-in frames stopped reaching the
+/// socket writer, this count would stay still while every byte-for-byte test kept passing.)
+#[test]
+fn cached_media_is_sent_with_sendfile() {
+    let f = fixture();
+    let before = rollcall::media::zerocopy::bytes_sent();
+    let r = f.get(&[]);
+    assert_eq!(r.status, 200);
+    assert!(r.body == f.file);
+    let sent = rollcall::media::zerocopy::bytes_sent() - before;
+    assert!(
+        sent >= f.file.len() as u64,
+        "only {sent} of {} bytes went out with sendfile",
+        f.file.len()
+    );
+}

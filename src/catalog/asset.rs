@@ -110,7 +110,9 @@ pub struct MeasureCache {
 }
 
 /// A parsed episode and the stamps of the files it was built from.
-type Parsed = (Arc<Inputs>, Arc<Episode>);
+/// The bool says whether every input is a regular file directly in the episode folder (no
+/// symlinks), so that the watcher's events on the folder cover all of them.
+type Parsed = (Arc<Inputs>, Arc<Episode>, bool);
 
 /// Size and modification time of a file, to notice changes without reading it.
 type Stamp = (u64, SystemTime);
@@ -219,11 +221,10 @@ impl MeasureCache {
         trusted: bool,
     ) -> Option<Arc<Episode>> {
         // Stat outside the lock: the loader threads look up episodes concurrently.
-        let (inputs, ep) = self.parsed.lock().expect("cache lock").get(slug)?.clone();
+        let (inputs, ep, contained) = self.parsed.lock().expect("cache lock").get(slug)?.clone();
         let same_folder = inputs.first().is_some_and(|(p, _)| p == folder);
         let unchanged = same_folder
-            && ((trusted && inputs.iter().all(|(path, _)| path.starts_with(folder)))
-                || inputs.iter().all(|(path, was)| stamp(path) == *was));
+            && ((trusted && contained) || inputs.iter().all(|(path, was)| stamp(path) == *was));
         unchanged.then_some(ep)
     }
 
@@ -244,14 +245,21 @@ impl MeasureCache {
 
     /// Remembers a successfully parsed episode with the stamps of its inputs: `inputs` from
     /// [`MeasureCache::stamp_folder`], plus the files it names.
-    pub(super) fn remember_episode(&self, slug: &str, mut inputs: Inputs, ep: &Arc<Episode>) {
+    /// `contained`: every input is a regular file directly in the folder (see [`Parsed`]).
+    pub(super) fn remember_episode(
+        &self,
+        slug: &str,
+        mut inputs: Inputs,
+        ep: &Arc<Episode>,
+        contained: bool,
+    ) {
         for a in ep.assets() {
             inputs.push((a.path.clone(), stamp(&a.path)));
         }
-        self.parsed
-            .lock()
-            .expect("cache lock")
-            .insert(slug.to_owned(), (Arc::new(inputs), Arc::clone(ep)));
+        self.parsed.lock().expect("cache lock").insert(
+            slug.to_owned(),
+            (Arc::new(inputs), Arc::clone(ep), contained),
+        );
     }
 }
 

@@ -39,12 +39,14 @@ pub(super) fn load(ctx: &Ctx, slug: &str, problems: &mut Vec<Problem>) -> Option
     }
     // Stamp before reading, so an edit made while parsing is noticed on the next reload.
     let before = ctx.cache.stamp_folder(&folder);
-    let ep = Arc::new(parse(ctx, slug, problems)?);
-    ctx.cache.remember_episode(slug, before, &ep);
+    let (ep, contained) = parse(ctx, slug, problems)?;
+    let ep = Arc::new(ep);
+    ctx.cache.remember_episode(slug, before, &ep, contained);
     Some(ep)
 }
 
-fn parse(ctx: &Ctx, slug: &str, problems: &mut Vec<Problem>) -> Option<Episode> {
+/// The episode, and whether every file it was read from is a regular file directly in its folder.
+fn parse(ctx: &Ctx, slug: &str, problems: &mut Vec<Problem>) -> Option<(Episode, bool)> {
     let folder = ctx.root.join(slug);
     let file = display_path(ctx.display_root, &format!("{slug}/episode.toml"));
     if !valid_slug(slug) {
@@ -186,7 +188,7 @@ fn parse(ctx: &Ctx, slug: &str, problems: &mut Vec<Problem>) -> Option<Episode> 
     if problems.len() > before {
         return None;
     }
-    Some(Episode {
+    let ep = Episode {
         slug: slug.to_owned(),
         guid: guid?,
         title: title?,
@@ -205,7 +207,18 @@ fn parse(ctx: &Ctx, slug: &str, problems: &mut Vec<Problem>) -> Option<Episode> 
         transcript: transcript.map(|(a, _)| a),
         chapters: chapters.map(|(a, _)| a),
         image: image.map(|(a, _)| a),
-    })
+    };
+    let in_folder = |name: &str| listing.is_plain_file(name);
+    let contained = in_folder("episode.toml")
+        && (in_folder("notes.md") || !listing.has("notes.md"))
+        && ep.assets().all(|a| {
+            a.path.parent() == Some(folder.as_path())
+                && a.path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(in_folder)
+        });
+    Some((ep, contained))
 }
 
 /// `H:MM:SS`-style text for messages, with the exact seconds.
@@ -326,6 +339,11 @@ impl Listing {
         self.entries
             .iter()
             .any(|(n, plain)| n == name && (*plain || folder.join(name).exists()))
+    }
+
+    /// Whether the folder has an entry called `name`, of any type.
+    fn has(&self, name: &str) -> bool {
+        self.entries.iter().any(|(n, _)| n == name)
     }
 
     /// `name` is a regular file directly in the folder, so its path needs no resolving.

@@ -74,11 +74,6 @@ impl App {
     }
 
     async fn route(&self, req: Request) -> Response {
-        let head = match *req.method() {
-            Method::GET => false,
-            Method::HEAD => true,
-            _ => return method_not_allowed(),
-        };
         let state = &self.state;
         let headers = req.headers();
         let Some(path) = req.uri().path().strip_prefix('/') else {
@@ -90,6 +85,20 @@ impl App {
         };
         // A single segment after the prefix; `None` for nested or empty ones.
         let segment = rest.filter(|r| !r.is_empty() && !r.contains('/'));
+        let known = match (first, rest) {
+            ("" | "healthz" | "feeds.opml", None) => true,
+            ("feeds" | "episodes" | "static", Some(_)) => segment.is_some(),
+            ("media" | "artwork", Some(_)) => true,
+            _ => false,
+        };
+        if !known {
+            return Error::NotFound.into_response();
+        }
+        let head = match *req.method() {
+            Method::GET => false,
+            Method::HEAD => true,
+            _ => return method_not_allowed(),
+        };
         let response = match (first, rest) {
             ("", None) => feeds::home(state, headers).await,
             ("healthz", None) => plain(StatusCode::OK, "ok\n"),

@@ -179,6 +179,7 @@ impl Tracked {
                 }
                 Ok(k) => {
                     self.regions.advance(k);
+                    crate::media::zerocopy::record_sent(k);
                     self.activity.touch();
                     return Poll::Ready(Ok(k));
                 }

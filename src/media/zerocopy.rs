@@ -45,6 +45,19 @@ pub fn is_stand_in(buf: &[u8]) -> bool {
     !buf.is_empty() && p >= start && p < start + STAND_IN_LEN
 }
 
+/// Bytes this process has sent with `sendfile`, for tests and future metrics.
+static SENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Records `n` bytes sent with `sendfile`.
+pub fn record_sent(n: usize) {
+    SENT.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Bytes this process has sent with `sendfile` so far.
+pub fn bytes_sent() -> u64 {
+    SENT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A file region a stand-in frame stands for.
 pub struct Region {
     pub file: Arc<File>,
