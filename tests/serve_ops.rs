@@ -70,6 +70,8 @@ fn access_log_has_one_line_per_request_without_secrets() {
     );
     assert_eq!(r.status, 206);
     get(addr, "/feeds/nope.xml", &[]);
+    let feed = get(addr, "/feeds/defusing-difficult-encounters.xml", &[]);
+    assert_eq!(feed.status, 200);
     sigterm(&child);
     assert!(child.wait().unwrap().success());
     let mut log = String::new();
@@ -87,6 +89,7 @@ fn access_log_has_one_line_per_request_without_secrets() {
         "method=GET",
         "status=206",
         "bytes=100",
+        "length=100",
         "ms=",
         "ua=AntennaPod/3.4.0",
     ] {
@@ -99,6 +102,15 @@ fn access_log_has_one_line_per_request_without_secrets() {
     assert!(log
         .lines()
         .any(|l| l.contains("path=/feeds/nope.xml") && l.contains("status=404")));
+    // A rendered feed announces its length too (hyper sets it from the body, not a handler).
+    let n = feed.body.len();
+    assert!(
+        log.lines().any(
+            |l| l.contains("path=/feeds/defusing-difficult-encounters.xml")
+                && l.contains(&format!("bytes={n} length={n} "))
+        ),
+        "no feed line with bytes={n} length={n}:\n{log}"
+    );
 }
 
 #[test]

@@ -318,11 +318,13 @@ impl Started {
 pub(super) fn counted(response: Response, started: Started) -> http::Response<Counted> {
     let status = response.status().as_u16();
     let (parts, body) = response.into_parts();
+    // The header when a handler set it, else the body's exact size, which hyper announces.
     let length = parts
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
+        .and_then(|v| v.parse().ok())
+        .or_else(|| HttpBody::size_hint(&body).exact());
     let record = Record {
         method: started.method,
         seen: started.seen,
