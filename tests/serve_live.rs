@@ -25,6 +25,42 @@ fn enclosure_paths(xml: &str) -> Vec<String> {
         .collect()
 }
 
+/// A download of an enlarged episode audio, started and 64 KiB in.
+struct Download {
+    server: Server,
+    /// The whole file as it was when the download started.
+    big: Vec<u8>,
+    audio: std::path::PathBuf,
+    stream: TcpStream,
+    /// What has been read so far: the head and the start of the body.
+    got: Vec<u8>,
+}
+
+fn start_large_download(demo: &Demo) -> Download {
+    let big = demo.enlarge_audio("defining-de-escalation", 120);
+    let audio = demo.path("episodes/defining-de-escalation/audio.mp3");
+    let server = Server::start(demo);
+    let path = enclosure_paths(&feed_text(&server))[1].clone();
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut got = vec![0u8; 64 * 1024];
+    stream.read_exact(&mut got).unwrap();
+    Download {
+        server,
+        big,
+        audio,
+        stream,
+        got,
+    }
+}
+
 /// Replaces a file the way editors and deploy tools do: write aside, then rename over it.
 fn replace(path: &std::path::Path, bytes: &[u8]) {
     let tmp = path.with_extension("tmp-new");
@@ -168,20 +204,13 @@ fn replaced_audio_gets_a_new_url_and_the_old_url_never_serves_new_bytes() {
 #[test]
 fn a_stream_in_flight_keeps_its_file() {
     let demo = Demo::new();
-    let big = demo.enlarge_audio("defining-de-escalation", 120);
-    let audio = demo.path("episodes/defining-de-escalation/audio.mp3");
-    let server = Server::start(&demo);
-    let path = enclosure_paths(&feed_text(&server))[1].clone();
-
-    let mut s = TcpStream::connect(server.addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut first = vec![0u8; 64 * 1024];
-    s.read_exact(&mut first).unwrap();
+    let Download {
+        server: _server,
+        big,
+        audio,
+        stream: mut s,
+        got: mut first,
+    } = start_large_download(&demo);
     // Replace the file mid-stream; the open handle keeps the old inode.
     let other =
         std::fs::read(demo.path("episodes/behavioral-response-to-stress-and-fear/audio.mp3"))
@@ -204,20 +233,13 @@ fn a_stream_in_flight_keeps_its_file() {
 #[test]
 fn a_file_truncated_mid_stream_ends_the_response_and_the_server_survives() {
     let demo = Demo::new();
-    let big = demo.enlarge_audio("defining-de-escalation", 120);
-    let audio = demo.path("episodes/defining-de-escalation/audio.mp3");
-    let server = Server::start(&demo);
-    let path = enclosure_paths(&feed_text(&server))[1].clone();
-
-    let mut s = TcpStream::connect(server.addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut got = vec![0u8; 64 * 1024];
-    s.read_exact(&mut got).unwrap();
+    let Download {
+        server,
+        big,
+        audio,
+        stream: mut s,
+        mut got,
+    } = start_large_download(&demo);
     std::fs::OpenOptions::new()
         .write(true)
         .open(&audio)

@@ -479,17 +479,8 @@ fn canonical_dir(dir: &Path, field: &str, problems: &mut Vec<Problem>) -> Option
 /// Names of the episode folders, sorted. Uses the directory entries' types, so listing a large
 /// catalog costs no `stat` per folder (only symlinks and file systems without types are checked).
 fn episode_folders(dir: &Path, display: &Path, problems: &mut Vec<Problem>) -> Vec<String> {
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) => {
-            problems.push(Problem::new(
-                &display_path(display, ""),
-                "(folder)",
-                format!("cannot be listed: {e}"),
-                "check its permissions",
-            ));
-            return Vec::new();
-        }
+    let Some(rd) = read_folder(dir, display, problems) else {
+        return Vec::new();
     };
     let mut slugs: Vec<String> = rd
         .filter_map(Result::ok)
@@ -509,22 +500,30 @@ fn episode_folders(dir: &Path, display: &Path, problems: &mut Vec<Problem>) -> V
 }
 
 fn sorted_entries(dir: &Path, display: &Path, problems: &mut Vec<Problem>) -> Vec<PathBuf> {
-    match std::fs::read_dir(dir) {
-        Ok(rd) => {
-            let mut v: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
-            v.sort();
-            v
-        }
-        Err(e) => {
+    let Some(rd) = read_folder(dir, display, problems) else {
+        return Vec::new();
+    };
+    let mut v: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    v.sort();
+    v
+}
+
+/// Opens a catalog folder for listing, or records why it cannot be listed.
+fn read_folder(
+    dir: &Path,
+    display: &Path,
+    problems: &mut Vec<Problem>,
+) -> Option<std::fs::ReadDir> {
+    std::fs::read_dir(dir)
+        .map_err(|e| {
             problems.push(Problem::new(
                 &display_path(display, ""),
                 "(folder)",
                 format!("cannot be listed: {e}"),
                 "check its permissions",
-            ));
-            Vec::new()
-        }
-    }
+            ))
+        })
+        .ok()
 }
 
 /// Resolves a file named in a catalog file, refusing anything outside `root` (including via symlinks).

@@ -149,7 +149,7 @@ impl Batcher {
         if dropped > 0 {
             tracing::warn!(
                 dropped,
-                "access log lines dropped: the log output fell more than 64 MiB behind"
+                "access log lines dropped: stderr fell more than 64 MiB behind; check that whatever reads the server's stderr (journald, a pipe, a log shipper) keeps up"
             );
         }
     }

@@ -19,12 +19,12 @@ use crate::catalog::Asset;
 use crate::media::conditional::Validators;
 use crate::media::range::ByteRange;
 use crate::media::stream::FileStream;
-use crate::media::zerocopy::{Regions, ZeroCopy};
+use crate::media::zerocopy::Regions;
 use crate::media::{content_range, decide, Decision, MediaRequest, Multipart};
 use crate::snapshot::{MediaHeaders, Served};
 
 // The request is taken whole and read by reference: the HeaderMap and Uri extractors clone.
-pub async fn media(state: &AppState, req: Request) -> Response {
+pub async fn media(state: &AppState, req: Request, zero_copy: Option<Arc<Regions>>) -> Response {
     let (method, uri, headers) = (req.method(), req.uri(), req.headers());
     let snap = state.live.snapshot();
     let Some(served) = snap.media.get(uri.path()) else {
@@ -36,7 +36,6 @@ pub async fn media(state: &AppState, req: Request) -> Response {
     let download = uri
         .query()
         .is_some_and(|q| q.split('&').any(|p| p == "download" || p == "download=1"));
-    let zero_copy = req.extensions().get::<ZeroCopy>().map(|z| Arc::clone(&z.0));
     match serve(
         &state.files,
         served,

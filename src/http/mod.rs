@@ -22,6 +22,7 @@ use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use crate::media::zerocopy::Regions;
 use crate::snapshot::Live;
 
 #[derive(Clone)]
@@ -53,7 +54,13 @@ pub fn app(live: Arc<Live>) -> App {
 
 impl App {
     /// Answers one request: the edge step (access log, `Host` check, styled errors), then a route.
-    pub async fn handle(&self, req: Request) -> axum::http::Response<log::Counted> {
+    /// `regions` is the connection's zero-copy queue when it can send files with `sendfile` (see
+    /// [`crate::media::zerocopy`]); media is then sent from the page cache.
+    pub async fn handle(
+        &self,
+        req: Request,
+        regions: Option<&Arc<Regions>>,
+    ) -> axum::http::Response<log::Counted> {
         let started = log::Started::new(&req);
         let response = if req.headers().contains_key(header::HOST) {
             let wants_html = req
@@ -61,7 +68,7 @@ impl App {
                 .get(header::ACCEPT)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|a| a.contains("text/html"));
-            let response = self.route(req).await;
+            let response = self.route(req, regions).await;
             if wants_html {
                 styled_error(&self.state, response)
             } else {
@@ -73,7 +80,7 @@ impl App {
         log::counted(response, started)
     }
 
-    async fn route(&self, req: Request) -> Response {
+    async fn route(&self, req: Request, regions: Option<&Arc<Regions>>) -> Response {
         let state = &self.state;
         let headers = req.headers();
         let Some(path) = req.uri().path().strip_prefix('/') else {
@@ -113,7 +120,7 @@ impl App {
             ("static", Some(_)) if segment.is_some() => {
                 feeds::static_file(segment.expect("checked"), headers)
             }
-            ("media" | "artwork", Some(_)) => media::media(state, req).await,
+            ("media" | "artwork", Some(_)) => media::media(state, req, regions.cloned()).await,
             _ => Error::NotFound.into_response(),
         };
         if head {

@@ -22,7 +22,7 @@ use tokio::sync::Semaphore;
 
 use super::App;
 use crate::config::ServerConfig;
-use crate::media::zerocopy::{is_stand_in, Regions, ZeroCopy};
+use crate::media::zerocopy::{is_stand_in, Regions};
 
 /// hyper's read buffer limit per connection. Requests are small; a large buffer only costs memory.
 const MAX_BUF: usize = 16 * 1024;
@@ -75,15 +75,11 @@ pub async fn run(
             regions: Arc::clone(&regions),
         });
         let app = Arc::clone(&app);
-        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            // Only media bodies send files; other requests skip the extension's allocation.
-            if req.uri().path().starts_with("/media/") || req.uri().path().starts_with("/artwork/")
-            {
-                req.extensions_mut().insert(ZeroCopy(Arc::clone(&regions)));
-            }
-            let app = Arc::clone(&app);
+        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            let (app, regions) = (Arc::clone(&app), Arc::clone(&regions));
             async move {
-                Ok::<_, std::convert::Infallible>(app.handle(req.map(axum::body::Body::new)).await)
+                let req = req.map(axum::body::Body::new);
+                Ok::<_, std::convert::Infallible>(app.handle(req, Some(&regions)).await)
             }
         });
         let conn = graceful.watch(builder.serve_connection(io, service));

@@ -101,11 +101,6 @@ impl Regions {
     }
 }
 
-/// Request extension: the connection's regions queue, present when the connection can send files
-/// with `sendfile` (plain TCP).
-#[derive(Clone)]
-pub struct ZeroCopy(pub Arc<Regions>);
-
 #[cfg(test)]
 mod tests {
     use super::*;
