@@ -23,37 +23,35 @@ pub async fn feed(
     headers: &HeaderMap,
 ) -> Response {
     let snap = state.live.snapshot();
-    let file = file.to_owned();
-    match file.strip_suffix(".xml") {
-        Some(id) => match snap.feeds.get(id) {
+    if let Some(id) = file.strip_suffix(".xml") {
+        return match snap.feeds.get(id) {
             Some(enc) => respond(enc, headers),
             None => Error::NotFound.into_response(),
-        },
-        // `/feeds/<id>` without `.xml` is the theme's page; `?page=N` pages through its episodes.
-        None => match ThemeQuery::parse(query) {
-            ThemeQuery::Canonical => {
-                page(snap, PageRef::Theme { id: file, page: 1 }, headers).await
+        };
+    }
+    // `/feeds/<id>` without `.xml` is the theme's page; `?page=N` pages through its episodes.
+    let file = file.to_owned();
+    match ThemeQuery::parse(query) {
+        ThemeQuery::Canonical => page(snap, PageRef::Theme { id: file, page: 1 }, headers).await,
+        ThemeQuery::Page(1) => {
+            let first = PageRef::Theme {
+                id: file.clone(),
+                page: 1,
+            };
+            if matches!(snap.pages.lookup(&first), Lookup::Missing) {
+                return not_found(&snap, &first);
             }
-            ThemeQuery::Page(1) => {
-                let first = PageRef::Theme {
-                    id: file.clone(),
-                    page: 1,
-                };
-                if matches!(snap.pages.lookup(&first), Lookup::Missing) {
-                    return not_found(&snap, &first);
-                }
-                // One URL per page: the first page lives without `?page`.
-                let location =
-                    HeaderValue::from_str(&format!("/feeds/{file}")).expect("feed ids are slugs");
-                (
-                    StatusCode::MOVED_PERMANENTLY,
-                    [(header::LOCATION, location)],
-                )
-                    .into_response()
-            }
-            ThemeQuery::Page(n) => page(snap, PageRef::Theme { id: file, page: n }, headers).await,
-            ThemeQuery::Invalid => not_found(&snap, &PageRef::Theme { id: file, page: 0 }),
-        },
+            // One URL per page: the first page lives without `?page`.
+            let location =
+                HeaderValue::from_str(&format!("/feeds/{file}")).expect("feed ids are slugs");
+            (
+                StatusCode::MOVED_PERMANENTLY,
+                [(header::LOCATION, location)],
+            )
+                .into_response()
+        }
+        ThemeQuery::Page(n) => page(snap, PageRef::Theme { id: file, page: n }, headers).await,
+        ThemeQuery::Invalid => not_found(&snap, &PageRef::Theme { id: file, page: 0 }),
     }
 }
 
