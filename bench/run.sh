@@ -6,7 +6,8 @@
 # Environment: BENCH_PARTS (default "throughput memory scale"), BENCH_DIR (data, default
 # /tmp/rollcall-bench, outside the repo), BENCH_SECONDS (per
 # wrk run, default 5), BENCH_REPS (alternating runs per scenario, default 3), BENCH_SCALE=0 to skip
-# the 1k/10k/100k catalog-scale part, BENCH_OUT (default BENCHMARKS.md).
+# the 1k/10k/100k catalog-scale part, BENCH_OUT (default BENCHMARKS.md), BENCH_NO_BUILD=1 to use the
+# existing target/release/rollcall instead of running `cargo build --release`.
 # All traffic goes to 127.0.0.1; every load is bounded in time or count.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,9 +39,14 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 ulimit -n "$(ulimit -Hn)"
-log "building release binary"
-cargo build --release -q
 BIN=$REPO/target/release/rollcall
+if [ "${BENCH_NO_BUILD:-0}" = 1 ]; then
+  [ -x "$BIN" ] || { echo "BENCH_NO_BUILD=1 but $BIN does not exist" >&2; exit 1; }
+  log "using the existing $BIN (BENCH_NO_BUILD=1)"
+else
+  log "building release binary"
+  cargo build --release -q
+fi
 
 PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; }
@@ -152,15 +158,30 @@ cmp <(curl -s "http://127.0.0.1:$ROLL_PORT$FEED") <(curl -s "http://127.0.0.1:$N
 cmp <(curl -s -r 5000000-5065535 "http://127.0.0.1:$ROLL_PORT$R_BIG100") <(curl -s -r 5000000-5065535 "http://127.0.0.1:$NGINX_PORT$N_BIG100")
 
 # --- throughput --------------------------------------------------------------------------------
-# run_wrk PORT CONNS LUA "K=V ..." -> prints "req_per_sec mb_per_sec errors"
+nginx_pids() { echo "$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')"; }
+HZ=$(getconf CLK_TCK)
+# cpu_ticks PID... -> user+system clock ticks used so far by these processes, all their threads
+# included (fields 14 and 15 of /proc/PID/stat, counted after the parenthesised command name).
+cpu_ticks() {
+  local t=0 p
+  for p in "$@"; do t=$((t + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}'))); done
+  echo "$t"
+}
+# run_wrk PORT CONNS LUA "K=V ..." "SERVER PIDS" -> prints "req_per_sec mb_per_sec cpu_us_per_req errors"
+# The server's CPU time is sampled right before and right after the wrk run and divided by the
+# requests wrk completed in it.
 run_wrk() {
-  local out rps mbs errs
+  local out rps mbs reqs cpu errs t0 t1
+  t0=$(cpu_ticks $5)
   # shellcheck disable=SC2086
   out=$(env $4 taskset -c $CLIENT_CPU wrk -t1 -c"$2" -d"${SECS}s" --timeout 10s -s "$3" "http://127.0.0.1:$1" 2>&1)
+  t1=$(cpu_ticks $5)
+  reqs=$(awk '/ requests in / {print $1}' <<<"$out")
+  cpu=$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v n="${reqs:-0}" 'BEGIN {printf "%.1f", (n > 0) ? t / hz * 1e6 / n : 0}')
   rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
   mbs=$(awk '/^Transfer\/sec/ {v=$2; if (v ~ /GB/) {sub("GB","",v); v*=1024} else if (v ~ /MB/) {sub("MB","",v)} else if (v ~ /KB/) {sub("KB","",v); v/=1024} else {sub("B","",v); v/=1048576}; printf "%.1f", v}' <<<"$out")
   errs=$(awk '/Non-2xx or 3xx/ {printf "non2xx=%s ", $5} /Socket errors/ {gsub(/ /,""); printf "%s ", $0}' <<<"$out")
-  echo "${rps:-0} ${mbs:-0} ${errs:-}"
+  echo "${rps:-0} ${mbs:-0} $cpu ${errs:-}"
 }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
@@ -170,22 +191,25 @@ scenario() {
   has_part throughput || return 0 # label lua nginx-env rollcall-env metric   (env as "K=V K=V"; metric rps or mbs)
   local label=$1 lua=$2 nenv=$3 renv=$4 metric=${5:-mbs}
   for c in 16 256; do
-    local n_rps=() r_rps=() n_mb=() r_mb=() errs=""
+    local n_rps=() r_rps=() n_mb=() r_mb=() n_cpu=() r_cpu=() errs=""
     for rep in $(seq 1 "$REPS"); do
       # Alternate which server goes first.
       local order="n r"; [ $((rep % 2)) -eq 0 ] && order="r n"
       for s in $order; do
-        local res rps mb err
-        if [ "$s" = n ]; then res=$(run_wrk $NGINX_PORT "$c" "$lua" "$nenv")
-        else res=$(run_wrk $ROLL_PORT "$c" "$lua" "$renv"); fi
-        read -r rps mb err <<<"$res"
-        if [ "$s" = n ]; then n_rps+=("$rps"); n_mb+=("$mb"); else r_rps+=("$rps"); r_mb+=("$mb"); fi
+        local res rps mb cpu err
+        if [ "$s" = n ]; then res=$(run_wrk $NGINX_PORT "$c" "$lua" "$nenv" "$(nginx_pids)")
+        else res=$(run_wrk $ROLL_PORT "$c" "$lua" "$renv" "$ROLL_PID"); fi
+        read -r rps mb cpu err <<<"$res"
+        if [ "$s" = n ]; then n_rps+=("$rps"); n_mb+=("$mb"); n_cpu+=("$cpu")
+        else r_rps+=("$rps"); r_mb+=("$mb"); r_cpu+=("$cpu"); fi
         [ -n "${err:-}" ] && errs="$errs $s:$err"
       done
     done
-    local nm rm nmb rmb ratio
+    local nm rm nmb rmb ncpu rcpu ratio cpu_ratio
     nm=$(printf '%s\n' "${n_rps[@]}" | median); rm=$(printf '%s\n' "${r_rps[@]}" | median)
     nmb=$(printf '%s\n' "${n_mb[@]}" | median); rmb=$(printf '%s\n' "${r_mb[@]}" | median)
+    ncpu=$(printf '%s\n' "${n_cpu[@]}" | median); rcpu=$(printf '%s\n' "${r_cpu[@]}" | median)
+    cpu_ratio=$(awk -v a="$rcpu" -v b="$ncpu" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}')
     # Ratios compare bytes delivered per second (wrk counts partial responses too), except for
     # 304s, which have no body and compare requests per second.
     if [ "$metric" = rps ]; then
@@ -193,8 +217,8 @@ scenario() {
     else
       ratio=$(awk -v a="$rmb" -v b="$nmb" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}')
     fi
-    log "$label c=$c nginx=$nm rollcall=$rm ratio=$ratio ${errs}"
-    ROWS+=("| $label | $c | $nm | $rm | $nmb | $rmb | **$ratio** | ${errs:-none} |")
+    log "$label c=$c nginx=$nm rollcall=$rm ratio=$ratio cpu-us/req nginx=$ncpu rollcall=$rcpu ratio=$cpu_ratio ${errs}"
+    ROWS+=("| $label | $c | $nm | $rm | $nmb | $rmb | **$ratio** | $ncpu | $rcpu | **$cpu_ratio** | ${errs:-none} |")
   done
 }
 
@@ -209,7 +233,6 @@ scenario "episode page, gzip" "$L/headers.lua" "BENCH_PATH=$PAGE BENCH_AE=gzip" 
 
 # --- memory per connection ---------------------------------------------------------------------
 rss_kb() { local t=0; for p in "$@"; do t=$((t + $(awk '/^VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo $t; }
-nginx_pids() { echo "$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')"; }
 MEM_ROWS=()
 memory() { # n
   local n=$1
@@ -297,9 +320,18 @@ fi
   echo
   echo "## Throughput"
   echo
-  echo "| scenario | connections | nginx req/s | rollcall req/s | nginx MB/s | rollcall MB/s | rollcall/nginx | errors |"
-  echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+  echo "| scenario | connections | nginx req/s | rollcall req/s | nginx MB/s | rollcall MB/s | rollcall/nginx | nginx CPU µs/req | rollcall CPU µs/req | CPU rollcall/nginx | errors |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
   printf '%s\n' "${ROWS[@]}"
+  echo
+  echo "CPU µs/req is the server's user+system time (utime+stime from \`/proc/PID/stat\`: nginx master and"
+  echo "worker, rollcall's process with all its threads), read immediately before and after each wrk run and"
+  echo "divided by the requests wrk completed in that run; each cell is a median like the others, and"
+  echo "lower is better in the CPU ratio. The counters move in clock ticks of $((1000 / HZ)) ms, so runs must last"
+  echo "seconds: a ${SECS}s run that keeps the server's core busy is $((SECS * HZ)) ticks, read to within 2 ticks"
+  echo "($(awk -v t=$((SECS * HZ)) 'BEGIN {printf "%.1f", 200 / t}')%), and at ~30k req/s it completes ~$((SECS * 30))k requests. CPU spent on responses still"
+  echo "in flight when wrk stops is counted but those responses are not, which matters only where a run"
+  echo "completes few requests (the whole-file rows)."
   echo
   echo "The feed is $FEED_BYTES bytes uncompressed."
   echo

@@ -9,144 +9,18 @@
 //! edit is invalid.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use axum::http::HeaderValue;
-use bytes::Bytes;
-use sha2::{Digest, Sha256};
 
 use crate::catalog::{self, Access, Asset, Catalog, Changed, MeasureCache, Problems, Source};
-use crate::render::{opml, render_feed_with, ItemCache};
-use crate::rope::Rope;
+use crate::render::{opml, render_feed_with, Encoded, ItemCache};
 use crate::site;
-
-/// A rendered text resource in every encoding the server offers.
-///
-/// The identity bytes exist from the start; the gzip and brotli variants are filled in by
-/// [`Encoded::compress`], which [`Live`] runs on a background thread after publishing a snapshot, so
-/// a reload goes live without waiting for the encoders. Until then clients get the identity bytes,
-/// which every client accepts. Unchanged resources take their compressed bytes from the previous
-/// snapshot and are never compressed twice.
-#[derive(Debug)]
-pub struct Encoded {
-    pub content_type: &'static str,
-    pub identity: Rope,
-    gzip: OnceLock<Bytes>,
-    br: OnceLock<Bytes>,
-    /// Strong ETag of the identity bytes; the compressed variants append `-gzip` / `-br`.
-    pub etag: String,
-    pub etag_gzip: String,
-    pub etag_br: String,
-    /// When these bytes were first served by this process.
-    pub last_modified: SystemTime,
-    /// The validators as response header values, formatted once.
-    pub headers: ValidatorHeaders,
-}
-
-#[derive(Debug)]
-pub struct ValidatorHeaders {
-    pub etag: HeaderValue,
-    pub etag_gzip: HeaderValue,
-    pub etag_br: HeaderValue,
-    pub last_modified: HeaderValue,
-}
-
-impl Encoded {
-    /// Wraps rendered bytes and derives validators. `previous` keeps Last-Modified, and the
-    /// compressed variants, when a reload produces identical bytes.
-    pub fn new(content_type: &'static str, bytes: Vec<u8>, previous: Option<&Encoded>) -> Encoded {
-        let hash: String = Sha256::digest(&bytes)
-            .iter()
-            .take(16)
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        Encoded::with_hash(content_type, bytes, hash, previous)
-    }
-
-    /// Like [`Encoded::new`], with the content hash (32 hex digits) already known.
-    pub fn with_hash(
-        content_type: &'static str,
-        bytes: impl Into<Rope>,
-        hash: String,
-        previous: Option<&Encoded>,
-    ) -> Encoded {
-        let etag = format!("\"{hash}\"");
-        let same = previous.filter(|p| p.etag == etag);
-        let carry = |cell: Option<&OnceLock<Bytes>>| {
-            let out = OnceLock::new();
-            if let Some(b) = cell.and_then(OnceLock::get) {
-                let _ = out.set(b.clone());
-            }
-            out
-        };
-        let etag_gzip = format!("\"{hash}-gzip\"");
-        let etag_br = format!("\"{hash}-br\"");
-        let last_modified = same.map_or_else(now_seconds, |p| p.last_modified);
-        let value = |s: &str| HeaderValue::from_str(s).expect("hex digits and quotes");
-        Encoded {
-            content_type,
-            identity: bytes.into(),
-            gzip: carry(same.map(|p| &p.gzip)),
-            br: carry(same.map(|p| &p.br)),
-            headers: ValidatorHeaders {
-                etag: value(&etag),
-                etag_gzip: value(&etag_gzip),
-                etag_br: value(&etag_br),
-                last_modified: value(&httpdate::fmt_http_date(last_modified)),
-            },
-            etag_gzip,
-            etag_br,
-            etag,
-            last_modified,
-        }
-    }
-
-    /// The gzip variant, once compressed.
-    pub fn gzip(&self) -> Option<&Bytes> {
-        self.gzip.get()
-    }
-
-    /// The brotli variant, once compressed.
-    pub fn br(&self) -> Option<&Bytes> {
-        self.br.get()
-    }
-
-    /// Fills in the compressed variants (CPU-heavy; run it off the async threads).
-    pub fn compress(&self) {
-        self.gzip.get_or_init(|| {
-            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-            for part in self.identity.parts() {
-                enc.write_all(part).expect("in-memory gzip");
-            }
-            Bytes::from(enc.finish().expect("in-memory gzip"))
-        });
-        self.br.get_or_init(|| {
-            let mut out = Vec::new();
-            {
-                let mut enc = brotli::CompressorWriter::new(&mut out, 64 * 1024, 5, 22);
-                for part in self.identity.parts() {
-                    enc.write_all(part).expect("in-memory brotli");
-                }
-            }
-            Bytes::from(out)
-        });
-    }
-}
-
-/// HTTP dates have whole seconds; a Last-Modified with a fraction would never equal a client's date.
-fn now_seconds() -> SystemTime {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    UNIX_EPOCH + Duration::from_secs(secs)
-}
 
 /// A file the server may send, and who may fetch it.
 #[derive(Debug, Clone)]

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::{future, stream, StreamExt};
 
-use super::{feeds::conditions, AppState, Error};
+use super::{rendered::conditions, AppState, Error};
 use crate::access::{self, AccessDecision, Credentials};
 use crate::catalog::Asset;
 use crate::media::conditional::Validators;

@@ -7,9 +7,9 @@
 //! from disk. Errors have plain-text bodies; a browser (one that accepts `text/html`) gets the
 //! site's styled 404 or 500 page instead. Page handlers answer a missing page in HTML always.
 
-mod feeds;
 mod log;
 mod media;
+mod rendered;
 pub mod server;
 
 /// See [`log::install_sink`] and [`log::flush`].
@@ -107,18 +107,18 @@ impl App {
             _ => return method_not_allowed(),
         };
         let response = match (first, rest) {
-            ("", None) => feeds::home(state, headers).await,
+            ("", None) => rendered::home(state, headers).await,
             ("healthz", None) => plain(StatusCode::OK, "ok\n"),
-            ("feeds.opml", None) => feeds::opml(state, headers),
+            ("feeds.opml", None) => rendered::opml(state, headers),
             ("feeds", Some(_)) if segment.is_some() => {
                 let file = segment.expect("checked");
-                feeds::feed(state, file, req.uri().query(), headers).await
+                rendered::feed(state, file, req.uri().query(), headers).await
             }
             ("episodes", Some(_)) if segment.is_some() => {
-                feeds::episode(state, segment.expect("checked"), headers).await
+                rendered::episode(state, segment.expect("checked"), headers).await
             }
             ("static", Some(_)) if segment.is_some() => {
-                feeds::static_file(segment.expect("checked"), headers)
+                rendered::static_file(segment.expect("checked"), headers)
             }
             ("media" | "artwork", Some(_)) => media::media(state, req, regions.cloned()).await,
             _ => Error::NotFound.into_response(),
@@ -171,8 +171,8 @@ fn styled_error(state: &AppState, response: Response) -> Response {
     }
     let pages = &state.live.snapshot().pages;
     match status {
-        StatusCode::NOT_FOUND => feeds::error_page(&pages.not_found, status),
-        StatusCode::INTERNAL_SERVER_ERROR => feeds::error_page(&pages.error, status),
+        StatusCode::NOT_FOUND => rendered::error_page(&pages.not_found, status),
+        StatusCode::INTERNAL_SERVER_ERROR => rendered::error_page(&pages.error, status),
         _ => response,
     }
 }

@@ -5,6 +5,7 @@
 //! same catalog always renders the same bytes, because nothing depends on the clock, the request or
 //! hash-map order.
 
+mod encoded;
 pub mod notes;
 mod opml;
 
@@ -20,6 +21,7 @@ use rss::extension::itunes::{
 use rss::extension::{Extension, ExtensionMap};
 use rss::{Channel, Enclosure, Guid, Image, Item};
 
+pub use encoded::{Encoded, ValidatorHeaders};
 pub use opml::opml;
 
 use crate::catalog::{Access, Catalog, Episode, Feed};

@@ -16,7 +16,7 @@ use askama::Template;
 
 use crate::catalog::{Catalog, Episode, Feed, Guest, Resource};
 use crate::render::notes::show_notes_html;
-use crate::snapshot::Encoded;
+use crate::render::Encoded;
 use format::{Chapter, Cue, Subscribe};
 pub use pages::{Lookup, PageRef, Pages, ThemeQuery};
 

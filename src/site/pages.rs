@@ -16,7 +16,7 @@ use std::sync::{Arc, OnceLock};
 
 use super::{page_count, render_episode, render_error, render_home, render_theme, HTML_TYPE};
 use crate::catalog::{Access, Catalog, Feed};
-use crate::snapshot::Encoded;
+use crate::render::Encoded;
 
 /// A page a request can name.
 #[derive(Debug, Clone, PartialEq, Eq)]

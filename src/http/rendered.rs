@@ -12,8 +12,9 @@ use axum::response::{IntoResponse, Response};
 use super::{AppState, Error};
 use crate::catalog;
 use crate::media::conditional::{self, Conditions, Precondition, Validators};
+use crate::render::Encoded;
 use crate::site::{self, Lookup, PageRef, ThemeQuery};
-use crate::snapshot::{Encoded, Snapshot};
+use crate::snapshot::Snapshot;
 
 /// `/feeds/<id>.xml` is a feed; `/feeds/<id>` is the theme's page.
 pub async fn feed(
