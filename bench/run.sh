@@ -326,12 +326,12 @@ fi
   echo
   echo "CPU µs/req is the server's user+system time (utime+stime from \`/proc/PID/stat\`: nginx master and"
   echo "worker, rollcall's process with all its threads), read immediately before and after each wrk run and"
-  echo "divided by the requests wrk completed in that run; each cell is a median like the others, and"
-  echo "lower is better in the CPU ratio. The counters move in clock ticks of $((1000 / HZ)) ms, so runs must last"
-  echo "seconds: a ${SECS}s run that keeps the server's core busy is $((SECS * HZ)) ticks, read to within 2 ticks"
-  echo "($(awk -v t=$((SECS * HZ)) 'BEGIN {printf "%.1f", 200 / t}')%), and at ~30k req/s it completes ~$((SECS * 30))k requests. CPU spent on responses still"
-  echo "in flight when wrk stops is counted but those responses are not, which matters only where a run"
-  echo "completes few requests (the whole-file rows)."
+  echo "divided by the requests wrk completed in that run; each cell is a median like the others, and lower is"
+  echo "better in the CPU ratio. The counters move in clock ticks of $((1000 / HZ)) ms, so runs must last seconds: a"
+  echo "${SECS}s run that keeps the server's core busy is $((SECS * HZ)) ticks, read to within 2 ticks ($(awk -v t=$((SECS * HZ)) 'BEGIN {printf "%.1f", 200 / t}')%), and at"
+  echo "~30k req/s it completes ~$((SECS * 30))k requests. CPU spent on responses still in flight when wrk stops is"
+  echo "counted but those responses are not, so the cell is too high where a run completes few requests per"
+  echo "connection: the whole-file and uncompressed-feed rows, at 256 connections above all."
   echo
   echo "The feed is $FEED_BYTES bytes uncompressed."
   echo

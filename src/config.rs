@@ -43,6 +43,9 @@ pub struct RawConfig {
     pub feeds_dir: Option<PathBuf>,
     /// Folder for Rollcall's own state, such as the measurement cache. Default: `.rollcall`.
     pub state_dir: Option<PathBuf>,
+    /// Proxies whose `Forwarded` / `X-Forwarded-For` headers are believed: addresses or CIDR
+    /// ranges. Default: none.
+    pub trusted_proxies: Option<Vec<String>>,
     #[serde(default)]
     pub server: RawServer,
 }
@@ -58,6 +61,8 @@ pub struct RawServer {
     pub keep_alive_timeout_secs: Option<u64>,
     /// Seconds in-flight requests get to finish after SIGTERM or Ctrl-C. Default: 10.
     pub shutdown_grace_secs: Option<u64>,
+    /// Kernel send buffer per connection, in bytes. Default: the kernel's own (autotuned).
+    pub send_buffer_bytes: Option<usize>,
 }
 
 /// Validated configuration with absolute paths.
@@ -77,6 +82,10 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     pub keep_alive_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// `SO_SNDBUF` for accepted connections; `None` keeps the kernel's autotuning.
+    pub send_buffer: Option<usize>,
+    /// Proxies whose forwarding headers are believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Config {
@@ -135,19 +144,69 @@ impl Config {
                 base.join(p)
             }
         };
-        let s = raw.server;
-        let server = ServerConfig {
-            max_connections: s.max_connections.unwrap_or(10_000),
-            header_read_timeout: Duration::from_secs(s.header_read_timeout_secs.unwrap_or(10)),
-            keep_alive_timeout: Duration::from_secs(s.keep_alive_timeout_secs.unwrap_or(30)),
-            shutdown_grace: Duration::from_secs(s.shutdown_grace_secs.unwrap_or(10)),
-        };
-        if server.max_connections == 0 {
-            return Err(invalid(
-                "server.max_connections",
-                "0 would refuse every client: use a positive number such as 10000".into(),
-            ));
+        let mut trusted_proxies = Vec::new();
+        for entry in raw.trusted_proxies.unwrap_or_default() {
+            let net = entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+            match net {
+                Ok(net) => trusted_proxies.push(net.trunc()),
+                Err(_) => {
+                    return Err(invalid(
+                        "trusted_proxies",
+                        format!(
+                            "{entry:?} is not an IP address or CIDR range: write it like \"127.0.0.1\" or \"10.0.0.0/8\""
+                        ),
+                    ))
+                }
+            }
         }
+        let s = raw.server;
+        let positive =
+            |field: &'static str, value: Option<u64>, default: u64, why: &str| match value
+                .unwrap_or(default)
+            {
+                0 => Err(invalid(
+                    field,
+                    format!("0 {why}: use a positive number such as {default}"),
+                )),
+                n => Ok(n),
+            };
+        let max_connections = positive(
+            "server.max_connections",
+            s.max_connections.map(|n| n as u64),
+            10_000,
+            "would refuse every client",
+        )? as usize;
+        let header_read_timeout = positive(
+            "server.header_read_timeout_secs",
+            s.header_read_timeout_secs,
+            10,
+            "would give no client time to send its request",
+        )?;
+        let keep_alive_timeout = positive(
+            "server.keep_alive_timeout_secs",
+            s.keep_alive_timeout_secs,
+            30,
+            "would close every connection as soon as it opens",
+        )?;
+        let send_buffer = match s.send_buffer_bytes {
+            Some(n) if n < 1024 => {
+                return Err(invalid(
+                    "server.send_buffer_bytes",
+                    format!("{n} is too small to send a response head: use at least 1024, or leave it out for the kernel's default")
+                ))
+            }
+            other => other,
+        };
+        let server = ServerConfig {
+            max_connections,
+            header_read_timeout: Duration::from_secs(header_read_timeout),
+            keep_alive_timeout: Duration::from_secs(keep_alive_timeout),
+            shutdown_grace: Duration::from_secs(s.shutdown_grace_secs.unwrap_or(10)),
+            send_buffer,
+            trusted_proxies,
+        };
         Ok(Config {
             public_url,
             listen,
@@ -189,6 +248,55 @@ mod tests {
     fn unknown_keys_are_rejected_by_name() {
         let err = toml::from_str::<RawConfig>("public_ulr = \"x\"").unwrap_err();
         assert!(err.message().contains("public_ulr"), "{}", err.message());
+    }
+
+    fn invalid(toml_text: &str) -> String {
+        let raw: RawConfig = toml::from_str(toml_text).unwrap();
+        Config::from_raw(raw, Path::new("."), Path::new("config.toml"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn settings_that_make_no_sense_are_refused_by_name() {
+        for (text, field) in [
+            (
+                "[server]\nkeep_alive_timeout_secs = 0",
+                "server.keep_alive_timeout_secs",
+            ),
+            (
+                "[server]\nheader_read_timeout_secs = 0",
+                "server.header_read_timeout_secs",
+            ),
+            ("[server]\nmax_connections = 0", "server.max_connections"),
+            (
+                "[server]\nsend_buffer_bytes = 10",
+                "server.send_buffer_bytes",
+            ),
+            ("trusted_proxies = [\"10.0.0.0/33\"]", "trusted_proxies"),
+            ("trusted_proxies = [\"proxy.local\"]", "trusted_proxies"),
+        ] {
+            let err = invalid(text);
+            assert!(
+                err.starts_with(&format!("config.toml: field '{field}': ")),
+                "{err}"
+            );
+        }
+        assert!(invalid("[server]\nkeep_alive_timeout_secs = 0").contains("such as 30"));
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_ranges() {
+        let raw: RawConfig =
+            toml::from_str("trusted_proxies = [\"127.0.0.1\", \"10.1.2.3/8\", \"::1\"]").unwrap();
+        let c = Config::from_raw(raw, Path::new("."), Path::new("config.toml")).unwrap();
+        let shown: Vec<String> = c
+            .server
+            .trusted_proxies
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(shown, ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]);
     }
 
     #[test]

@@ -7,7 +7,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::catalog::{Access, Catalog};
+use crate::access::{self, Credentials};
+use crate::catalog::Catalog;
 use crate::render::{feed_path, opml, render_feed};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +29,7 @@ pub struct ExportSummary {
 pub fn export(catalog: &Catalog, out: &Path) -> Result<ExportSummary, ExportError> {
     let mut summary = ExportSummary::default();
     let mut files: BTreeSet<(&str, &Path)> = BTreeSet::new();
-    for feed in catalog.feeds.iter().filter(|f| f.access == Access::Public) {
+    for feed in access::visible_feeds(catalog, Credentials::Anonymous) {
         let xml = render_feed(catalog, feed);
         write(&out.join(feed_path(&feed.id).trim_start_matches('/')), &xml)?;
         summary.feeds += 1;

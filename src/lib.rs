@@ -3,8 +3,8 @@
 //! [`config`] says where the catalog is; [`catalog`] loads and measures it; [`render`] turns it into
 //! feed bytes; [`snapshot`] holds the rendered, compressed state that requests read and reloads it
 //! when files change; [`media`] decides range and conditional semantics; [`access`] decides who may
-//! fetch what; [`site`] renders the website's pages; [`http`] is the only layer that speaks HTTP;
-//! [`export`] writes a static copy.
+//! see what; [`site`] renders the website's pages; [`stats`] receives a record of what every
+//! response delivered; [`http`] is the only layer that speaks HTTP; [`export`] writes a static copy.
 
 pub mod access;
 pub mod catalog;
@@ -16,26 +16,67 @@ pub mod render;
 pub mod rope;
 pub mod site;
 pub mod snapshot;
+pub mod stats;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-/// Loads the catalog, starts watching it, and serves until `shutdown` completes. Calls `ready` with
-/// the bound address once connections are accepted.
+use tokio_util::sync::CancellationToken;
+
+/// How to run [`serve`].
+pub struct Options {
+    pub listen: SocketAddr,
+    /// Where to write the access log, if anywhere.
+    pub access_log: Option<Box<dyn std::io::Write + Send>>,
+}
+
+/// What a started server offers its caller.
+pub struct Ready {
+    pub addr: SocketAddr,
+    pub live: Arc<snapshot::Live>,
+    /// Every response's delivery record; subscribe before sending requests.
+    pub deliveries: Arc<stats::Deliveries>,
+}
+
+/// Loads the catalog, starts watching it, and serves until `shutdown` completes. Calls `ready`
+/// once connections are accepted. Returns after the shutdown grace, once every connection is
+/// closed and every delivery record is published (and logged).
 pub async fn serve(
     config: config::Config,
-    listen: SocketAddr,
+    options: Options,
     shutdown: impl Future<Output = ()>,
-    ready: impl FnOnce(SocketAddr),
+    ready: impl FnOnce(Ready),
 ) -> anyhow::Result<()> {
     let source = catalog::Source::from(&config);
     let live = tokio::task::spawn_blocking(move || snapshot::Live::load(source))
         .await?
         .map_err(|problems| anyhow::anyhow!("the catalog has problems:\n{problems}"))?;
     live.watch()?;
-    let listener = http::server::bind(listen).await?;
-    ready(listener.local_addr()?);
-    http::server::run(listener, http::app(live), config.server, shutdown).await;
-    http::flush_access_log();
+    let deliveries = Arc::new(stats::Deliveries::default());
+    let access_log = match options.access_log {
+        Some(out) => Some(http::AccessLog::start(&deliveries, out)?),
+        None => None,
+    };
+    let listener = http::server::bind(options.listen).await?;
+    ready(Ready {
+        addr: listener.local_addr()?,
+        live: Arc::clone(&live),
+        deliveries: Arc::clone(&deliveries),
+    });
+    let token = CancellationToken::new();
+    let app = http::app(live, deliveries, &config.server.trusted_proxies);
+    let server = http::server::run(listener, app, config.server, token.clone());
+    tokio::pin!(server);
+    tokio::select! {
+        () = &mut server => {}
+        () = shutdown => {
+            token.cancel();
+            server.await;
+        }
+    }
+    if let Some(log) = access_log {
+        log.finish();
+    }
     Ok(())
 }

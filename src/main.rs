@@ -45,23 +45,14 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Log lines are written by a background thread, so a request never waits on stderr. It drains
-    // whatever is queued into one buffer and flushes once the queue is empty, so a busy server
-    // makes one write per batch rather than per line. The guard flushes when main returns.
-    let (writer, _flush_on_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
-        ));
-    // Access lines skip the subscriber's formatting and go to the same writer.
-    rollcall::http::install_access_log(writer.clone());
+    // Log lines are small and rare, except the access log, which its own thread writes to stderr
+    // in batches (see rollcall::http::AccessLog).
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(writer)
+        .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     match run(cli) {
@@ -120,15 +111,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve { listen } => {
             let listen = listen.unwrap_or(config.listen);
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            let served =
-                runtime.block_on(rollcall::serve(config, listen, shutdown_signal(), |addr| {
-                    println!("listening on http://{addr}");
+            let access_log = tracing::enabled!(target: "access", tracing::Level::INFO)
+                .then(|| Box::new(std::io::stderr()) as Box<dyn Write + Send>);
+            let options = rollcall::Options { listen, access_log };
+            let served = runtime.block_on(rollcall::serve(
+                config,
+                options,
+                shutdown_signal(),
+                |ready| {
+                    println!("listening on http://{}", ready.addr);
                     let _ = std::io::stdout().flush();
-                }));
-            // Connections still open after the shutdown grace end with the runtime; their access
-            // lines (the cut-off downloads) are written here.
+                },
+            ));
             runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-            rollcall::http::flush_access_log();
             served?;
             Ok(ExitCode::SUCCESS)
         }

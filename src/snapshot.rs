@@ -18,6 +18,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use axum::http::HeaderValue;
 
+use crate::access::{self, Credentials};
 use crate::catalog::{self, Access, Asset, Catalog, Changed, MeasureCache, Problems, Source};
 use crate::render::{opml, render_feed_with, Encoded, ItemCache};
 use crate::site;
@@ -28,6 +29,8 @@ pub struct Served {
     pub asset: Asset,
     /// Public if any public feed uses the file, otherwise members only.
     pub access: Access,
+    /// The episode it belongs to, if any.
+    pub episode: Option<Arc<str>>,
     /// Its response header values, formatted on first use and kept for the snapshot's life.
     headers: OnceLock<Arc<MediaHeaders>>,
 }
@@ -44,10 +47,11 @@ pub struct MediaHeaders {
 }
 
 impl Served {
-    pub fn new(asset: Asset, access: Access) -> Served {
+    pub fn new(asset: Asset, access: Access, episode: Option<Arc<str>>) -> Served {
         Served {
             asset,
             access,
+            episode,
             headers: OnceLock::new(),
         }
     }
@@ -88,7 +92,7 @@ pub const OPML_TYPE: &str = "text/x-opml; charset=utf-8";
 #[derive(Debug)]
 pub struct Snapshot {
     pub catalog: Catalog,
-    /// Rendered public feeds by id.
+    /// Rendered feeds that anyone may see, by id.
     pub feeds: HashMap<String, Encoded>,
     pub opml: Encoded,
     /// Every servable file by URL path. Requests resolve only through this map.
@@ -105,29 +109,26 @@ impl Snapshot {
         let items = previous.map_or_else(Arc::default, |p| Arc::clone(&p.items));
         let mut feeds = HashMap::new();
         // Every servable file by URL path; requests resolve only through this map.
-        let mut media: HashMap<String, Served> = catalog
-            .assets()
-            .map(|asset| {
-                let served = Served::new(asset.clone(), Access::Members);
-                (asset.url_path.clone(), served)
-            })
-            .collect();
-        for feed in catalog.feeds.iter().filter(|f| f.access == Access::Public) {
+        let required = access::file_requirements(&catalog);
+        let served = |asset: &Asset, episode: Option<&Arc<str>>| {
+            let needs = required[asset.url_path.as_str()];
+            let s = Served::new(asset.clone(), needs, episode.cloned());
+            (asset.url_path.clone(), s)
+        };
+        let mut media: HashMap<String, Served> = HashMap::new();
+        for ep in &catalog.episodes {
+            let slug: Arc<str> = ep.slug.as_str().into();
+            media.extend(ep.assets().map(|a| served(a, Some(&slug))));
+        }
+        media.extend(catalog.feeds.iter().map(|f| served(&f.artwork, None)));
+        drop(required);
+        for feed in access::visible_feeds(&catalog, Credentials::Anonymous) {
             let prev = previous.and_then(|p| p.feeds.get(&feed.id));
             let rendered = render_feed_with(&catalog, feed, &items);
             feeds.insert(
                 feed.id.clone(),
                 Encoded::with_hash(RSS_TYPE, rendered.xml, rendered.hash, prev),
             );
-            let mut public = vec![&feed.artwork];
-            for ep in catalog.feed_episodes(feed) {
-                public.extend(ep.assets());
-            }
-            for a in public {
-                if let Some(s) = media.get_mut(&a.url_path) {
-                    s.access = Access::Public;
-                }
-            }
         }
         let opml = Encoded::new(OPML_TYPE, opml(&catalog), previous.map(|p| &p.opml));
         let feeds_ms = started.elapsed().as_millis() as u64;

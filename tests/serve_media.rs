@@ -431,20 +431,32 @@ fn pipelined_media_responses_keep_their_own_bytes() {
     );
 }
 
-/// Cached media goes out with `sendfile`: the process's count of bytes sent that way grows by at
-/// least the file's size when the whole file is fetched. (If stand-in frames stopped reaching the
-/// socket writer, this count would stay still while every byte-for-byte test kept passing.)
+/// Cached media goes out with `sendfile`: the response's own delivery record says how many of
+/// its bytes went that way. (If stand-in frames stopped reaching the socket writer, this count
+/// would stay at zero while every byte-for-byte test kept passing.)
 #[test]
 fn cached_media_is_sent_with_sendfile() {
     let f = fixture();
-    let before = rollcall::media::zerocopy::bytes_sent();
+    let records = f.server.deliveries.subscribe("test", 64);
     let r = f.get(&[]);
     assert_eq!(r.status, 200);
     assert!(r.body == f.file);
-    let sent = rollcall::media::zerocopy::bytes_sent() - before;
-    assert!(
-        sent >= f.file.len() as u64,
-        "only {sent} of {} bytes went out with sendfile",
+    let d = records
+        .records
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("a delivery record");
+    assert_eq!(d.path, f.path);
+    assert_eq!(
+        d.episode.as_deref(),
+        Some("behavioral-response-to-stress-and-fear")
+    );
+    assert_eq!(d.bytes, f.file.len() as u64);
+    assert!(d.complete);
+    assert_eq!(
+        d.sendfile_bytes,
+        f.file.len() as u64,
+        "only {} of {} bytes went out with sendfile",
+        d.sendfile_bytes,
         f.file.len()
     );
 }

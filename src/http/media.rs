@@ -7,14 +7,15 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::Request;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::{future, stream, StreamExt};
 
-use super::{rendered::conditions, AppState, Error};
-use crate::access::{self, AccessDecision, Credentials};
+use super::delivery::EpisodeOf;
+use super::{rendered::conditions, AppState, Error, RequestContext};
+use crate::access::{self, AccessDecision};
 use crate::catalog::Asset;
 use crate::media::conditional::Validators;
 use crate::media::range::ByteRange;
@@ -23,30 +24,31 @@ use crate::media::zerocopy::Regions;
 use crate::media::{content_range, decide, Decision, MediaRequest, Multipart};
 use crate::snapshot::{MediaHeaders, Served};
 
-// The request is taken whole and read by reference: the HeaderMap and Uri extractors clone.
-pub async fn media(state: &AppState, req: Request, zero_copy: Option<Arc<Regions>>) -> Response {
-    let (method, uri, headers) = (req.method(), req.uri(), req.headers());
+/// A media or artwork file by its URL path (`path`, without any personal prefix). The request is
+/// read by reference: the HeaderMap and Uri extractors clone.
+pub async fn media(
+    state: &AppState,
+    ctx: &RequestContext,
+    path: &str,
+    req: &Parts,
+    zero_copy: Option<Arc<Regions>>,
+) -> Response {
+    let (uri, headers) = (&req.uri, &req.headers);
     let snap = state.live.snapshot();
-    let Some(served) = snap.media.get(uri.path()) else {
+    let Some(served) = snap.media.get(path) else {
         return Error::NotFound.into_response();
     };
-    if access::decide(served.access, Credentials::Anonymous) == AccessDecision::Hide {
+    if access::decide(served.access, ctx.credentials) == AccessDecision::Hide {
         return Error::NotFound.into_response();
     }
     let download = uri
         .query()
         .is_some_and(|q| q.split('&').any(|p| p == "download" || p == "download=1"));
-    match serve(
-        &state.files,
-        served,
-        *method == Method::HEAD,
-        download,
-        headers,
-        zero_copy,
-    )
-    .await
-    {
+    match serve(&state.files, served, download, headers, zero_copy).await {
         Ok(mut r) => {
+            if let Some(slug) = &served.episode {
+                r.extensions_mut().insert(EpisodeOf(Arc::clone(slug)));
+            }
             // Web players and transcript viewers on other sites need CORS for public files.
             r.headers_mut().insert(
                 header::ACCESS_CONTROL_ALLOW_ORIGIN,
@@ -61,7 +63,6 @@ pub async fn media(state: &AppState, req: Request, zero_copy: Option<Arc<Regions
 async fn serve(
     files: &FileCache,
     served: &Served,
-    head: bool,
     download: bool,
     headers: &HeaderMap,
     zero_copy: Option<Arc<Regions>>,
@@ -107,29 +108,17 @@ async fn serve(
         }
         Decision::Full => {
             entity_headers(&mut h, fixed, download, asset.size);
-            let body = if head {
-                Body::empty()
-            } else {
-                range_body(
-                    file,
-                    ByteRange {
-                        first: 0,
-                        last: asset.size.saturating_sub(1),
-                    },
-                    asset.size,
-                    zero_copy,
-                )
+            let whole = ByteRange {
+                first: 0,
+                last: asset.size.saturating_sub(1),
             };
+            let body = range_body(file, whole, asset.size, zero_copy);
             (StatusCode::OK, body)
         }
         Decision::Partial(r) => {
             entity_headers(&mut h, fixed, download, r.len());
             h.insert(header::CONTENT_RANGE, value(&content_range(r, asset.size)));
-            let body = if head {
-                Body::empty()
-            } else {
-                range_body(file, r, asset.size, zero_copy)
-            };
+            let body = range_body(file, r, asset.size, zero_copy);
             (StatusCode::PARTIAL_CONTENT, body)
         }
         Decision::Multipart(ranges) => {
@@ -137,11 +126,7 @@ async fn serve(
             let m = Multipart::new(&ranges, asset.size, &asset.mime, boundary);
             entity_headers(&mut h, fixed, download, m.content_length);
             h.insert(header::CONTENT_TYPE, value(&m.content_type()));
-            let body = if head {
-                Body::empty()
-            } else {
-                multipart_body(file, m)
-            };
+            let body = multipart_body(file, m);
             (StatusCode::PARTIAL_CONTENT, body)
         }
     };

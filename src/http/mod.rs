@@ -1,29 +1,46 @@
 //! The HTTP layer: routing, responses and the server loop. Only this module uses hyper and axum.
 //!
-//! A request passes one edge step (the access log, which counts the bytes actually sent, the
-//! `Host` check and the error-page step), and then one handler, chosen by a `match` on the path: feeds, the OPML list and the website's pages come
-//! rendered from the current [`Snapshot`]; media is looked up by its exact URL path in the
-//! snapshot, passes an access decision, is decided by [`crate::media::decide`], and is streamed
-//! from disk. Errors have plain-text bodies; a browser (one that accepts `text/html`) gets the
-//! site's styled 404 or 500 page instead. Page handlers answer a missing page in HTML always.
+//! A request flows through [`App::handle`]: it copies what its delivery record needs, works out
+//! the [`RequestContext`] (client address, credentials), parses the path once into a [`Route`],
+//! checks the route's methods, and runs one handler chosen by an exhaustive `match`. Feeds, the
+//! OPML list and the website's pages come rendered from the current [`Snapshot`]; media is looked
+//! up by its exact URL path in the snapshot, passes [`crate::access`], is decided by
+//! [`crate::media::decide`], and is streamed from disk. HEAD is answered by running GET and
+//! dropping the body, here and nowhere else. Errors have plain-text bodies; a browser (one that
+//! accepts `text/html`) gets the site's styled 404 or 500 page instead. Every response ends in
+//! one [`crate::stats::Delivery`] record (see [`delivery`]), which the access log and download
+//! measurement read.
+//!
+//! [`Snapshot`]: crate::snapshot::Snapshot
 
+mod context;
+mod delivery;
 mod log;
 mod media;
 mod rendered;
+pub mod route;
 pub mod server;
+mod wire;
 
-/// See [`log::install_sink`] and [`log::flush`].
-pub use log::{flush as flush_access_log, install_sink as install_access_log};
+pub use context::{client_address, RequestContext};
+pub use delivery::Counted;
+pub use log::AccessLog;
+pub use route::{Resource, Route};
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::Request;
+use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::media::zerocopy::Regions;
 use crate::snapshot::Live;
+use crate::stats::Deliveries;
+use delivery::{Asker, Started};
+use route::Methods;
+use wire::Wire;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -32,43 +49,63 @@ pub struct AppState {
     pub files: Arc<media::FileCache>,
 }
 
-/// The application: every route, behind the edge step. Cloning is cheap.
+/// The application: every route. Cloning is cheap.
 ///
-/// Routing is a `match` on the path's first segment rather than a router: the handful of routes
-/// never change, and a router's boxed, cloned services and middleware cost a measurable share of a
-/// small response's time (see BENCHMARKS.md).
+/// Routing is a `match` on the parsed [`Route`] rather than a router: the handful of routes never
+/// change, and a router's boxed, cloned services and middleware cost a measurable share of a small
+/// response's time (see BENCHMARKS.md).
 #[derive(Clone)]
 pub struct App {
     state: AppState,
+    deliveries: Arc<Deliveries>,
+    trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
-/// Builds the application, ready to serve.
-pub fn app(live: Arc<Live>) -> App {
+/// The connection a request arrived on.
+#[derive(Clone)]
+pub struct Connection {
+    pub peer: SocketAddr,
+    /// The socket's ledger; `None` when the app is driven in-process without a socket.
+    wire: Option<Arc<Wire>>,
+}
+
+impl Connection {
+    /// A request from `peer` with no socket behind it (in-process use and tests). Body bytes count
+    /// as delivered when they are produced, and media is never sent with `sendfile`.
+    pub fn detached(peer: SocketAddr) -> Connection {
+        Connection { peer, wire: None }
+    }
+}
+
+/// Builds the application, ready to serve. Every response's delivery record goes to
+/// `deliveries`; forwarding headers are believed only from `trusted_proxies`.
+pub fn app(live: Arc<Live>, deliveries: Arc<Deliveries>, trusted_proxies: &[ipnet::IpNet]) -> App {
     App {
         state: AppState {
             live,
             files: Arc::default(),
         },
+        deliveries,
+        trusted_proxies: trusted_proxies.into(),
     }
 }
 
 impl App {
-    /// Answers one request: the edge step (access log, `Host` check, styled errors), then a route.
-    /// `regions` is the connection's zero-copy queue when it can send files with `sendfile` (see
-    /// [`crate::media::zerocopy`]); media is then sent from the page cache.
-    pub async fn handle(
-        &self,
-        req: Request,
-        regions: Option<&Arc<Regions>>,
-    ) -> axum::http::Response<log::Counted> {
-        let started = log::Started::new(&req);
-        let response = if req.headers().contains_key(header::HOST) {
+    /// Answers one request and arranges for its delivery record.
+    pub async fn handle(&self, req: Request, conn: &Connection) -> axum::http::Response<Counted> {
+        // Read-only routes take no body; the parts are `Sync`, so handlers can borrow them.
+        let (req, _body) = req.into_parts();
+        let started = Started::new(&req);
+        let ctx = RequestContext::new(conn.peer, &req.headers, &self.trusted_proxies);
+        let route = Route::parse(req.uri.path());
+        let kind = route.kind();
+        let response = if req.headers.contains_key(header::HOST) {
             let wants_html = req
-                .headers()
+                .headers
                 .get(header::ACCEPT)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|a| a.contains("text/html"));
-            let response = self.route(req, regions).await;
+            let response = self.route(route, &ctx, &req, conn).await;
             if wants_html {
                 styled_error(&self.state, response)
             } else {
@@ -77,56 +114,68 @@ impl App {
         } else {
             Error::MissingHost.into_response()
         };
-        log::counted(response, started)
+        let asker = Asker {
+            route: kind,
+            client: ctx.client,
+            credentials: ctx.credentials,
+        };
+        delivery::finish(
+            response,
+            started,
+            asker,
+            conn.wire.clone(),
+            &self.deliveries,
+        )
     }
 
-    async fn route(&self, req: Request, regions: Option<&Arc<Regions>>) -> Response {
-        let state = &self.state;
-        let headers = req.headers();
-        let Some(path) = req.uri().path().strip_prefix('/') else {
+    /// Checks the method, then dispatches. HEAD runs GET's handler and drops the body.
+    async fn route(
+        &self,
+        route: Route<'_>,
+        ctx: &RequestContext,
+        req: &Parts,
+        conn: &Connection,
+    ) -> Response {
+        let Some(methods) = route.methods() else {
             return Error::NotFound.into_response();
         };
-        let (first, rest) = match path.split_once('/') {
-            Some((first, rest)) => (first, Some(rest)),
-            None => (path, None),
-        };
-        // A single segment after the prefix; `None` for nested or empty ones.
-        let segment = rest.filter(|r| !r.is_empty() && !r.contains('/'));
-        let known = match (first, rest) {
-            ("" | "healthz" | "feeds.opml", None) => true,
-            ("feeds" | "episodes" | "static", Some(_)) => segment.is_some(),
-            ("media" | "artwork", Some(_)) => true,
-            _ => false,
-        };
-        if !known {
-            return Error::NotFound.into_response();
+        match (methods, &req.method) {
+            (Methods::Read, &Method::GET) => self.dispatch(route, ctx, req, conn).await,
+            (Methods::Read, &Method::HEAD) => {
+                without_body(self.dispatch(route, ctx, req, conn).await)
+            }
+            _ => method_not_allowed(methods),
         }
-        let head = match *req.method() {
-            Method::GET => false,
-            Method::HEAD => true,
-            _ => return method_not_allowed(),
+    }
+
+    async fn dispatch(
+        &self,
+        route: Route<'_>,
+        ctx: &RequestContext,
+        req: &Parts,
+        conn: &Connection,
+    ) -> Response {
+        let state = &self.state;
+        let headers = &req.headers;
+        let resource = match route {
+            Route::Health => return plain(StatusCode::OK, "ok\n"),
+            Route::Unknown => return Error::NotFound.into_response(),
+            // No personal token resolves until personal feed URLs exist (#8): such a URL is
+            // answered exactly like one that never existed.
+            Route::Personal { .. } => return Error::NotFound.into_response(),
+            Route::Public(resource) => resource,
         };
-        let response = match (first, rest) {
-            ("", None) => rendered::home(state, headers).await,
-            ("healthz", None) => plain(StatusCode::OK, "ok\n"),
-            ("feeds.opml", None) => rendered::opml(state, headers),
-            ("feeds", Some(_)) if segment.is_some() => {
-                let file = segment.expect("checked");
-                rendered::feed(state, file, req.uri().query(), headers).await
+        match resource {
+            Resource::Home => rendered::home(state, headers).await,
+            Resource::Opml => rendered::opml(state, headers),
+            Resource::Feed { id } => rendered::feed(state, id, headers),
+            Resource::Theme { id } => rendered::theme(state, id, req.uri.query(), headers).await,
+            Resource::Episode { slug } => rendered::episode(state, slug, headers).await,
+            Resource::Static { name } => rendered::static_file(name, headers),
+            Resource::Media { path } | Resource::Artwork { path } => {
+                let zero_copy = conn.wire.as_ref().map(|w| Arc::clone(&w.regions));
+                media::media(state, ctx, path, req, zero_copy).await
             }
-            ("episodes", Some(_)) if segment.is_some() => {
-                rendered::episode(state, segment.expect("checked"), headers).await
-            }
-            ("static", Some(_)) if segment.is_some() => {
-                rendered::static_file(segment.expect("checked"), headers)
-            }
-            ("media" | "artwork", Some(_)) => media::media(state, req, regions.cloned()).await,
-            _ => Error::NotFound.into_response(),
-        };
-        if head {
-            without_body(response)
-        } else {
-            response
         }
     }
 }
@@ -150,13 +199,10 @@ fn without_body(response: Response) -> Response {
     Response::from_parts(parts, Body::empty())
 }
 
-fn method_not_allowed() -> Response {
-    let mut r = plain(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method not allowed: use GET or HEAD\n",
-    );
+fn method_not_allowed(methods: Methods) -> Response {
+    let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, methods.hint());
     r.headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        .insert(header::ALLOW, HeaderValue::from_static(methods.allow()));
     r
 }
 

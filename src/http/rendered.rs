@@ -16,21 +16,22 @@ use crate::render::Encoded;
 use crate::site::{self, Lookup, PageRef, ThemeQuery};
 use crate::snapshot::Snapshot;
 
-/// `/feeds/<id>.xml` is a feed; `/feeds/<id>` is the theme's page.
-pub async fn feed(
+/// `/feeds/<id>.xml`: a feed anyone may see (the snapshot renders only those).
+pub fn feed(state: &AppState, id: &str, headers: &HeaderMap) -> Response {
+    match state.live.snapshot().feeds.get(id) {
+        Some(enc) => respond(enc, headers),
+        None => Error::NotFound.into_response(),
+    }
+}
+
+/// `/feeds/<id>`: the theme's page; `?page=N` pages through its episodes.
+pub async fn theme(
     state: &AppState,
     file: &str,
     query: Option<&str>,
     headers: &HeaderMap,
 ) -> Response {
     let snap = state.live.snapshot();
-    if let Some(id) = file.strip_suffix(".xml") {
-        return match snap.feeds.get(id) {
-            Some(enc) => respond(enc, headers),
-            None => Error::NotFound.into_response(),
-        };
-    }
-    // `/feeds/<id>` without `.xml` is the theme's page; `?page=N` pages through its episodes.
     let file = file.to_owned();
     match ThemeQuery::parse(query) {
         ThemeQuery::Canonical => page(snap, PageRef::Theme { id: file, page: 1 }, headers).await,

@@ -233,11 +233,11 @@ mod tests {
         );
         assert_eq!(frames[0].len(), STAND_IN_LEN);
         assert_eq!(frames[1].len(), 300_000);
-        let (_, offset, n) = regions.next(usize::MAX).unwrap();
-        assert_eq!((offset, n), (1000, STAND_IN_LEN));
-        regions.advance(n);
-        let (_, offset, n) = regions.next(usize::MAX).unwrap();
-        assert_eq!((offset, n), (1000 + STAND_IN_LEN as u64, 300_000));
+        let r = regions.take().unwrap();
+        assert_eq!((r.offset, r.len), (1000, STAND_IN_LEN as u64));
+        let r = regions.take().unwrap();
+        assert_eq!((r.offset, r.len), (1000 + STAND_IN_LEN as u64, 300_000));
+        assert!(regions.take().is_none());
     }
 
     #[tokio::test]

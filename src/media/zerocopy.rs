@@ -3,30 +3,26 @@
 //! hyper writes a response as its head plus the body's frames, and with vectored writes it queues
 //! body frames as they are, uncopied, until the connection writes them. A zero-copy body therefore
 //! yields *stand-in* frames: `Bytes` that point into [`STAND_IN`], a static block that is never
-//! read, and records which file region each stand-in stands for in the connection's
-//! [`Regions`] queue. When the connection's writer (`http::server`'s stream) is handed a slice
-//! that lies inside `STAND_IN`, it sends the next recorded region with `sendfile` instead, so
-//! file bytes go from the page cache to the socket without passing through user space.
+//! read, and first stages the file region each stand-in stands for in the connection's
+//! [`Regions`]. The http layer (`http::wire`) takes each staged region as the body's frame passes
+//! it, checks that the frame is the stand-in of exactly that region, and records both in the
+//! connection's ledger of unwritten frames. When the connection's writer is handed a slice of
+//! `STAND_IN`, it sends the ledger's region with `sendfile` only if the slice is exactly the next
+//! unwritten part of the next unwritten frame; anything else closes the connection. A stand-in's
+//! zeros are never sent, and a region is never sent for any frame but its own.
 //!
-//! Everything else stays hyper's: the head, Content-Length, keep-alive, pipelining order. Stand-ins
-//! are written in the order they were yielded (hyper writes frames in order), so the regions queue
-//! is first in, first out. A stand-in with no recorded region, or a file that ends early, is an
-//! error that closes the connection; a stand-in's zeros are never sent.
-//!
-//! A body only uses stand-ins for chunks whose first and last byte are in the page cache, checked
-//! with `preadv2(RWF_NOWAIT)`, so `sendfile` on the async thread does not wait for the disk; other
-//! chunks are read and sent as ordinary bytes (see [`super::stream`]).
+//! A body only uses stand-ins for chunks whose pages are in the page cache, checked with
+//! `preadv2(RWF_NOWAIT)` probes, so `sendfile` on the async thread does not wait for the disk;
+//! other chunks are read on the blocking pool and sent as ordinary bytes (see [`super::stream`]).
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
 /// Largest stand-in frame: one `sendfile` call's worth, as nginx's default `sendfile_max_chunk`
-/// is of the same order. The access log counts a frame when hyper takes it, so this also bounds
-/// how far an aborted download's count can run ahead of the bytes handed to the kernel.
+/// is of the same order.
 pub const STAND_IN_LEN: usize = 1024 * 1024;
 
 /// Never read: only its address range matters. It lives in zero-initialised memory, so it costs
@@ -38,24 +34,16 @@ pub fn stand_in(len: usize) -> Bytes {
     Bytes::from_static(&STAND_IN[..len])
 }
 
+/// Address of the first byte of every stand-in frame.
+pub fn stand_in_start() -> usize {
+    STAND_IN.as_ptr() as usize
+}
+
 /// Whether `buf` is (part of) a stand-in frame.
 pub fn is_stand_in(buf: &[u8]) -> bool {
     let start = STAND_IN.as_ptr() as usize;
     let p = buf.as_ptr() as usize;
     !buf.is_empty() && p >= start && p < start + STAND_IN_LEN
-}
-
-/// Bytes this process has sent with `sendfile`, for tests and future metrics.
-static SENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// Records `n` bytes sent with `sendfile`.
-pub fn record_sent(n: usize) {
-    SENT.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// Bytes this process has sent with `sendfile` so far.
-pub fn bytes_sent() -> u64 {
-    SENT.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// A file region a stand-in frame stands for.
@@ -65,7 +53,7 @@ pub struct Region {
     pub len: u64,
 }
 
-/// The regions of stand-ins yielded on one connection and not yet written, oldest first.
+/// Regions staged by a body for the stand-ins it is about to yield, oldest first.
 #[derive(Default)]
 pub struct Regions(Mutex<VecDeque<Region>>);
 
@@ -78,26 +66,14 @@ impl Regions {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The next region's file and offset, and how much of a `want`-byte stand-in it covers.
-    pub fn next(&self, want: usize) -> io::Result<(Arc<File>, u64, usize)> {
-        let q = self.lock();
-        let r = q.front().ok_or_else(|| {
-            io::Error::other("a zero-copy frame reached the socket without its file region")
-        })?;
-        let n = (r.len.min(want as u64)) as usize;
-        Ok((Arc::clone(&r.file), r.offset, n))
+    /// The oldest staged region, taken out.
+    pub fn take(&self) -> Option<Region> {
+        self.lock().pop_front()
     }
 
-    /// Records that `n` bytes of the front region were sent.
-    pub fn advance(&self, n: usize) {
-        let mut q = self.lock();
-        if let Some(r) = q.front_mut() {
-            r.offset += n as u64;
-            r.len -= n as u64;
-            if r.len == 0 {
-                q.pop_front();
-            }
-        }
+    /// Whether any region is staged.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
     }
 }
 
@@ -119,33 +95,20 @@ mod tests {
     }
 
     #[test]
-    fn regions_are_consumed_in_order_and_in_pieces() {
+    fn staged_regions_come_out_in_order() {
         let f = Arc::new(tempfile::tempfile().unwrap());
         let q = Regions::default();
-        assert!(q.next(10).is_err(), "no region: an error, never zeros");
-        q.push(Region {
-            file: Arc::clone(&f),
-            offset: 100,
-            len: 50,
-        });
-        q.push(Region {
-            file: f,
-            offset: 7,
-            len: 5,
-        });
-        let (_, off, n) = q.next(30).unwrap();
-        assert_eq!((off, n), (100, 30));
-        q.advance(30);
-        let (_, off, n) = q.next(1000).unwrap();
-        assert_eq!(
-            (off, n),
-            (130, 20),
-            "a stand-in never spills into the next region"
-        );
-        q.advance(20);
-        let (_, off, n) = q.next(1000).unwrap();
-        assert_eq!((off, n), (7, 5));
-        q.advance(5);
-        assert!(q.next(1).is_err());
+        assert!(q.take().is_none());
+        for (offset, len) in [(100, 50), (7, 5)] {
+            q.push(Region {
+                file: Arc::clone(&f),
+                offset,
+                len,
+            });
+        }
+        assert_eq!(q.take().map(|r| (r.offset, r.len)), Some((100, 50)));
+        assert!(!q.is_empty());
+        assert_eq!(q.take().map(|r| (r.offset, r.len)), Some((7, 5)));
+        assert!(q.is_empty());
     }
 }

@@ -24,7 +24,8 @@ use rss::{Channel, Enclosure, Guid, Image, Item};
 pub use encoded::{Encoded, ValidatorHeaders};
 pub use opml::opml;
 
-use crate::catalog::{Access, Catalog, Episode, Feed};
+use crate::access;
+use crate::catalog::{Catalog, Episode, Feed};
 use crate::rope::Rope;
 
 pub const NS_ITUNES: &str = "http://www.itunes.com/dtds/podcast-1.0.dtd";
@@ -93,7 +94,7 @@ pub fn render_feed_with(catalog: &Catalog, feed: &Feed, cache: &ItemCache) -> Re
         .clone()
         .unwrap_or_else(|| catalog.url(&format!("/feeds/{}", feed.id)));
     let artwork = catalog.url(&feed.artwork.url_path);
-    let members = feed.access == Access::Members;
+    let members = !access::is_public(feed);
 
     let mut extensions = ExtensionMap::default();
     push(

@@ -5,7 +5,8 @@ use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::Writer;
 
 use super::feed_path;
-use crate::catalog::{Access, Catalog};
+use crate::access::{self, Credentials};
+use crate::catalog::Catalog;
 
 pub fn opml(catalog: &Catalog) -> Vec<u8> {
     let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
@@ -23,7 +24,7 @@ pub fn opml(catalog: &Catalog) -> Vec<u8> {
     w.write_event(Event::End(BytesEnd::new("head"))).expect(io);
     w.write_event(Event::Start(BytesStart::new("body")))
         .expect(io);
-    for feed in catalog.feeds.iter().filter(|f| f.access == Access::Public) {
+    for feed in access::visible_feeds(catalog, Credentials::Anonymous) {
         let xml_url = catalog.url(&feed_path(&feed.id));
         let html_url = catalog.url(&format!("/feeds/{}", feed.id));
         w.create_element("outline")

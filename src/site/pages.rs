@@ -15,7 +15,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use super::{page_count, render_episode, render_error, render_home, render_theme, HTML_TYPE};
-use crate::catalog::{Access, Catalog, Feed};
+use crate::access::{self, Credentials};
+use crate::catalog::{Catalog, Feed};
 use crate::render::Encoded;
 
 /// A page a request can name.
@@ -152,9 +153,7 @@ impl Pages {
     /// Makes the slots for `catalog`'s pages; renders only the home and error pages. `previous` is
     /// the snapshot being replaced, whose unchanged pages are reused. Linear in the catalog's size.
     pub fn build(catalog: &Catalog, previous: Option<(&Catalog, &Pages)>) -> Pages {
-        let public: Vec<usize> = (0..catalog.feeds.len())
-            .filter(|&i| catalog.feeds[i].access == Access::Public)
-            .collect();
+        let public = access::visible_feed_indexes(catalog, Credentials::Anonymous);
         let public_feeds: Vec<&Feed> = public.iter().map(|&i| &catalog.feeds[i]).collect();
         let old_pages = previous.map(|(_, p)| p);
 

@@ -152,6 +152,9 @@ use std::time::Duration;
 /// A running in-process server; shuts down when dropped.
 pub struct Server {
     pub addr: SocketAddr,
+    /// Every response's delivery record.
+    pub deliveries: std::sync::Arc<rollcall::stats::Deliveries>,
+    pub live: std::sync::Arc<rollcall::snapshot::Live>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -175,16 +178,22 @@ impl Server {
                 let stop = async {
                     let _ = stop_rx.await;
                 };
-                rollcall::serve(config, listen, stop, |a| addr_tx.send(a).unwrap())
+                let options = rollcall::Options {
+                    listen,
+                    access_log: None,
+                };
+                rollcall::serve(config, options, stop, |ready| addr_tx.send(ready).unwrap())
                     .await
                     .unwrap();
             });
         });
-        let addr = addr_rx
+        let ready = addr_rx
             .recv_timeout(Duration::from_secs(30))
             .expect("server started");
         Server {
-            addr,
+            addr: ready.addr,
+            deliveries: ready.deliveries,
+            live: ready.live,
             stop: Some(stop_tx),
             thread: Some(thread),
         }

@@ -1,0 +1,238 @@
+//! One delivery record per response, produced when the response ends.
+//!
+//! [`Started`] copies what the record needs from the request before a handler takes it. [`finish`]
+//! wraps the handler's response body in [`Counted`], which hands every data frame to the
+//! connection's [`Wire`] ledger before hyper sees it; the socket writer credits the bytes it
+//! really wrote to the response's [`Pending`] record. The record is published when the last of
+//! its holders lets go: the body (when hyper is done with it) and the ledger's unwritten frames
+//! (when they are written, or when the connection closes: the client went away or the shutdown
+//! deadline passed). So a download cut off after 16 KiB reports what the kernel took.
+
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Instant, SystemTime};
+
+use axum::body::Body;
+use axum::http::request::Parts;
+use axum::http::{self as http, header};
+use axum::response::Response;
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+
+use super::wire::Wire;
+use crate::access::Credentials;
+use crate::media::zerocopy::is_stand_in;
+use crate::stats::{Deliveries, Delivery, RouteKind};
+
+/// A response extension naming the episode a media response belongs to.
+#[derive(Clone)]
+pub(super) struct EpisodeOf(pub Arc<str>);
+
+/// What the record needs from the request, taken before the handler consumes it.
+pub(super) struct Started {
+    at: SystemTime,
+    clock: Instant,
+    method: String,
+    path: String,
+    range: Option<String>,
+    user_agent: Option<String>,
+}
+
+impl Started {
+    pub(super) fn new(req: &Parts) -> Started {
+        let text = |name| {
+            req.headers
+                .get(name)
+                .map(|v: &http::HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        };
+        Started {
+            at: SystemTime::now(),
+            clock: Instant::now(),
+            method: req.method.as_str().to_owned(),
+            path: req.uri.path().to_owned(),
+            range: text(header::RANGE),
+            user_agent: text(header::USER_AGENT),
+        }
+    }
+}
+
+/// A response's record while its body is still going out.
+pub struct Pending {
+    draft: Option<Delivery>,
+    clock: Instant,
+    written: AtomicU64,
+    sendfile: AtomicU64,
+    /// Body bytes handed to hyper.
+    yielded: AtomicU64,
+    body_done: AtomicBool,
+    sink: Arc<Deliveries>,
+}
+
+impl Pending {
+    /// Credits `n` body bytes the socket accepted.
+    pub(super) fn add_written(&self, n: u64, sendfile: bool) {
+        self.written.fetch_add(n, Ordering::Relaxed);
+        if sendfile {
+            self.sendfile.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let Some(mut d) = self.draft.take() else {
+            return;
+        };
+        d.duration = self.clock.elapsed();
+        d.bytes = *self.written.get_mut();
+        d.sendfile_bytes = *self.sendfile.get_mut();
+        d.complete = *self.body_done.get_mut() && d.bytes == *self.yielded.get_mut();
+        self.sink.publish(d);
+    }
+}
+
+/// Who asked, for the record.
+pub(super) struct Asker {
+    pub route: RouteKind,
+    pub client: IpAddr,
+    pub credentials: Credentials,
+}
+
+/// Wraps `response`'s body so that its delivery is recorded. Without a `wire` (a response built
+/// in-process, with no socket) bytes count as written when the body yields them.
+pub(super) fn finish(
+    response: Response,
+    started: Started,
+    asker: Asker,
+    wire: Option<Arc<Wire>>,
+    sink: &Arc<Deliveries>,
+) -> http::Response<Counted> {
+    let (mut parts, body) = response.into_parts();
+    // The header when a handler set it, else the body's exact size, which hyper announces.
+    let length = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .or_else(|| HttpBody::size_hint(&body).exact());
+    let episode = parts.extensions.remove::<EpisodeOf>().map(|e| e.0);
+    let draft = Delivery {
+        at: started.at,
+        duration: Default::default(),
+        method: started.method,
+        path: started.path,
+        route: asker.route,
+        episode,
+        status: parts.status.as_u16(),
+        range: started.range,
+        length,
+        bytes: 0,
+        sendfile_bytes: 0,
+        complete: false,
+        client: asker.client,
+        user_agent: started.user_agent,
+        credentials: asker.credentials,
+    };
+    let pending = Arc::new(Pending {
+        draft: Some(draft),
+        clock: started.clock,
+        written: AtomicU64::new(0),
+        sendfile: AtomicU64::new(0),
+        yielded: AtomicU64::new(0),
+        body_done: AtomicBool::new(false),
+        sink: Arc::clone(sink),
+    });
+    http::Response::from_parts(
+        parts,
+        Counted {
+            inner: body,
+            pending,
+            wire,
+            length,
+            yielded: 0,
+        },
+    )
+}
+
+/// A response body that records each frame in the connection's ledger before hyper takes it, and
+/// refuses to yield more than its announced length (so hyper never has to cut it).
+pub struct Counted {
+    inner: Body,
+    pending: Arc<Pending>,
+    wire: Option<Arc<Wire>>,
+    length: Option<u64>,
+    yielded: u64,
+}
+
+impl Counted {
+    fn check(&mut self, data: &Bytes) -> Result<(), &'static str> {
+        self.yielded += data.len() as u64;
+        self.pending
+            .yielded
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        if self.length.is_some_and(|l| self.yielded > l) {
+            return Err("a body yielded more than its Content-Length");
+        }
+        match &self.wire {
+            Some(w) => w.register(data, &self.pending).map_err(|e| e.0),
+            None if is_stand_in(data) => Err("a zero-copy frame on a response without a socket"),
+            None => {
+                self.pending.add_written(data.len() as u64, false);
+                Ok(())
+            }
+        }
+    }
+}
+
+impl HttpBody for Counted {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        let poll = Pin::new(&mut this.inner).poll_frame(cx);
+        match &poll {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    if let Err(why) = this.check(data) {
+                        return Poll::Ready(Some(Err(axum::Error::new(why))));
+                    }
+                }
+            }
+            Poll::Ready(None) => {
+                this.pending.body_done.store(true, Ordering::Relaxed);
+                if let Some(Err(e)) = this.wire.as_ref().map(|w| w.body_ended()) {
+                    return Poll::Ready(Some(Err(axum::Error::new(e))));
+                }
+            }
+            _ => {}
+        }
+        poll
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        // hyper stops polling once a body reaches its Content-Length, without waiting for the end.
+        if self.inner.is_end_stream() || self.length == Some(self.yielded) {
+            self.pending.body_done.store(true, Ordering::Relaxed);
+        }
+        if let Some(w) = &self.wire {
+            let _ = w.body_ended();
+        }
+    }
+}
