@@ -81,6 +81,26 @@ impl Pending {
     }
 }
 
+#[cfg(test)]
+impl Pending {
+    /// A record that goes to a hub nobody reads.
+    pub(super) fn for_tests() -> Arc<Pending> {
+        Arc::new(Pending {
+            draft: None,
+            clock: Instant::now(),
+            written: AtomicU64::new(0),
+            sendfile: AtomicU64::new(0),
+            yielded: AtomicU64::new(0),
+            body_done: AtomicBool::new(false),
+            sink: Arc::default(),
+        })
+    }
+
+    pub(super) fn written_for_tests(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+}
+
 impl Drop for Pending {
     fn drop(&mut self) {
         let Some(mut d) = self.draft.take() else {

@@ -16,7 +16,9 @@
 //! - a frame of an earlier response was never written when a later response yields its first
 //!   frame (hyper buffers a response's head only once every queued frame of the last one is
 //!   written, so a leftover means a frame was lost);
-//! - a body stages a region whose stand-in never passes the ledger (a body transform in between).
+//! - a body stages a region whose stand-in never passes the ledger (a body transform in between);
+//! - bytes that are neither a frame nor a head reach the writer while frames wait (hyper copying
+//!   bodies into its own buffer, which would send a stand-in's zeros).
 //!
 //! These hold only with the hyper settings in `server::http1_builder`, which says so.
 
@@ -120,7 +122,15 @@ impl Ledger {
                 Some(e) if e.written > 0 => {
                     return Err(self.fail("a frame was left half-written"));
                 }
-                _ => {} // hyper's own bytes: a response head
+                // hyper's own bytes: a response head (which ends in CRLF CRLF), or chunked
+                // framing. Anything else while frames wait is a body hyper copied (flattened),
+                // and a copied stand-in would be zeros.
+                Some(_) if !b.ends_with(b"\r\n") => {
+                    return Err(
+                        self.fail("body bytes reached the socket copied, not as their frames")
+                    );
+                }
+                _ => {}
             }
         }
         Ok(Plan::Write(bufs.len()))
@@ -325,5 +335,131 @@ impl AsyncWrite for Tracked {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::zerocopy::stand_in;
+
+    fn owner() -> Arc<Pending> {
+        Pending::for_tests()
+    }
+
+    fn region(len: u64) -> Region {
+        Region {
+            file: Arc::new(tempfile::tempfile().unwrap()),
+            offset: 4096,
+            len,
+        }
+    }
+
+    const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n";
+
+    #[test]
+    fn a_head_then_ordinary_frames_are_credited_to_their_response() {
+        let wire = Wire::default();
+        let o = owner();
+        let body = Bytes::from_static(b"0123456789");
+        let (a, b) = (body.slice(..4), body.slice(4..));
+        wire.register(&a, &o).unwrap();
+        wire.register(&b, &o).unwrap();
+        let mut l = wire.lock();
+        let bufs = [IoSlice::new(HEAD), IoSlice::new(&a), IoSlice::new(&b)];
+        assert!(matches!(l.plan(&bufs), Ok(Plan::Write(3))));
+        // The socket took the head and 6 body bytes.
+        l.credit(&bufs, HEAD.len() + 6);
+        assert_eq!(o.written_for_tests(), 6);
+        // hyper then offers the rest of the second frame.
+        let rest = [IoSlice::new(&b[2..])];
+        assert!(matches!(l.plan(&rest), Ok(Plan::Write(1))));
+        l.credit(&rest, 4);
+        assert_eq!(o.written_for_tests(), 10);
+        assert!(l.frames.is_empty());
+    }
+
+    #[test]
+    fn a_stand_in_is_sent_with_its_own_region_only() {
+        let wire = Wire::default();
+        let o = owner();
+        wire.regions.push(region(100));
+        let frame = stand_in(100);
+        wire.register(&frame, &o).unwrap();
+        let mut l = wire.lock();
+        // The head goes first, on its own.
+        let bufs = [IoSlice::new(HEAD), IoSlice::new(&frame)];
+        assert!(matches!(l.plan(&bufs), Ok(Plan::Write(1))));
+        l.credit(&bufs[..1], HEAD.len());
+        match l.plan(&bufs[1..]) {
+            Ok(Plan::Sendfile(_, offset, n)) => assert_eq!((offset, n), (4096, 100)),
+            _ => panic!("expected sendfile"),
+        }
+        l.credit_front(40, true);
+        match l.plan(&[IoSlice::new(&frame[40..])]) {
+            Ok(Plan::Sendfile(_, offset, n)) => assert_eq!((offset, n), (4136, 60)),
+            _ => panic!("expected the rest of the region"),
+        }
+    }
+
+    #[test]
+    fn a_stand_in_out_of_order_or_cut_short_closes_the_connection() {
+        let wire = Wire::default();
+        let o = owner();
+        wire.regions.push(region(100));
+        let frame = stand_in(100);
+        wire.register(&frame, &o).unwrap();
+        let mut l = wire.lock();
+        // hyper trimming the frame at a Content-Length: the slice is shorter than the region.
+        assert!(l.plan(&[IoSlice::new(&frame[..50])]).is_err());
+        // Once broken, nothing more is written.
+        assert!(l.plan(&[IoSlice::new(HEAD)]).is_err());
+
+        let wire = Wire::default();
+        let mut l = wire.lock();
+        // A stand-in nobody registered.
+        assert!(l.plan(&[IoSlice::new(&stand_in(10))]).is_err());
+    }
+
+    #[test]
+    fn flattened_bodies_are_refused_before_any_zeros_go_out() {
+        let wire = Wire::default();
+        let o = owner();
+        wire.regions.push(region(100));
+        let frame = stand_in(100);
+        wire.register(&frame, &o).unwrap();
+        // What hyper's flattening write strategy would hand over: head and copied body in one.
+        let mut flat = HEAD.to_vec();
+        flat.extend_from_slice(&frame);
+        assert!(wire.lock().plan(&[IoSlice::new(&flat)]).is_err());
+    }
+
+    #[test]
+    fn frames_must_match_what_the_body_staged() {
+        let o = owner();
+        // A stand-in without a staged region.
+        let wire = Wire::default();
+        assert!(wire.register(&stand_in(10), &o).is_err());
+        // A region whose stand-in has another length.
+        let wire = Wire::default();
+        wire.regions.push(region(100));
+        assert!(wire.register(&stand_in(99), &o).is_err());
+        // A region staged, and an ordinary frame passes instead (a transform in between).
+        let wire = Wire::default();
+        wire.regions.push(region(100));
+        assert!(wire.register(&Bytes::from_static(b"zz"), &o).is_err());
+        // A region staged that never passed when the body ends.
+        let wire = Wire::default();
+        wire.regions.push(region(100));
+        assert!(wire.body_ended().is_err());
+    }
+
+    #[test]
+    fn a_later_response_cannot_start_while_an_earlier_frame_is_unwritten() {
+        let wire = Wire::default();
+        let (first, second) = (owner(), owner());
+        wire.register(&Bytes::from_static(b"abc"), &first).unwrap();
+        assert!(wire.register(&Bytes::from_static(b"def"), &second).is_err());
+        assert!(wire.lock().plan(&[IoSlice::new(HEAD)]).is_err());
     }
 }
