@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -248,6 +248,22 @@ pub struct Live {
     current: ArcSwap<Snapshot>,
     source: Source,
     cache: MeasureCache,
+    /// The one writer: held from reading the files until the new snapshot is stored, so reloads
+    /// (the watcher's and [`Live::apply`]'s) happen one at a time, and a slower reload can never
+    /// store an older catalog over a newer one.
+    writer: Mutex<()>,
+}
+
+/// Why [`Live::apply`] did not make a change live.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError<E: std::error::Error + 'static> {
+    /// The change itself failed; the catalog was not reloaded.
+    #[error(transparent)]
+    Change(E),
+    /// The change was written but the catalog it produced has problems; the last good catalog
+    /// keeps serving.
+    #[error("the catalog has problems after the change:\n{0}")]
+    Rejected(Problems),
 }
 
 impl Live {
@@ -275,6 +291,7 @@ impl Live {
             current: ArcSwap::new(first),
             source,
             cache,
+            writer: Mutex::new(()),
         }))
     }
 
@@ -288,8 +305,28 @@ impl Live {
         self.reload_changed(&Changed::All)
     }
 
+    /// Runs `change` (which writes catalog files) and reloads, as the catalog's one writer, and
+    /// returns once the result is live: a request that starts after this returns sees it.
+    /// Blocking I/O; call it off the async threads.
+    pub fn apply<T, E: std::error::Error + 'static>(
+        &self,
+        change: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, ApplyError<E>> {
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let out = change().map_err(ApplyError::Change)?;
+        self.reload_locked(&Changed::All)
+            .map_err(ApplyError::Rejected)?;
+        Ok(out)
+    }
+
     /// Like [`Live::reload`], trusting the parse cache for episode folders outside `changed`.
     fn reload_changed(&self, changed: &Changed) -> Result<bool, Problems> {
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        self.reload_locked(changed)
+    }
+
+    /// A reload by the holder of `writer`.
+    fn reload_locked(&self, changed: &Changed) -> Result<bool, Problems> {
         let started = std::time::Instant::now();
         let catalog = catalog::load_changed(&self.source, &self.cache, changed)?;
         tracing::debug!(

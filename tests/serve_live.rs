@@ -296,3 +296,70 @@ fn an_edit_through_a_symlinked_episode_file_is_seen() {
         "the edit behind the symlink never reached the feed"
     );
 }
+
+/// Two writers edit the catalog at once, each through `Live::apply`; every write is live when its
+/// call returns, and no reload ever stores an older catalog over a newer one (which a reload
+/// that read the files before another writer's edit, but stored after it, would do).
+#[test]
+fn concurrent_writes_each_see_their_own_edit_when_they_return() {
+    let demo = Demo::new();
+    let source = rollcall::catalog::Source::from(&demo.config());
+    let live = rollcall::snapshot::Live::load(source).unwrap();
+    let slugs: [&'static str; 2] = [
+        "behavioral-response-to-stress-and-fear",
+        "defining-de-escalation",
+    ];
+    let writers: Vec<_> = slugs
+        .iter()
+        .enumerate()
+        .map(|(w, &slug)| {
+            let live = std::sync::Arc::clone(&live);
+            let file = demo.path(&format!("episodes/{slug}/episode.toml"));
+            std::thread::spawn(move || {
+                let original = std::fs::read_to_string(&file).unwrap();
+                let first_title = original
+                    .lines()
+                    .find(|l| l.starts_with("title = "))
+                    .unwrap()
+                    .to_owned();
+                for i in 0..15 {
+                    let title = format!("Edit {w}-{i}");
+                    let text = original.replacen(&first_title, &format!("title = \"{title}\""), 1);
+                    live.apply(|| std::fs::write(&file, &text)).unwrap();
+                    let snap = live.snapshot();
+                    assert_eq!(
+                        snap.catalog.episode(slug).unwrap().title,
+                        title,
+                        "writer {w}: its own edit {i} is not live when apply returned"
+                    );
+                }
+            })
+        })
+        .collect();
+    // Meanwhile every snapshot must be at least as new as the one before, for both episodes.
+    let edit = |title: &str| -> i64 {
+        title
+            .strip_prefix("Edit ")
+            .and_then(|t| t.split_once('-'))
+            .map_or(-1, |(_, i)| i.parse().unwrap())
+    };
+    let mut seen = [-1i64; 2];
+    while writers.iter().any(|w| !w.is_finished()) {
+        let snap = live.snapshot();
+        for (k, slug) in slugs.iter().enumerate() {
+            let now = edit(&snap.catalog.episode(slug).unwrap().title);
+            assert!(
+                now >= seen[k],
+                "{slug}: edit {now} is live after edit {} was: an older catalog was stored over a newer one",
+                seen[k]
+            );
+            seen[k] = now;
+        }
+    }
+    for w in writers {
+        w.join().unwrap();
+    }
+    let snap = live.snapshot();
+    assert_eq!(snap.catalog.episode(slugs[0]).unwrap().title, "Edit 0-14");
+    assert_eq!(snap.catalog.episode(slugs[1]).unwrap().title, "Edit 1-14");
+}
