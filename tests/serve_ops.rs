@@ -6,7 +6,7 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{get, Demo, Server};
 
@@ -113,23 +113,39 @@ fn access_log_has_one_line_per_request_without_secrets() {
     );
 }
 
+/// Generous bounds on waits that should end much sooner: they turn a hang into a failure, and
+/// no assertion depends on them.
+const HANG: Duration = Duration::from_secs(60);
+
+/// Sends a request on an open connection and reads its response head.
+fn healthz_again(s: &mut TcpStream) -> String {
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut buf = [0u8; 512];
+    let n = s.read(&mut buf).unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
 #[test]
 fn header_read_timeout_closes_slow_clients() {
     let demo = Demo::new();
-    let server = Server::start_with(with_server_config(&demo, "header_read_timeout_secs = 1"));
+    let server = Server::start_with(with_server_config(
+        &demo,
+        "header_read_timeout_secs = 1\nkeep_alive_timeout_secs = 600",
+    ));
+    // A served connection that then waits quietly: only the idle timeout (600 s) could close it.
+    let mut idle = TcpStream::connect(server.addr).unwrap();
+    idle.set_read_timeout(Some(HANG)).unwrap();
+    assert!(healthz_again(&mut idle).starts_with("HTTP/1.1 200"));
     let mut s = TcpStream::connect(server.addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_read_timeout(Some(HANG)).unwrap();
     s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
         .unwrap();
-    let started = Instant::now();
     let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    let waited = started.elapsed();
-    assert!(
-        waited < Duration::from_secs(5),
-        "connection stayed open {waited:?}"
-    );
+    s.read_to_end(&mut buf)
+        .expect("the server closes a connection whose headers never finish");
     assert!(!String::from_utf8_lossy(&buf).contains("200 OK"));
+    // The close came from the header-read timeout: the idle connection is still served.
+    assert!(healthz_again(&mut idle).starts_with("HTTP/1.1 200"));
 }
 
 #[test]
@@ -140,19 +156,30 @@ fn idle_keep_alive_connections_are_closed() {
         "keep_alive_timeout_secs = 1\nheader_read_timeout_secs = 30",
     ));
     let mut s = TcpStream::connect(server.addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
+    s.set_read_timeout(Some(HANG)).unwrap();
+    assert!(healthz_again(&mut s).starts_with("HTTP/1.1 200"));
+    // A connection that keeps moving bytes outlives the idle one.
+    let mut busy = TcpStream::connect(server.addr).unwrap();
+    busy.set_read_timeout(Some(HANG)).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let keeper = std::thread::spawn(move || {
+        let mut served = 0;
+        while rx.try_recv().is_err() {
+            assert!(healthz_again(&mut busy).starts_with("HTTP/1.1 200"));
+            served += 1;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        (busy, served)
+    });
     let mut buf = [0u8; 512];
-    let n = s.read(&mut buf).unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
-    let started = Instant::now();
     let n = s.read(&mut buf).unwrap_or(0);
     assert_eq!(n, 0, "expected the server to close the idle connection");
+    tx.send(()).unwrap();
+    let (mut busy, served) = keeper.join().unwrap();
+    assert!(served > 0);
     assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "idle connection lived {:?}",
-        started.elapsed()
+        healthz_again(&mut busy).starts_with("HTTP/1.1 200"),
+        "the busy connection was closed with the idle one"
     );
 }
 
@@ -238,11 +265,12 @@ fn sigterm_lets_an_in_flight_download_finish_and_refuses_new_connections() {
     let d = Download::start(&demo, 20, 16 * 1024);
     let (mut child, addr, mut s, mut got) = (d.child, d.addr, d.stream, d.got);
     sigterm(&child);
-    std::thread::sleep(Duration::from_millis(300));
+    // The listener closes while the download (which this client is not reading) is in flight.
     assert!(
-        TcpStream::connect(addr).is_err(),
-        "the listener closes at once"
+        common::eventually(30, || TcpStream::connect(addr).is_err()),
+        "the listener stayed open after SIGTERM"
     );
+    assert!(child.try_wait().unwrap().is_none(), "the server waits for the download");
     let mut rest = Vec::new();
     s.read_to_end(&mut rest).unwrap();
     got.extend_from_slice(&rest);
@@ -256,15 +284,17 @@ fn sigterm_lets_an_in_flight_download_finish_and_refuses_new_connections() {
 fn sigterm_deadline_ends_stalled_downloads() {
     let demo = Demo::new();
     let d = Download::start(&demo, 1, 1024);
-    let mut child = d.child;
-    // The client stops reading; the server must still exit after its grace period.
-    let started = Instant::now();
+    let (mut child, mut s) = (d.child, d.stream);
+    // The client stops reading; the server must still exit after its grace period, cutting the
+    // download off rather than waiting for it.
     sigterm(&child);
     let status = child.wait().unwrap();
     assert!(status.success());
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    let got = d.got.len() + rest.len();
     assert!(
-        started.elapsed() < Duration::from_secs(8),
-        "shutdown took {:?}",
-        started.elapsed()
+        got < d.audio.len(),
+        "the whole download ({got} bytes) arrived, so nothing was cut off"
     );
 }
