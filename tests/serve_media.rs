@@ -445,7 +445,7 @@ fn cached_media_is_sent_with_sendfile() {
         .records
         .recv_timeout(std::time::Duration::from_secs(10))
         .expect("a delivery record");
-    assert_eq!(d.path, f.path);
+    assert_eq!(d.request.path(), f.path);
     assert_eq!(
         d.episode.as_deref(),
         Some("behavioral-response-to-stress-and-fear")

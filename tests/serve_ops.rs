@@ -119,10 +119,34 @@ const HANG: Duration = Duration::from_secs(60);
 
 /// Sends a request on an open connection and reads its response head.
 fn healthz_again(s: &mut TcpStream) -> String {
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let mut buf = [0u8; 512];
     let n = s.read(&mut buf).unwrap();
     String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// A connection that sends a request every 100 ms from its own thread until told to stop;
+/// returns the connection and how many requests it had served.
+fn keep_busy(
+    addr: SocketAddr,
+) -> (
+    std::sync::mpsc::Sender<()>,
+    std::thread::JoinHandle<(TcpStream, u32)>,
+) {
+    let mut busy = TcpStream::connect(addr).unwrap();
+    busy.set_read_timeout(Some(HANG)).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let keeper = std::thread::spawn(move || {
+        let mut served = 0;
+        while rx.try_recv().is_err() {
+            assert!(healthz_again(&mut busy).starts_with("HTTP/1.1 200"));
+            served += 1;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        (busy, served)
+    });
+    (tx, keeper)
 }
 
 #[test]
@@ -132,10 +156,8 @@ fn header_read_timeout_closes_slow_clients() {
         &demo,
         "header_read_timeout_secs = 1\nkeep_alive_timeout_secs = 600",
     ));
-    // A served connection that then waits quietly: only the idle timeout (600 s) could close it.
-    let mut idle = TcpStream::connect(server.addr).unwrap();
-    idle.set_read_timeout(Some(HANG)).unwrap();
-    assert!(healthz_again(&mut idle).starts_with("HTTP/1.1 200"));
+    // A connection that keeps sending whole requests; only the slow one may be closed.
+    let (stop, keeper) = keep_busy(server.addr);
     let mut s = TcpStream::connect(server.addr).unwrap();
     s.set_read_timeout(Some(HANG)).unwrap();
     s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
@@ -144,8 +166,13 @@ fn header_read_timeout_closes_slow_clients() {
     s.read_to_end(&mut buf)
         .expect("the server closes a connection whose headers never finish");
     assert!(!String::from_utf8_lossy(&buf).contains("200 OK"));
-    // The close came from the header-read timeout: the idle connection is still served.
-    assert!(healthz_again(&mut idle).starts_with("HTTP/1.1 200"));
+    stop.send(()).unwrap();
+    let (mut busy, served) = keeper.join().unwrap();
+    assert!(served > 0);
+    assert!(
+        healthz_again(&mut busy).starts_with("HTTP/1.1 200"),
+        "a connection sending whole requests was closed with the slow one"
+    );
 }
 
 #[test]
@@ -159,22 +186,11 @@ fn idle_keep_alive_connections_are_closed() {
     s.set_read_timeout(Some(HANG)).unwrap();
     assert!(healthz_again(&mut s).starts_with("HTTP/1.1 200"));
     // A connection that keeps moving bytes outlives the idle one.
-    let mut busy = TcpStream::connect(server.addr).unwrap();
-    busy.set_read_timeout(Some(HANG)).unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let keeper = std::thread::spawn(move || {
-        let mut served = 0;
-        while rx.try_recv().is_err() {
-            assert!(healthz_again(&mut busy).starts_with("HTTP/1.1 200"));
-            served += 1;
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        (busy, served)
-    });
+    let (stop, keeper) = keep_busy(server.addr);
     let mut buf = [0u8; 512];
     let n = s.read(&mut buf).unwrap_or(0);
     assert_eq!(n, 0, "expected the server to close the idle connection");
-    tx.send(()).unwrap();
+    stop.send(()).unwrap();
     let (mut busy, served) = keeper.join().unwrap();
     assert!(served > 0);
     assert!(
@@ -270,7 +286,10 @@ fn sigterm_lets_an_in_flight_download_finish_and_refuses_new_connections() {
         common::eventually(30, || TcpStream::connect(addr).is_err()),
         "the listener stayed open after SIGTERM"
     );
-    assert!(child.try_wait().unwrap().is_none(), "the server waits for the download");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the server waits for the download"
+    );
     let mut rest = Vec::new();
     s.read_to_end(&mut rest).unwrap();
     got.extend_from_slice(&rest);

@@ -42,7 +42,7 @@ fn next_record(sub: &Subscription, path: &str) -> Arc<Delivery> {
             .records
             .recv_timeout(Duration::from_secs(20))
             .unwrap_or_else(|_| panic!("no delivery record for {path}"));
-        if d.path == path {
+        if d.request.path() == path {
             return d;
         }
     }
@@ -109,7 +109,7 @@ fn an_abandoned_download_records_what_the_socket_took_not_what_was_queued() {
         "recorded {} bytes for a client that read {read}",
         d.bytes
     );
-    assert_eq!(d.user_agent.as_deref(), Some("test-abandon"));
+    assert_eq!(d.request.user_agent(), Some("test-abandon"));
     assert_eq!(d.episode.as_deref(), Some(STRESS));
 }
 

@@ -25,7 +25,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use super::wire::Wire;
 use crate::access::Credentials;
 use crate::media::zerocopy::is_stand_in;
-use crate::stats::{Deliveries, Delivery, RouteKind};
+use crate::stats::{Deliveries, Delivery, RequestLine, RouteKind};
 
 /// A response extension naming the episode a media response belongs to.
 #[derive(Clone)]
@@ -35,26 +35,26 @@ pub(super) struct EpisodeOf(pub Arc<str>);
 pub(super) struct Started {
     at: SystemTime,
     clock: Instant,
-    method: String,
-    path: String,
-    range: Option<String>,
-    user_agent: Option<String>,
+    request: RequestLine,
 }
 
 impl Started {
     pub(super) fn new(req: &Parts) -> Started {
+        // Header values that are not visible ASCII are recorded as "-": the log stays one line.
         let text = |name| {
             req.headers
                 .get(name)
-                .map(|v: &http::HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .map(|v: &http::HeaderValue| v.to_str().unwrap_or("-"))
         };
         Started {
             at: SystemTime::now(),
             clock: Instant::now(),
-            method: req.method.as_str().to_owned(),
-            path: req.uri.path().to_owned(),
-            range: text(header::RANGE),
-            user_agent: text(header::USER_AGENT),
+            request: RequestLine::new(
+                req.method.as_str(),
+                req.uri.path(),
+                text(header::RANGE),
+                text(header::USER_AGENT),
+            ),
         }
     }
 }
@@ -142,18 +142,15 @@ pub(super) fn finish(
     let draft = Delivery {
         at: started.at,
         duration: Default::default(),
-        method: started.method,
-        path: started.path,
+        request: started.request,
         route: asker.route,
         episode,
         status: parts.status.as_u16(),
-        range: started.range,
         length,
         bytes: 0,
         sendfile_bytes: 0,
         complete: false,
         client: asker.client,
-        user_agent: started.user_agent,
         credentials: asker.credentials,
     };
     let pending = Arc::new(Pending {

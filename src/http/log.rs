@@ -107,14 +107,14 @@ fn line(out: &mut String, d: &Delivery) {
     let _ = writeln!(
         out,
         "  INFO access: method={} path={} status={} bytes={} length={} ms={}.{:03} ua={}",
-        d.method,
-        d.path,
+        d.request.method(),
+        d.request.path(),
         d.status,
         d.bytes,
         Length(d.length),
         micros / 1000,
         micros % 1000,
-        d.user_agent.as_deref().unwrap_or("-"),
+        d.request.user_agent().unwrap_or("-"),
     );
 }
 
@@ -172,18 +172,15 @@ mod tests {
         Delivery {
             at: SystemTime::now(),
             duration: Duration::from_micros(1500),
-            method: "GET".into(),
-            path: path.into(),
+            request: crate::stats::RequestLine::new("GET", path, None, Some("gPodder/3")),
             route: crate::stats::RouteKind::Feed,
             episode: None,
             status: 200,
-            range: None,
             length: Some(10),
             bytes: 4,
             sendfile_bytes: 0,
             complete: false,
             client: [127, 0, 0, 1].into(),
-            user_agent: Some("gPodder/3".into()),
             credentials: Default::default(),
         }
     }

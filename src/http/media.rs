@@ -95,16 +95,20 @@ async fn serve(
         HeaderValue::from_static("public, max-age=31536000, immutable"),
     );
     let (status, body): (StatusCode, Body) = match decision {
-        Decision::NotModified => return Ok((StatusCode::NOT_MODIFIED, h).into_response()),
+        Decision::NotModified => return Ok(response(StatusCode::NOT_MODIFIED, h, Body::empty())),
         Decision::PreconditionFailed => {
-            return Ok((StatusCode::PRECONDITION_FAILED, h).into_response())
+            return Ok(response(StatusCode::PRECONDITION_FAILED, h, Body::empty()))
         }
         Decision::Unsatisfiable => {
             h.insert(
                 header::CONTENT_RANGE,
                 value(&format!("bytes */{}", asset.size)),
             );
-            return Ok((StatusCode::RANGE_NOT_SATISFIABLE, h).into_response());
+            return Ok(response(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                h,
+                Body::empty(),
+            ));
         }
         Decision::Full => {
             entity_headers(&mut h, fixed, download, asset.size);
@@ -130,7 +134,15 @@ async fn serve(
             (StatusCode::PARTIAL_CONTENT, body)
         }
     };
-    Ok((status, h, body).into_response())
+    Ok(response(status, h, body))
+}
+
+/// A response with exactly these headers (axum's tuple conversion would copy them one by one).
+fn response(status: StatusCode, headers: HeaderMap, body: Body) -> Response {
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    *r.headers_mut() = headers;
+    r
 }
 
 /// Open files by URL path, so a popular episode is opened once rather than per request. Positional

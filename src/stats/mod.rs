@@ -56,15 +56,12 @@ pub struct Delivery {
     pub at: SystemTime,
     /// From the request's arrival to the end of the response.
     pub duration: Duration,
-    pub method: String,
-    /// The path without its query (queries may carry tokens).
-    pub path: String,
+    /// The method, path, `Range` and user agent, in one allocation; see the accessors.
+    pub request: RequestLine,
     pub route: RouteKind,
     /// The episode's slug, for media that belongs to an episode.
     pub episode: Option<Arc<str>>,
     pub status: u16,
-    /// The request's `Range` header, as sent.
-    pub range: Option<String>,
     /// The announced `Content-Length`, if any.
     pub length: Option<u64>,
     /// Body bytes the socket accepted for this response (counted where `write` and `sendfile`
@@ -76,8 +73,66 @@ pub struct Delivery {
     pub complete: bool,
     /// The client's address: the peer, or the forwarded address when the peer is a trusted proxy.
     pub client: IpAddr,
-    pub user_agent: Option<String>,
     pub credentials: Credentials,
+}
+
+/// What a record keeps of the request: its method, its path without the query (queries may carry
+/// tokens), its `Range` header and its user agent, as sent. One buffer, because every request
+/// makes a record.
+#[derive(Debug, Clone, Default)]
+pub struct RequestLine {
+    text: String,
+    /// Ends of the method and the path, and the spans of range and user agent (`None` if absent).
+    method_end: usize,
+    path_end: usize,
+    range_end: Option<usize>,
+    agent_end: Option<usize>,
+}
+
+impl RequestLine {
+    pub fn new(method: &str, path: &str, range: Option<&str>, user_agent: Option<&str>) -> Self {
+        let mut text = String::with_capacity(
+            method.len() + path.len() + range.map_or(0, str::len) + user_agent.map_or(0, str::len),
+        );
+        text.push_str(method);
+        let method_end = text.len();
+        text.push_str(path);
+        let path_end = text.len();
+        let mut push = |part: Option<&str>| {
+            part.map(|p| {
+                text.push_str(p);
+                text.len()
+            })
+        };
+        let range_end = push(range);
+        let agent_end = push(user_agent);
+        RequestLine {
+            text,
+            method_end,
+            path_end,
+            range_end,
+            agent_end,
+        }
+    }
+
+    pub fn method(&self) -> &str {
+        &self.text[..self.method_end]
+    }
+
+    /// The path, without the query.
+    pub fn path(&self) -> &str {
+        &self.text[self.method_end..self.path_end]
+    }
+
+    /// The `Range` header, as sent.
+    pub fn range(&self) -> Option<&str> {
+        self.range_end.map(|end| &self.text[self.path_end..end])
+    }
+
+    pub fn user_agent(&self) -> Option<&str> {
+        let start = self.range_end.unwrap_or(self.path_end);
+        self.agent_end.map(|end| &self.text[start..end])
+    }
 }
 
 struct Subscriber {
@@ -156,18 +211,15 @@ mod tests {
         Delivery {
             at: SystemTime::now(),
             duration: Duration::ZERO,
-            method: "GET".into(),
-            path: "/".into(),
+            request: RequestLine::new("GET", "/", None, None),
             route: RouteKind::Home,
             episode: None,
             status,
-            range: None,
             length: None,
             bytes: 0,
             sendfile_bytes: 0,
             complete: true,
             client: IpAddr::from([127, 0, 0, 1]),
-            user_agent: None,
             credentials: Credentials::Anonymous,
         }
     }
@@ -187,6 +239,19 @@ mod tests {
         let got: Vec<u16> = fast.records.try_iter().map(|d| d.status).collect();
         assert_eq!(got, [200, 206, 304]);
         assert_eq!(hub.published(), 3);
+    }
+
+    #[test]
+    fn request_lines_keep_each_part() {
+        let r = RequestLine::new("GET", "/media/x.mp3", Some("bytes=0-1"), Some("gPodder"));
+        assert_eq!(
+            (r.method(), r.path(), r.range(), r.user_agent()),
+            ("GET", "/media/x.mp3", Some("bytes=0-1"), Some("gPodder"))
+        );
+        let r = RequestLine::new("HEAD", "/", None, Some("curl"));
+        assert_eq!((r.range(), r.user_agent()), (None, Some("curl")));
+        let r = RequestLine::new("GET", "/", Some(""), None);
+        assert_eq!((r.range(), r.user_agent()), (Some(""), None));
     }
 
     #[test]
