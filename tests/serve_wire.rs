@@ -310,3 +310,54 @@ fn a_personal_url_without_a_valid_token_is_the_same_404_as_nothing() {
         assert_eq!(r.stable_headers(), nothing.stable_headers(), "{path}");
     }
 }
+
+/// A large rendered feed goes out with `sendfile` from its in-memory file once it is written (in
+/// the background, with the compressed variants), byte for byte the rendered XML.
+#[test]
+fn a_large_feed_is_sent_from_its_in_memory_file() {
+    let demo = Demo::new();
+    let paragraph = "Slow the encounter down; time is a tactical advantage. ".repeat(20);
+    let notes: String = (0..600).map(|i| format!("{i}. {paragraph}\n\n")).collect();
+    demo.write(&format!("episodes/{DEESC}/notes.md"), &notes);
+    let server = Server::start(&demo);
+    let id = "defusing-difficult-encounters";
+    let path = format!("/feeds/{id}.xml");
+    let rendered = server.live.snapshot().feeds[id].identity.to_bytes();
+    assert!(
+        rendered.len() >= rollcall::render::FILE_AT,
+        "{}",
+        rendered.len()
+    );
+    let sub = server.deliveries.subscribe("test", 256);
+    let mut zero_copy = None;
+    for _ in 0..200 {
+        let r = get(server.addr, &path, &[]);
+        assert_eq!(r.status, 200);
+        assert!(
+            r.body == rendered,
+            "the feed's bytes differ from the rendered XML"
+        );
+        assert_eq!(
+            r.header("content-length"),
+            Some(&*rendered.len().to_string())
+        );
+        let d = next_record(&sub, &path);
+        assert_eq!(d.bytes, rendered.len() as u64);
+        if d.sendfile_bytes > 0 {
+            zero_copy = Some(d.sendfile_bytes);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        zero_copy,
+        Some(rendered.len() as u64),
+        "the feed never went out with sendfile"
+    );
+    // HEAD announces the same length and sends nothing.
+    let h = common::request(server.addr, "HEAD", &path, &[]);
+    assert_eq!(
+        h.header("content-length"),
+        Some(&*rendered.len().to_string())
+    );
+}

@@ -165,16 +165,16 @@ impl App {
             Route::Personal { .. } => return Error::NotFound.into_response(),
             Route::Public(resource) => resource,
         };
+        let zero_copy = conn.wire.as_ref().map(|w| &w.regions);
         match resource {
             Resource::Home => rendered::home(state, headers).await,
-            Resource::Opml => rendered::opml(state, headers),
-            Resource::Feed { id } => rendered::feed(state, id, headers),
+            Resource::Opml => rendered::opml(state, headers, zero_copy),
+            Resource::Feed { id } => rendered::feed(state, id, headers, zero_copy),
             Resource::Theme { id } => rendered::theme(state, id, req.uri.query(), headers).await,
             Resource::Episode { slug } => rendered::episode(state, slug, headers).await,
             Resource::Static { name } => rendered::static_file(name, headers),
             Resource::Media { path } | Resource::Artwork { path } => {
-                let zero_copy = conn.wire.as_ref().map(|w| Arc::clone(&w.regions));
-                media::media(state, ctx, path, req, zero_copy).await
+                media::media(state, ctx, path, req, zero_copy.cloned()).await
             }
         }
     }

@@ -12,14 +12,21 @@ use axum::response::{IntoResponse, Response};
 use super::{AppState, Error};
 use crate::catalog;
 use crate::media::conditional::{self, Conditions, Precondition, Validators};
+use crate::media::stream::FileStream;
+use crate::media::zerocopy::Regions;
 use crate::render::Encoded;
 use crate::site::{self, Lookup, PageRef, ThemeQuery};
 use crate::snapshot::Snapshot;
 
 /// `/feeds/<id>.xml`: a feed anyone may see (the snapshot renders only those).
-pub fn feed(state: &AppState, id: &str, headers: &HeaderMap) -> Response {
+pub fn feed(
+    state: &AppState,
+    id: &str,
+    headers: &HeaderMap,
+    zero_copy: Option<&Arc<Regions>>,
+) -> Response {
     match state.live.snapshot().feeds.get(id) {
-        Some(enc) => respond(enc, headers),
+        Some(enc) => respond_with(enc, headers, zero_copy),
         None => Error::NotFound.into_response(),
     }
 }
@@ -133,8 +140,8 @@ pub fn static_file(name: &str, headers: &HeaderMap) -> Response {
     r
 }
 
-pub fn opml(state: &AppState, headers: &HeaderMap) -> Response {
-    respond(&state.live.snapshot().opml, headers)
+pub fn opml(state: &AppState, headers: &HeaderMap, zero_copy: Option<&Arc<Regions>>) -> Response {
+    respond_with(&state.live.snapshot().opml, headers, zero_copy)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -194,6 +201,16 @@ pub(super) fn conditions(headers: &HeaderMap) -> Conditions<'_> {
 }
 
 pub(super) fn respond(enc: &Encoded, headers: &HeaderMap) -> Response {
+    respond_with(enc, headers, None)
+}
+
+/// Like [`respond`]; with a connection that can send files (`zero_copy`), a large resource's
+/// identity bytes go out with `sendfile` from its in-memory file.
+pub(super) fn respond_with(
+    enc: &Encoded,
+    headers: &HeaderMap,
+    zero_copy: Option<&Arc<Regions>>,
+) -> Response {
     let coding = negotiate(header_str(headers, header::ACCEPT_ENCODING));
     // A variant still being compressed after a reload falls back to identity.
     let (compressed, etag, encoding) = match coding {
@@ -225,7 +242,19 @@ pub(super) fn respond(enc: &Encoded, headers: &HeaderMap) -> Response {
     let mut response = if status == StatusCode::OK {
         match compressed {
             Some(bytes) => Response::new(Body::from(bytes.clone())),
-            None => Response::new(Body::new(enc.identity.body())),
+            None => match (enc.file(), zero_copy) {
+                (Some(file), Some(regions)) => {
+                    let len = enc.identity.len() as u64;
+                    let stream = FileStream::new(Arc::clone(file), 0, len)
+                        .resident()
+                        .zero_copy(Some(Arc::clone(regions)));
+                    let mut r = Response::new(Body::from_stream(stream));
+                    r.headers_mut()
+                        .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+                    r
+                }
+                _ => Response::new(Body::new(enc.identity.body())),
+            },
         }
     } else {
         Response::new(Body::empty())

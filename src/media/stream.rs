@@ -42,6 +42,8 @@ const GROW_AFTER: u64 = 8 * 1024 * 1024;
 pub struct FileStream {
     /// Where to record regions sent as zero-copy stand-ins, when the connection supports it.
     zero_copy: Option<Arc<Regions>>,
+    /// The file lives in memory (a memfd), so no page-cache probe is needed.
+    resident: bool,
     file: Arc<File>,
     offset: u64,
     remaining: u64,
@@ -56,6 +58,7 @@ impl FileStream {
     pub fn new(file: Arc<File>, offset: u64, len: u64) -> FileStream {
         FileStream {
             zero_copy: None,
+            resident: false,
             file,
             offset,
             remaining: len,
@@ -69,6 +72,13 @@ impl FileStream {
     /// Sends cached chunks with `sendfile` through `regions` (see [`super::zerocopy`]).
     pub fn zero_copy(mut self, regions: Option<Arc<Regions>>) -> FileStream {
         self.zero_copy = regions;
+        self
+    }
+
+    /// Streams an in-memory file (a memfd): every chunk is a stand-in, unprobed. (Shared memory
+    /// does not take `RWF_NOWAIT`, and only swap could take its pages away.)
+    pub fn resident(mut self) -> FileStream {
+        self.resident = true;
         self
     }
 
@@ -94,9 +104,11 @@ impl FileStream {
         let probes = (self.offset..last)
             .step_by(CACHE_PROBE_STEP)
             .chain(std::iter::once(last));
-        for at in probes {
-            if !cached(at) {
-                return None;
+        if !self.resident {
+            for at in probes {
+                if !cached(at) {
+                    return None;
+                }
             }
         }
         regions.push(Region {

@@ -4,8 +4,9 @@
 //! [`Encoded::new`] hashes the identity bytes for a strong ETag; [`Encoded::compress`] fills in the
 //! gzip and brotli variants later, off the async threads. The http layer answers requests from it.
 
+use std::fs::File;
 use std::io::Write;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::HeaderValue;
@@ -27,6 +28,10 @@ pub struct Encoded {
     pub identity: Rope,
     gzip: OnceLock<Bytes>,
     br: OnceLock<Bytes>,
+    /// The identity bytes in a sealed in-memory file, for resources of at least [`FILE_AT`]
+    /// bytes: the http layer sends them with `sendfile` instead of copying every byte into the
+    /// socket. Filled in by [`Encoded::compress`].
+    file: OnceLock<Arc<File>>,
     /// Strong ETag of the identity bytes; the compressed variants append `-gzip` / `-br`.
     pub etag: String,
     pub etag_gzip: String,
@@ -82,6 +87,13 @@ impl Encoded {
             identity: bytes.into(),
             gzip: carry(same.map(|p| &p.gzip)),
             br: carry(same.map(|p| &p.br)),
+            file: {
+                let out = OnceLock::new();
+                if let Some(f) = same.and_then(|p| p.file.get()) {
+                    let _ = out.set(Arc::clone(f));
+                }
+                out
+            },
             headers: ValidatorHeaders {
                 etag: value(&etag),
                 etag_gzip: value(&etag_gzip),
@@ -105,8 +117,24 @@ impl Encoded {
         self.br.get()
     }
 
-    /// Fills in the compressed variants (CPU-heavy; run it off the async threads).
+    /// The identity bytes as a file, once written (see [`Encoded::compress`]).
+    pub fn file(&self) -> Option<&Arc<File>> {
+        self.file.get()
+    }
+
+    /// Fills in the compressed variants, and for a large resource its in-memory file (CPU-heavy;
+    /// run it off the async threads).
     pub fn compress(&self) {
+        if self.identity.len() >= FILE_AT && self.file.get().is_none() {
+            match in_memory_file(&self.identity) {
+                Ok(f) => {
+                    let _ = self.file.set(Arc::new(f));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot keep a rendered resource in an in-memory file; it is sent by copying")
+                }
+            }
+        }
         self.gzip.get_or_init(|| {
             let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
             for part in self.identity.parts() {
@@ -125,6 +153,28 @@ impl Encoded {
             Bytes::from(out)
         });
     }
+}
+
+/// Resources at least this large are also kept as an in-memory file, for `sendfile`.
+pub const FILE_AT: usize = 256 * 1024;
+
+/// A sealed memfd holding `rope`: nothing can change or resize it once written, so a region of
+/// it stays valid for as long as anyone holds it.
+fn in_memory_file(rope: &Rope) -> std::io::Result<File> {
+    use rustix::fs::{MemfdFlags, SealFlags};
+    let fd = rustix::fs::memfd_create(
+        "rollcall-rendered",
+        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+    )?;
+    let mut f = File::from(fd);
+    for part in rope.parts() {
+        f.write_all(part)?;
+    }
+    rustix::fs::fcntl_add_seals(
+        &f,
+        SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE | SealFlags::SEAL,
+    )?;
+    Ok(f)
 }
 
 /// HTTP dates have whole seconds; a Last-Modified with a fraction would never equal a client's date.
