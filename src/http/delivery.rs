@@ -27,10 +27,6 @@ use crate::access::Credentials;
 use crate::media::zerocopy::is_stand_in;
 use crate::stats::{Deliveries, Delivery, RequestLine, RouteKind};
 
-/// A response extension naming the episode a media response belongs to.
-#[derive(Clone)]
-pub(super) struct EpisodeOf(pub Arc<str>);
-
 /// What the record needs from the request, taken before the handler consumes it.
 pub(super) struct Started {
     at: SystemTime,
@@ -117,6 +113,8 @@ impl Drop for Pending {
 /// Who asked, for the record.
 pub(super) struct Asker {
     pub route: RouteKind,
+    /// The episode a media response belongs to.
+    pub episode: Option<Arc<str>>,
     pub client: IpAddr,
     pub credentials: Credentials,
 }
@@ -130,7 +128,7 @@ pub(super) fn finish(
     wire: Option<Arc<Wire>>,
     sink: &Arc<Deliveries>,
 ) -> http::Response<Counted> {
-    let (mut parts, body) = response.into_parts();
+    let (parts, body) = response.into_parts();
     // The header when a handler set it, else the body's exact size, which hyper announces.
     let length = parts
         .headers
@@ -138,13 +136,12 @@ pub(super) fn finish(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .or_else(|| HttpBody::size_hint(&body).exact());
-    let episode = parts.extensions.remove::<EpisodeOf>().map(|e| e.0);
     let draft = Delivery {
         at: started.at,
         duration: Default::default(),
         request: started.request,
         route: asker.route,
-        episode,
+        episode: asker.episode,
         status: parts.status.as_u16(),
         length,
         bytes: 0,

@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::{future, stream, StreamExt};
 
-use super::delivery::EpisodeOf;
 use super::{rendered::conditions, AppState, Error, RequestContext};
 use crate::access::{self, AccessDecision};
 use crate::catalog::Asset;
@@ -32,23 +31,20 @@ pub async fn media(
     path: &str,
     req: &Parts,
     zero_copy: Option<Arc<Regions>>,
-) -> Response {
+) -> (Response, Option<Arc<str>>) {
     let (uri, headers) = (&req.uri, &req.headers);
     let snap = state.live.snapshot();
     let Some(served) = snap.media.get(path) else {
-        return Error::NotFound.into_response();
+        return (Error::NotFound.into_response(), None);
     };
     if access::decide(served.access, ctx.credentials) == AccessDecision::Hide {
-        return Error::NotFound.into_response();
+        return (Error::NotFound.into_response(), None);
     }
     let download = uri
         .query()
         .is_some_and(|q| q.split('&').any(|p| p == "download" || p == "download=1"));
-    match serve(&state.files, served, download, headers, zero_copy).await {
+    let response = match serve(&state.files, served, download, headers, zero_copy).await {
         Ok(mut r) => {
-            if let Some(slug) = &served.episode {
-                r.extensions_mut().insert(EpisodeOf(Arc::clone(slug)));
-            }
             // Web players and transcript viewers on other sites need CORS for public files.
             r.headers_mut().insert(
                 header::ACCESS_CONTROL_ALLOW_ORIGIN,
@@ -57,7 +53,8 @@ pub async fn media(
             r
         }
         Err(e) => e.into_response(),
-    }
+    };
+    (response, served.episode.clone())
 }
 
 async fn serve(

@@ -99,23 +99,24 @@ impl App {
         let ctx = RequestContext::new(conn.peer, &req.headers, &self.trusted_proxies);
         let route = Route::parse(req.uri.path());
         let kind = route.kind();
-        let response = if req.headers.contains_key(header::HOST) {
+        let (response, episode) = if req.headers.contains_key(header::HOST) {
             let wants_html = req
                 .headers
                 .get(header::ACCEPT)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|a| a.contains("text/html"));
-            let response = self.route(route, &ctx, &req, conn).await;
+            let (response, episode) = self.route(route, &ctx, &req, conn).await;
             if wants_html {
-                styled_error(&self.state, response)
+                (styled_error(&self.state, response), episode)
             } else {
-                response
+                (response, episode)
             }
         } else {
-            Error::MissingHost.into_response()
+            (Error::MissingHost.into_response(), None)
         };
         let asker = Asker {
             route: kind,
+            episode,
             client: ctx.client,
             credentials: ctx.credentials,
         };
@@ -128,23 +129,25 @@ impl App {
         )
     }
 
-    /// Checks the method, then dispatches. HEAD runs GET's handler and drops the body.
+    /// Checks the method, then dispatches. HEAD runs GET's handler and drops the body. Also
+    /// returns the episode a media response belongs to, for its record.
     async fn route(
         &self,
         route: Route<'_>,
         ctx: &RequestContext,
         req: &Parts,
         conn: &Connection,
-    ) -> Response {
+    ) -> (Response, Option<Arc<str>>) {
         let Some(methods) = route.methods() else {
-            return Error::NotFound.into_response();
+            return (Error::NotFound.into_response(), None);
         };
         match (methods, &req.method) {
             (Methods::Read, &Method::GET) => self.dispatch(route, ctx, req, conn).await,
             (Methods::Read, &Method::HEAD) => {
-                without_body(self.dispatch(route, ctx, req, conn).await)
+                let (response, episode) = self.dispatch(route, ctx, req, conn).await;
+                (without_body(response), episode)
             }
-            _ => method_not_allowed(methods),
+            _ => (method_not_allowed(methods), None),
         }
     }
 
@@ -154,19 +157,19 @@ impl App {
         ctx: &RequestContext,
         req: &Parts,
         conn: &Connection,
-    ) -> Response {
+    ) -> (Response, Option<Arc<str>>) {
         let state = &self.state;
         let headers = &req.headers;
         let resource = match route {
-            Route::Health => return plain(StatusCode::OK, "ok\n"),
-            Route::Unknown => return Error::NotFound.into_response(),
+            Route::Health => return (plain(StatusCode::OK, "ok\n"), None),
+            Route::Unknown => return (Error::NotFound.into_response(), None),
             // No personal token resolves until personal feed URLs exist (#8): such a URL is
             // answered exactly like one that never existed.
-            Route::Personal { .. } => return Error::NotFound.into_response(),
+            Route::Personal { .. } => return (Error::NotFound.into_response(), None),
             Route::Public(resource) => resource,
         };
         let zero_copy = conn.wire.as_ref().map(|w| &w.regions);
-        match resource {
+        let response = match resource {
             Resource::Home => rendered::home(state, headers).await,
             Resource::Opml => rendered::opml(state, headers, zero_copy),
             Resource::Feed { id } => rendered::feed(state, id, headers, zero_copy),
@@ -174,9 +177,10 @@ impl App {
             Resource::Episode { slug } => rendered::episode(state, slug, headers).await,
             Resource::Static { name } => rendered::static_file(name, headers),
             Resource::Media { path } | Resource::Artwork { path } => {
-                media::media(state, ctx, path, req, zero_copy.cloned()).await
+                return media::media(state, ctx, path, req, zero_copy.cloned()).await;
             }
-        }
+        };
+        (response, None)
     }
 }
 
