@@ -276,33 +276,6 @@ impl Tracked {
     }
 }
 
-impl Tracked {
-    fn poll_send_more(
-        &self,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        use rustix::net::{SendAncillaryBuffer, SendFlags};
-        loop {
-            ready!(self.inner.poll_write_ready(cx))?;
-            let sent = self.inner.try_io(Interest::WRITABLE, || {
-                let flags = SendFlags::MORE | SendFlags::NOSIGNAL;
-                rustix::net::sendmsg(
-                    &self.inner,
-                    bufs,
-                    &mut SendAncillaryBuffer::default(),
-                    flags,
-                )
-                .map_err(io::Error::from)
-            });
-            match sent {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                other => return Poll::Ready(other),
-            }
-        }
-    }
-}
-
 impl AsyncRead for Tracked {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -339,15 +312,8 @@ impl AsyncWrite for Tracked {
         match l.plan(bufs)? {
             Plan::Sendfile(file, offset, n) => self.poll_sendfile(cx, &mut l, &file, offset, n),
             Plan::Write(count) => {
-                // A zero-copy frame follows these bytes (a response head): hold them back with
-                // MSG_MORE so that they leave in one segment with the file's first bytes.
-                let more = count < bufs.len();
                 let bufs = &bufs[..count];
-                let poll = if more {
-                    self.poll_send_more(cx, bufs)
-                } else {
-                    Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-                };
+                let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
                 if let Poll::Ready(Ok(n)) = poll {
                     if n > 0 {
                         l.credit(bufs, n);
