@@ -117,7 +117,8 @@ http {
   sendfile on;
   tcp_nopush off;
   etag on;
-  access_log off;
+  # The same work as rollcall, which writes an access line per request in 100 ms batches.
+  access_log $DIR/nginx/logs/access.log combined buffer=256k flush=100ms;
   keepalive_requests 1000000;
   gzip_static on;
   gzip_vary on;
@@ -314,7 +315,7 @@ fi
   echo "Produced by \`bash bench/run.sh\` (BENCH_SECONDS=$SECS, BENCH_REPS=$REPS) on $(date -u +%Y-%m-%d)."
   echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), kernel $(uname -r)."
   echo "Versions: rollcall $(git -C "$REPO" rev-parse --short HEAD), $(rustc -V), $(nginx -v 2>&1 | sed 's/.*: //'), wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}')."
-  echo "Both servers run on CPU $SERVER_CPU (nginx: 1 worker, sendfile on, tcp_nopush off, etag on, access log off,"
+  echo "Both servers run on CPU $SERVER_CPU (nginx: 1 worker, sendfile on, tcp_nopush off, etag on, access log to a file buffered 256 KiB / 100 ms like rollcall's,"
   echo "gzip_static with a pre-compressed copy); wrk runs with 1 thread on CPU $CLIENT_CPU. Each cell is the median of"
   echo "$REPS runs of ${SECS}s, nginx and rollcall alternating. The machine is shared and noisy: compare ratios, not absolutes."
   echo
