@@ -316,4 +316,24 @@ fn sigterm_deadline_ends_stalled_downloads() {
         got < d.audio.len(),
         "the whole download ({got} bytes) arrived, so nothing was cut off"
     );
+    // The cut-off download still gets its access line: the server closes the connections left
+    // at the deadline and writes their lines before it exits.
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("INFO access:") && l.contains("/media/") && l.contains("status=200"))
+        .unwrap_or_else(|| panic!("no access line for the cut-off download:\n{log}"));
+    let bytes: u64 = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("bytes="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(bytes < d.audio.len() as u64, "{line}");
 }

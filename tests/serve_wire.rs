@@ -361,3 +361,28 @@ fn a_large_feed_is_sent_from_its_in_memory_file() {
         Some(&*rendered.len().to_string())
     );
 }
+
+/// At the shutdown deadline a stalled download is cut off, and it is recorded as cut off, with
+/// the bytes the socket took. (`serve_ops` checks that the access log has its line.)
+#[test]
+fn a_download_cut_off_at_the_shutdown_deadline_is_recorded() {
+    let demo = Demo::new();
+    let big = demo.enlarge_audio(STRESS, 40); // about 10 MB: more than the socket buffers hold
+    let server = start(&demo, "[server]\nshutdown_grace_secs = 1");
+    let path = audio_path(&server, STRESS);
+    let sub = server.deliveries.subscribe("test", 256);
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let (head, got) = read_at_least(&mut s, 4096);
+    // The client stops reading; stopping the server waits for the grace, then closes it.
+    drop(server);
+    let d = sub
+        .records
+        .try_iter()
+        .find(|d| d.request.path() == path)
+        .expect("the cut-off download's record was published before serve returned");
+    assert!(!d.complete);
+    assert!(d.bytes >= (got.len() - head) as u64);
+    assert!(d.bytes < big.len() as u64);
+}

@@ -51,9 +51,11 @@ pub async fn run(listener: TcpListener, app: App, cfg: ServerConfig, shutdown: C
     let permits = Arc::new(Semaphore::new(cfg.max_connections));
     let graceful = GracefulShutdown::new();
     let builder = http1_builder(&cfg);
-    // Cancelled when the shutdown grace runs out: every connection still open closes.
-    let deadline = CancellationToken::new();
+    // Every connection's task, so that at the shutdown deadline the ones left can be closed.
+    let mut tasks = tokio::task::JoinSet::new();
     loop {
+        // Forget the connections that have finished.
+        while tasks.try_join_next().is_some() {}
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => p.expect("semaphore never closes"),
             () = shutdown.cancelled() => break,
@@ -90,8 +92,7 @@ pub async fn run(listener: TcpListener, app: App, cfg: ServerConfig, shutdown: C
         });
         let conn = graceful.watch(builder.serve_connection(io, service));
         let idle = cfg.keep_alive_timeout;
-        let deadline = deadline.clone();
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             tokio::pin!(conn);
             // Checked a few times per timeout: reads and writes only set a flag, so the hot path
             // reads no clock. A connection closes after between 1 and 1.25 timeouts of silence.
@@ -101,7 +102,6 @@ pub async fn run(listener: TcpListener, app: App, cfg: ServerConfig, shutdown: C
                 tokio::select! {
                     biased;
                     _ = &mut conn => break,
-                    () = deadline.cancelled() => break,
                     () = tokio::time::sleep(tick) => {
                         if wire.take_moved() {
                             quiet = 0;
@@ -123,11 +123,10 @@ pub async fn run(listener: TcpListener, app: App, cfg: ServerConfig, shutdown: C
         () = graceful.shutdown() => tracing::info!("all connections closed"),
         () = tokio::time::sleep(cfg.shutdown_grace) => {
             tracing::warn!(grace_secs = cfg.shutdown_grace.as_secs(), "shutdown deadline passed; closing remaining connections");
-            deadline.cancel();
-            // Every connection task closes its socket at once; wait until they all have, so their
-            // delivery records are published before this returns.
-            let all = Arc::clone(&permits);
-            let _ = all.acquire_many(cfg.max_connections as u32).await;
+            // Closing a connection drops its responses, which publishes their delivery records;
+            // wait until every one has, so that they are all out before this returns.
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
         }
     }
 }
