@@ -21,6 +21,18 @@ fn with_server_config(demo: &Demo, server: &str) -> rollcall::config::Config {
     rollcall::config::Config::load(&demo.path("config.toml")).unwrap()
 }
 
+/// Everything the exited child wrote to stderr.
+fn stderr_of(child: &mut Child) -> String {
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    log
+}
+
 /// Starts the real binary and waits for its `listening on` line.
 fn spawn(demo: &Demo) -> (Child, SocketAddr, BufReader<std::process::ChildStdout>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
@@ -74,13 +86,7 @@ fn access_log_has_one_line_per_request_without_secrets() {
     assert_eq!(feed.status, 200);
     sigterm(&child);
     assert!(child.wait().unwrap().success());
-    let mut log = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
+    let log = stderr_of(&mut child);
     let line = log
         .lines()
         .find(|l| l.contains("access") && l.contains(&audio))
@@ -318,13 +324,7 @@ fn sigterm_deadline_ends_stalled_downloads() {
     );
     // The cut-off download still gets its access line: the server closes the connections left
     // at the deadline and writes their lines before it exits.
-    let mut log = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
+    let log = stderr_of(&mut child);
     let line = log
         .lines()
         .find(|l| l.contains("INFO access:") && l.contains("/media/") && l.contains("status=200"))

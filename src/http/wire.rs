@@ -357,6 +357,16 @@ mod tests {
 
     const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n";
 
+    /// A connection whose body staged a region of `len` bytes and registered its stand-in.
+    fn registered_stand_in(len: usize) -> (Wire, Arc<Pending>, Bytes) {
+        let wire = Wire::default();
+        let o = owner();
+        wire.regions.push(region(len as u64));
+        let frame = stand_in(len);
+        wire.register(&frame, &o).unwrap();
+        (wire, o, frame)
+    }
+
     #[test]
     fn a_head_then_ordinary_frames_are_credited_to_their_response() {
         let wire = Wire::default();
@@ -381,11 +391,7 @@ mod tests {
 
     #[test]
     fn a_stand_in_is_sent_with_its_own_region_only() {
-        let wire = Wire::default();
-        let o = owner();
-        wire.regions.push(region(100));
-        let frame = stand_in(100);
-        wire.register(&frame, &o).unwrap();
+        let (wire, _o, frame) = registered_stand_in(100);
         let mut l = wire.lock();
         // The head goes first, on its own.
         let bufs = [IoSlice::new(HEAD), IoSlice::new(&frame)];
@@ -404,11 +410,7 @@ mod tests {
 
     #[test]
     fn a_stand_in_out_of_order_or_cut_short_closes_the_connection() {
-        let wire = Wire::default();
-        let o = owner();
-        wire.regions.push(region(100));
-        let frame = stand_in(100);
-        wire.register(&frame, &o).unwrap();
+        let (wire, _o, frame) = registered_stand_in(100);
         let mut l = wire.lock();
         // hyper trimming the frame at a Content-Length: the slice is shorter than the region.
         assert!(l.plan(&[IoSlice::new(&frame[..50])]).is_err());
@@ -423,11 +425,7 @@ mod tests {
 
     #[test]
     fn flattened_bodies_are_refused_before_any_zeros_go_out() {
-        let wire = Wire::default();
-        let o = owner();
-        wire.regions.push(region(100));
-        let frame = stand_in(100);
-        wire.register(&frame, &o).unwrap();
+        let (wire, _o, frame) = registered_stand_in(100);
         // What hyper's flattening write strategy would hand over: head and copied body in one.
         let mut flat = HEAD.to_vec();
         flat.extend_from_slice(&frame);
