@@ -82,6 +82,12 @@ fn access_log_has_one_line_per_request_without_secrets() {
     );
     assert_eq!(r.status, 206);
     get(addr, "/feeds/nope.xml", &[]);
+    get(
+        addr,
+        "/p/s3cret-token/feeds/defusing-difficult-encounters.xml",
+        &[],
+    );
+    get(addr, "/p/s3cret-token", &[]);
     let feed = get(addr, "/feeds/defusing-difficult-encounters.xml", &[]);
     assert_eq!(feed.status, 200);
     sigterm(&child);
@@ -105,6 +111,11 @@ fn access_log_has_one_line_per_request_without_secrets() {
         !log.contains("s3cret-value"),
         "query strings must never be logged"
     );
+    assert!(
+        !log.contains("s3cret-token"),
+        "personal URL tokens must never be logged"
+    );
+    assert!(log.contains("path=/p/*/feeds/defusing-difficult-encounters.xml status=404"));
     assert!(log
         .lines()
         .any(|l| l.contains("path=/feeds/nope.xml") && l.contains("status=404")));

@@ -47,11 +47,23 @@ impl Started {
             clock: Instant::now(),
             request: RequestLine::new(
                 req.method.as_str(),
-                req.uri.path(),
+                &redacted(req.uri.path()),
                 text(header::RANGE),
                 text(header::USER_AGENT),
             ),
         }
+    }
+}
+
+/// The path as records and logs may keep it: the token of a personal URL (`/p/<token>/…`) is
+/// replaced by `*`, whether or not the rest of the path names anything.
+fn redacted(path: &str) -> std::borrow::Cow<'_, str> {
+    match path.strip_prefix("/p/") {
+        Some(rest) => {
+            let tail = rest.find('/').map_or("", |i| &rest[i..]);
+            format!("/p/*{tail}").into()
+        }
+        None => path.into(),
     }
 }
 
@@ -248,5 +260,20 @@ impl Drop for Counted {
         if let Some(w) = &self.wire {
             let _ = w.body_ended();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn personal_tokens_never_reach_a_record() {
+        assert_eq!(redacted("/p/s3cret/feeds/a.xml"), "/p/*/feeds/a.xml");
+        assert_eq!(redacted("/p/s3cret"), "/p/*");
+        assert_eq!(redacted("/p/"), "/p/*");
+        assert_eq!(redacted("/p/s3cret/"), "/p/*/");
+        assert_eq!(redacted("/feeds/p/x.xml"), "/feeds/p/x.xml");
+        assert_eq!(redacted("/media/x/1/x.mp3"), "/media/x/1/x.mp3");
     }
 }
