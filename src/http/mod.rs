@@ -172,8 +172,10 @@ impl App {
         let response = match resource {
             Resource::Home => rendered::home(state, headers).await,
             Resource::Opml => rendered::opml(state, headers, zero_copy),
-            Resource::Feed { id } => rendered::feed(state, id, headers, zero_copy),
-            Resource::Theme { id } => rendered::theme(state, id, req.uri.query(), headers).await,
+            Resource::Feed { id } => rendered::feed(state, ctx, id, headers, zero_copy),
+            Resource::Theme { id } => {
+                rendered::theme(state, ctx, id, req.uri.query(), headers).await
+            }
             Resource::Episode { slug } => rendered::episode(state, slug, headers).await,
             Resource::Static { name } => rendered::static_file(name, headers),
             Resource::Media { path } | Resource::Artwork { path } => {

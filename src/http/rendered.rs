@@ -9,7 +9,8 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::{AppState, Error};
+use super::{AppState, Error, RequestContext};
+use crate::access;
 use crate::catalog;
 use crate::media::conditional::{self, Conditions, Precondition, Validators};
 use crate::media::stream::FileStream;
@@ -18,14 +19,24 @@ use crate::render::Encoded;
 use crate::site::{self, Lookup, PageRef, ThemeQuery};
 use crate::snapshot::Snapshot;
 
-/// `/feeds/<id>.xml`: a feed anyone may see (the snapshot renders only those).
+/// Whether the request may see feed `id`. The snapshot renders only the feeds anyone may see;
+/// asking again here keeps the decision with the request's own credentials.
+fn may_see(snap: &Snapshot, ctx: &RequestContext, id: &str) -> bool {
+    snap.catalog
+        .feed(id)
+        .is_some_and(|f| access::may_see_feed(f, ctx.credentials))
+}
+
+/// `/feeds/<id>.xml`.
 pub fn feed(
     state: &AppState,
+    ctx: &RequestContext,
     id: &str,
     headers: &HeaderMap,
     zero_copy: Option<&Arc<Regions>>,
 ) -> Response {
-    match state.live.snapshot().feeds.get(id) {
+    let snap = state.live.snapshot();
+    match snap.feeds.get(id).filter(|_| may_see(&snap, ctx, id)) {
         Some(enc) => respond_with(enc, headers, zero_copy),
         None => Error::NotFound.into_response(),
     }
@@ -34,11 +45,19 @@ pub fn feed(
 /// `/feeds/<id>`: the theme's page; `?page=N` pages through its episodes.
 pub async fn theme(
     state: &AppState,
+    ctx: &RequestContext,
     file: &str,
     query: Option<&str>,
     headers: &HeaderMap,
 ) -> Response {
     let snap = state.live.snapshot();
+    if !may_see(&snap, ctx, file) {
+        let page = PageRef::Theme {
+            id: file.to_owned(),
+            page: 0,
+        };
+        return not_found(&snap, &page);
+    }
     let file = file.to_owned();
     match ThemeQuery::parse(query) {
         ThemeQuery::Canonical => page(snap, PageRef::Theme { id: file, page: 1 }, headers).await,
