@@ -23,6 +23,13 @@ use crate::catalog::{self, Access, Asset, Catalog, Changed, MeasureCache, Proble
 use crate::render::{opml, render_feed_with, Encoded, ItemCache};
 use crate::site;
 
+/// A rendered feed, and who may fetch it.
+#[derive(Debug)]
+pub struct ServedFeed {
+    pub access: Access,
+    pub encoded: Encoded,
+}
+
 /// A file the server may send, and who may fetch it.
 #[derive(Debug, Clone)]
 pub struct Served {
@@ -93,7 +100,7 @@ pub const OPML_TYPE: &str = "text/x-opml; charset=utf-8";
 pub struct Snapshot {
     pub catalog: Catalog,
     /// Rendered feeds that anyone may see, by id.
-    pub feeds: HashMap<String, Encoded>,
+    pub feeds: HashMap<String, ServedFeed>,
     pub opml: Encoded,
     /// Every servable file by URL path. Requests resolve only through this map.
     pub media: HashMap<String, Served>,
@@ -125,10 +132,17 @@ impl Snapshot {
         for feed in access::visible_feeds(&catalog, Credentials::Anonymous) {
             let prev = previous.and_then(|p| p.feeds.get(&feed.id));
             let rendered = render_feed_with(&catalog, feed, &items);
-            feeds.insert(
-                feed.id.clone(),
-                Encoded::with_hash(RSS_TYPE, rendered.xml, rendered.hash, prev),
+            let encoded = Encoded::with_hash(
+                RSS_TYPE,
+                rendered.xml,
+                rendered.hash,
+                prev.map(|p| &p.encoded),
             );
+            let served = ServedFeed {
+                access: feed.access,
+                encoded,
+            };
+            feeds.insert(feed.id.clone(), served);
         }
         let opml = Encoded::new(OPML_TYPE, opml(&catalog), previous.map(|p| &p.opml));
         let feeds_ms = started.elapsed().as_millis() as u64;
@@ -155,6 +169,7 @@ impl Snapshot {
     fn encoded(&self) -> impl Iterator<Item = &Encoded> {
         self.feeds
             .values()
+            .map(|f| &f.encoded)
             .chain([&self.opml])
             .chain(self.pages.rendered())
     }

@@ -21,18 +21,6 @@ fn with_server_config(demo: &Demo, server: &str) -> rollcall::config::Config {
     rollcall::config::Config::load(&demo.path("config.toml")).unwrap()
 }
 
-/// Everything the exited child wrote to stderr.
-fn stderr_of(child: &mut Child) -> String {
-    let mut log = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
-    log
-}
-
 /// Starts the real binary and waits for its `listening on` line.
 fn spawn(demo: &Demo) -> (Child, SocketAddr, BufReader<std::process::ChildStdout>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
@@ -92,7 +80,7 @@ fn access_log_has_one_line_per_request_without_secrets() {
     assert_eq!(feed.status, 200);
     sigterm(&child);
     assert!(child.wait().unwrap().success());
-    let log = stderr_of(&mut child);
+    let log = common::stderr_of(&mut child);
     let line = log
         .lines()
         .find(|l| l.contains("access") && l.contains(&audio))
@@ -335,7 +323,7 @@ fn sigterm_deadline_ends_stalled_downloads() {
     );
     // The cut-off download still gets its access line: the server closes the connections left
     // at the deadline and writes their lines before it exits.
-    let log = stderr_of(&mut child);
+    let log = common::stderr_of(&mut child);
     let line = log
         .lines()
         .find(|l| l.contains("INFO access:") && l.contains("/media/") && l.contains("status=200"))

@@ -322,7 +322,7 @@ fn a_large_feed_is_sent_from_its_in_memory_file() {
     let server = Server::start(&demo);
     let id = "defusing-difficult-encounters";
     let path = format!("/feeds/{id}.xml");
-    let rendered = server.live.snapshot().feeds[id].identity.to_bytes();
+    let rendered = server.live.snapshot().feeds[id].encoded.identity.to_bytes();
     assert!(
         rendered.len() >= rollcall::render::FILE_AT,
         "{}",

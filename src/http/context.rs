@@ -19,8 +19,6 @@ use crate::access::Credentials;
 /// Who is asking, worked out once per request.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestContext {
-    /// The TCP peer.
-    pub peer: SocketAddr,
     /// The client: the peer, or the forwarded address when the peer is a trusted proxy.
     pub client: IpAddr,
     pub credentials: Credentials,
@@ -29,7 +27,6 @@ pub struct RequestContext {
 impl RequestContext {
     pub fn new(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> RequestContext {
         RequestContext {
-            peer,
             client: client_address(peer.ip(), headers, trusted),
             credentials: Credentials::Anonymous,
         }

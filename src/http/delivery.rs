@@ -24,7 +24,6 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use super::wire::Wire;
 use crate::access::Credentials;
-use crate::media::zerocopy::is_stand_in;
 use crate::stats::{Deliveries, Delivery, RequestLine, RouteKind};
 
 /// What the record needs from the request, taken before the handler consumes it.
@@ -131,13 +130,12 @@ pub(super) struct Asker {
     pub credentials: Credentials,
 }
 
-/// Wraps `response`'s body so that its delivery is recorded. Without a `wire` (a response built
-/// in-process, with no socket) bytes count as written when the body yields them.
+/// Wraps `response`'s body so that its delivery is recorded through the connection's `wire`.
 pub(super) fn finish(
     response: Response,
     started: Started,
     asker: Asker,
-    wire: Option<Arc<Wire>>,
+    wire: Arc<Wire>,
     sink: &Arc<Deliveries>,
 ) -> http::Response<Counted> {
     let (parts, body) = response.into_parts();
@@ -178,7 +176,6 @@ pub(super) fn finish(
             pending,
             wire,
             length,
-            yielded: 0,
         },
     )
 }
@@ -188,28 +185,23 @@ pub(super) fn finish(
 pub struct Counted {
     inner: Body,
     pending: Arc<Pending>,
-    wire: Option<Arc<Wire>>,
+    wire: Arc<Wire>,
     length: Option<u64>,
-    yielded: u64,
 }
 
 impl Counted {
+    /// Body bytes yielded so far.
+    fn yielded(&self) -> u64 {
+        self.pending.yielded.load(Ordering::Relaxed)
+    }
+
     fn check(&mut self, data: &Bytes) -> Result<(), &'static str> {
-        self.yielded += data.len() as u64;
-        self.pending
-            .yielded
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
-        if self.length.is_some_and(|l| self.yielded > l) {
+        let n = data.len() as u64;
+        let yielded = self.pending.yielded.fetch_add(n, Ordering::Relaxed) + n;
+        if self.length.is_some_and(|l| yielded > l) {
             return Err("a body yielded more than its Content-Length");
         }
-        match &self.wire {
-            Some(w) => w.register(data, &self.pending).map_err(|e| e.0),
-            None if is_stand_in(data) => Err("a zero-copy frame on a response without a socket"),
-            None => {
-                self.pending.add_written(data.len() as u64, false);
-                Ok(())
-            }
-        }
+        self.wire.register(data, &self.pending).map_err(|e| e.0)
     }
 }
 
@@ -233,7 +225,7 @@ impl HttpBody for Counted {
             }
             Poll::Ready(None) => {
                 this.pending.body_done.store(true, Ordering::Relaxed);
-                if let Some(Err(e)) = this.wire.as_ref().map(|w| w.body_ended()) {
+                if let Err(e) = this.wire.body_ended() {
                     return Poll::Ready(Some(Err(axum::Error::new(e))));
                 }
             }
@@ -254,12 +246,10 @@ impl HttpBody for Counted {
 impl Drop for Counted {
     fn drop(&mut self) {
         // hyper stops polling once a body reaches its Content-Length, without waiting for the end.
-        if self.inner.is_end_stream() || self.length == Some(self.yielded) {
+        if self.inner.is_end_stream() || self.length == Some(self.yielded()) {
             self.pending.body_done.store(true, Ordering::Relaxed);
         }
-        if let Some(w) = &self.wire {
-            let _ = w.body_ended();
-        }
+        let _ = self.wire.body_ended();
     }
 }
 

@@ -22,10 +22,7 @@ pub mod route;
 pub mod server;
 mod wire;
 
-pub use context::{client_address, RequestContext};
-pub use delivery::Counted;
 pub use log::AccessLog;
-pub use route::{Resource, Route};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,8 +35,9 @@ use axum::response::{IntoResponse, Response};
 
 use crate::snapshot::Live;
 use crate::stats::Deliveries;
-use delivery::{Asker, Started};
-use route::Methods;
+use context::RequestContext;
+use delivery::{Asker, Counted, Started};
+use route::{Methods, Resource, Route};
 use wire::Wire;
 
 #[derive(Clone)]
@@ -63,18 +61,10 @@ pub struct App {
 
 /// The connection a request arrived on.
 #[derive(Clone)]
-pub struct Connection {
-    pub peer: SocketAddr,
-    /// The socket's ledger; `None` when the app is driven in-process without a socket.
-    wire: Option<Arc<Wire>>,
-}
-
-impl Connection {
-    /// A request from `peer` with no socket behind it (in-process use and tests). Body bytes count
-    /// as delivered when they are produced, and media is never sent with `sendfile`.
-    pub fn detached(peer: SocketAddr) -> Connection {
-        Connection { peer, wire: None }
-    }
+struct Connection {
+    peer: SocketAddr,
+    /// The socket's ledger.
+    wire: Arc<Wire>,
 }
 
 /// Builds the application, ready to serve. Every response's delivery record goes to
@@ -92,7 +82,7 @@ pub fn app(live: Arc<Live>, deliveries: Arc<Deliveries>, trusted_proxies: &[ipne
 
 impl App {
     /// Answers one request and arranges for its delivery record.
-    pub async fn handle(&self, req: Request, conn: &Connection) -> axum::http::Response<Counted> {
+    async fn handle(&self, req: Request, conn: &Connection) -> axum::http::Response<Counted> {
         // Read-only routes take no body; the parts are `Sync`, so handlers can borrow them.
         let (req, _body) = req.into_parts();
         let started = Started::new(&req);
@@ -124,7 +114,7 @@ impl App {
             response,
             started,
             asker,
-            conn.wire.clone(),
+            Arc::clone(&conn.wire),
             &self.deliveries,
         )
     }
@@ -168,7 +158,7 @@ impl App {
             Route::Personal { .. } => return (Error::NotFound.into_response(), None),
             Route::Public(resource) => resource,
         };
-        let zero_copy = conn.wire.as_ref().map(|w| &w.regions);
+        let zero_copy = Some(&conn.wire.regions);
         let response = match resource {
             Resource::Home => rendered::home(state, headers).await,
             Resource::Opml => rendered::opml(state, headers, zero_copy),

@@ -10,21 +10,21 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::{AppState, Error, RequestContext};
-use crate::access;
+use crate::access::{self, AccessDecision};
 use crate::catalog;
 use crate::media::conditional::{self, Conditions, Precondition, Validators};
 use crate::media::stream::FileStream;
 use crate::media::zerocopy::Regions;
 use crate::render::Encoded;
 use crate::site::{self, Lookup, PageRef, ThemeQuery};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{ServedFeed, Snapshot};
 
-/// Whether the request may see feed `id`. The snapshot renders only the feeds anyone may see;
-/// asking again here keeps the decision with the request's own credentials.
-fn may_see(snap: &Snapshot, ctx: &RequestContext, id: &str) -> bool {
-    snap.catalog
-        .feed(id)
-        .is_some_and(|f| access::may_see_feed(f, ctx.credentials))
+/// Feed `id`, if the request may see it (the same decision as for media, from what the snapshot
+/// recorded the feed requires).
+fn visible<'a>(snap: &'a Snapshot, ctx: &RequestContext, id: &str) -> Option<&'a ServedFeed> {
+    snap.feeds
+        .get(id)
+        .filter(|f| access::decide(f.access, ctx.credentials) == AccessDecision::Allow)
 }
 
 /// `/feeds/<id>.xml`.
@@ -36,8 +36,8 @@ pub fn feed(
     zero_copy: Option<&Arc<Regions>>,
 ) -> Response {
     let snap = state.live.snapshot();
-    match snap.feeds.get(id).filter(|_| may_see(&snap, ctx, id)) {
-        Some(enc) => respond_with(enc, headers, zero_copy),
+    match visible(&snap, ctx, id) {
+        Some(feed) => respond_with(&feed.encoded, headers, zero_copy),
         None => Error::NotFound.into_response(),
     }
 }
@@ -51,7 +51,7 @@ pub async fn theme(
     headers: &HeaderMap,
 ) -> Response {
     let snap = state.live.snapshot();
-    if !may_see(&snap, ctx, file) {
+    if visible(&snap, ctx, file).is_none() {
         let page = PageRef::Theme {
             id: file.to_owned(),
             page: 0,

@@ -80,7 +80,7 @@ pub async fn run(listener: TcpListener, app: App, cfg: ServerConfig, shutdown: C
         });
         let connection = Connection {
             peer,
-            wire: Some(Arc::clone(&wire)),
+            wire: Arc::clone(&wire),
         };
         let app = Arc::clone(&app);
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {

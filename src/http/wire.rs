@@ -83,20 +83,30 @@ enum Plan {
 #[error("zero-copy ledger mismatch: {0}; closing the connection")]
 pub struct Mismatch(pub &'static str);
 
+impl From<Mismatch> for io::Error {
+    fn from(m: Mismatch) -> io::Error {
+        io::Error::other(m)
+    }
+}
+
 impl Ledger {
-    fn fail(&mut self, why: &'static str) -> io::Error {
+    /// Breaks the connection: from now on it writes nothing.
+    fn fail(&mut self, why: &'static str) -> Mismatch {
         self.broken = Some(why);
         tracing::error!(
             reason = why,
             "closing a connection: its writes no longer match the responses' frames"
         );
-        io::Error::other(Mismatch(why))
+        Mismatch(why)
+    }
+
+    /// Fails if the connection is already broken.
+    fn check(&self) -> Result<(), Mismatch> {
+        self.broken.map_or(Ok(()), |why| Err(Mismatch(why)))
     }
 
     fn plan(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<Plan> {
-        if let Some(why) = self.broken {
-            return Err(io::Error::other(Mismatch(why)));
-        }
+        self.check()?;
         let mut next = 0;
         for (i, b) in bufs.iter().enumerate() {
             if b.is_empty() {
@@ -105,7 +115,7 @@ impl Ledger {
             match self.frames.get(next) {
                 Some(e) if e.continues_at(b) => {
                     if b.len() != e.len - e.written {
-                        return Err(self.fail("a frame reached the socket cut short"));
+                        return Err(self.fail("a frame reached the socket cut short").into());
                     }
                     if let Some(r) = &e.region {
                         if i > 0 {
@@ -117,18 +127,20 @@ impl Ledger {
                     next += 1;
                 }
                 _ if is_stand_in(b) => {
-                    return Err(self.fail("a zero-copy frame reached the socket out of order"));
+                    return Err(self
+                        .fail("a zero-copy frame reached the socket out of order")
+                        .into());
                 }
                 Some(e) if e.written > 0 => {
-                    return Err(self.fail("a frame was left half-written"));
+                    return Err(self.fail("a frame was left half-written").into());
                 }
                 // hyper's own bytes: a response head (which ends in CRLF CRLF), or chunked
                 // framing. Anything else while frames wait is a body hyper copied (flattened),
                 // and a copied stand-in would be zeros.
                 Some(_) if !b.ends_with(b"\r\n") => {
-                    return Err(
-                        self.fail("body bytes reached the socket copied, not as their frames")
-                    );
+                    return Err(self
+                        .fail("body bytes reached the socket copied, not as their frames")
+                        .into());
                 }
                 _ => {}
             }
@@ -174,13 +186,8 @@ impl Wire {
             return Ok(()); // hyper discards empty frames
         }
         let mut l = self.lock();
-        if let Some(why) = l.broken {
-            return Err(Mismatch(why));
-        }
-        let fail = |l: &mut Ledger, why| {
-            let _ = l.fail(why);
-            Err(Mismatch(why))
-        };
+        l.check()?;
+        let fail = |l: &mut Ledger, why| Err(l.fail(why));
         if l.frames
             .front()
             .is_some_and(|e| !Arc::ptr_eq(&e.owner, owner))
@@ -220,11 +227,9 @@ impl Wire {
             return Ok(());
         }
         while self.regions.take().is_some() {}
-        let mut l = self.lock();
-        let _ = l.fail("a body ended with a zero-copy region whose frame never passed");
-        Err(Mismatch(
-            "a body ended with a zero-copy region whose frame never passed",
-        ))
+        Err(self
+            .lock()
+            .fail("a body ended with a zero-copy region whose frame never passed"))
     }
 
     fn touch(&self) {
@@ -260,9 +265,11 @@ impl Tracked {
             });
             match sent {
                 Ok(0) => {
-                    return Poll::Ready(
-                        Err(l.fail("the file is shorter than the catalog measured")),
-                    )
+                    // Changed in place under an open download; docs/catalog.md says to replace
+                    // audio by renaming a new file over it instead.
+                    return Poll::Ready(Err(l
+                        .fail("the file is shorter than the catalog measured: it was changed in place; replace files by renaming a new one over them (docs/catalog.md)")
+                        .into()));
                 }
                 Ok(k) => {
                     l.credit_front(k, true);

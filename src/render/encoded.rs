@@ -71,13 +71,6 @@ impl Encoded {
     ) -> Encoded {
         let etag = format!("\"{hash}\"");
         let same = previous.filter(|p| p.etag == etag);
-        let carry = |cell: Option<&OnceLock<Bytes>>| {
-            let out = OnceLock::new();
-            if let Some(b) = cell.and_then(OnceLock::get) {
-                let _ = out.set(b.clone());
-            }
-            out
-        };
         let etag_gzip = format!("\"{hash}-gzip\"");
         let etag_br = format!("\"{hash}-br\"");
         let last_modified = same.map_or_else(now_seconds, |p| p.last_modified);
@@ -87,13 +80,7 @@ impl Encoded {
             identity: bytes.into(),
             gzip: carry(same.map(|p| &p.gzip)),
             br: carry(same.map(|p| &p.br)),
-            file: {
-                let out = OnceLock::new();
-                if let Some(f) = same.and_then(|p| p.file.get()) {
-                    let _ = out.set(Arc::clone(f));
-                }
-                out
-            },
+            file: carry(same.map(|p| &p.file)),
             headers: ValidatorHeaders {
                 etag: value(&etag),
                 etag_gzip: value(&etag_gzip),
@@ -153,6 +140,13 @@ impl Encoded {
             Bytes::from(out)
         });
     }
+}
+
+/// What a resource with the same bytes already had in `cell`, or an empty cell.
+fn carry<T: Clone>(cell: Option<&OnceLock<T>>) -> OnceLock<T> {
+    cell.and_then(OnceLock::get)
+        .cloned()
+        .map_or_else(OnceLock::new, OnceLock::from)
 }
 
 /// Resources at least this large are also kept as an in-memory file, for `sendfile`.

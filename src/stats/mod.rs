@@ -14,7 +14,8 @@ use std::time::{Duration, SystemTime};
 
 use crate::access::Credentials;
 
-/// Which kind of resource a request named; `route` in a [`Delivery`].
+/// Which kind of resource a request named, publicly or under a personal URL; `route` in a
+/// [`Delivery`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RouteKind {
     Home,
@@ -26,27 +27,8 @@ pub enum RouteKind {
     Static,
     Media,
     Artwork,
-    Personal,
     /// A path that names nothing, or a request refused before routing (no `Host`).
     Unknown,
-}
-
-impl RouteKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RouteKind::Home => "home",
-            RouteKind::Health => "health",
-            RouteKind::Opml => "opml",
-            RouteKind::Feed => "feed",
-            RouteKind::Theme => "theme",
-            RouteKind::Episode => "episode",
-            RouteKind::Static => "static",
-            RouteKind::Media => "media",
-            RouteKind::Artwork => "artwork",
-            RouteKind::Personal => "personal",
-            RouteKind::Unknown => "unknown",
-        }
-    }
 }
 
 /// One response, as it ended.
@@ -79,7 +61,7 @@ pub struct Delivery {
 /// What a record keeps of the request: its method, its path without the query (queries may carry
 /// tokens), its `Range` header and its user agent, as sent. One buffer, because every request
 /// makes a record.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RequestLine {
     text: String,
     /// Ends of the method and the path, and the spans of range and user agent (`None` if absent).
@@ -145,8 +127,6 @@ struct Subscriber {
 #[derive(Default)]
 pub struct Deliveries {
     subscribers: Mutex<Vec<Subscriber>>,
-    /// Deliveries published so far.
-    published: AtomicU64,
 }
 
 /// A subscriber's end: its records and how many it lost.
@@ -181,7 +161,6 @@ impl Deliveries {
 
     /// Hands `d` to every subscriber without waiting; a full queue counts a drop instead.
     pub fn publish(&self, d: Delivery) {
-        self.published.fetch_add(1, Ordering::Relaxed);
         let d = Arc::new(d);
         let mut subs = self.lock();
         subs.retain(|s| match s.tx.try_send(Arc::clone(&d)) {
@@ -195,11 +174,6 @@ impl Deliveries {
                 false
             }
         });
-    }
-
-    /// Deliveries published so far.
-    pub fn published(&self) -> u64 {
-        self.published.load(Ordering::Relaxed)
     }
 }
 
@@ -238,7 +212,6 @@ mod tests {
         assert!(slow.records.try_recv().is_err());
         let got: Vec<u16> = fast.records.try_iter().map(|d| d.status).collect();
         assert_eq!(got, [200, 206, 304]);
-        assert_eq!(hub.published(), 3);
     }
 
     #[test]
