@@ -46,6 +46,16 @@ pub struct RawConfig {
     /// Proxies whose `Forwarded` / `X-Forwarded-For` headers are believed: addresses or CIDR
     /// ranges. Default: none.
     pub trusted_proxies: Option<Vec<String>>,
+    /// The SQLite database of accounts, sessions, tokens and the audit log.
+    /// Default: `rollcall.db` in `state_dir`.
+    pub database: Option<PathBuf>,
+    /// Largest upload the admin accepts, in bytes. Default: 2147483648 (2 GiB).
+    pub max_upload_bytes: Option<u64>,
+    /// Hours a web sign-in lasts. Default: 12.
+    pub session_hours: Option<u64>,
+    /// Failed sign-ins (or bad API tokens) one address may make per minute before it gets 429.
+    /// Default: 5.
+    pub sign_in_attempts_per_minute: Option<u32>,
     #[serde(default)]
     pub server: RawServer,
 }
@@ -73,7 +83,19 @@ pub struct Config {
     pub episodes_dir: PathBuf,
     pub feeds_dir: PathBuf,
     pub state_dir: PathBuf,
+    pub database: PathBuf,
+    pub admin: AdminConfig,
     pub server: ServerConfig,
+}
+
+/// Limits of the admin surface.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub max_upload_bytes: u64,
+    pub session_ttl: Duration,
+    pub attempts_per_minute: std::num::NonZeroU32,
+    /// Whether session cookies are marked `Secure` (`public_url` is https).
+    pub secure_cookies: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -161,7 +183,6 @@ impl Config {
                 }
             }
         }
-        let s = raw.server;
         let positive =
             |field: &'static str, value: Option<u64>, default: u64, why: &str| match value
                 .unwrap_or(default)
@@ -172,6 +193,34 @@ impl Config {
                 )),
                 n => Ok(n),
             };
+        let admin = AdminConfig {
+            max_upload_bytes: positive(
+                "max_upload_bytes",
+                raw.max_upload_bytes,
+                2 << 30,
+                "would refuse every upload",
+            )?,
+            session_ttl: Duration::from_secs(
+                3600 * positive(
+                    "session_hours",
+                    raw.session_hours,
+                    12,
+                    "would end every sign-in at once",
+                )?,
+            ),
+            attempts_per_minute: std::num::NonZeroU32::new(
+                positive(
+                    "sign_in_attempts_per_minute",
+                    raw.sign_in_attempts_per_minute.map(u64::from),
+                    5,
+                    "would refuse every sign-in",
+                )?
+                .min(u64::from(u32::MAX)) as u32,
+            )
+            .expect("positive"),
+            secure_cookies: public_url.starts_with("https://"),
+        };
+        let s = raw.server;
         let max_connections = positive(
             "server.max_connections",
             s.max_connections.map(|n| n as u64),
@@ -207,12 +256,18 @@ impl Config {
             send_buffer,
             trusted_proxies,
         };
+        let state_dir = abs(raw.state_dir, ".rollcall");
         Ok(Config {
             public_url,
             listen,
             episodes_dir: abs(raw.episodes_dir, "episodes"),
             feeds_dir: abs(raw.feeds_dir, "feeds"),
-            state_dir: abs(raw.state_dir, ".rollcall"),
+            database: match raw.database {
+                Some(p) => abs(Some(p), ""),
+                None => state_dir.join("rollcall.db"),
+            },
+            state_dir,
+            admin,
             server,
         })
     }

@@ -17,6 +17,7 @@ pub mod rope;
 pub mod site;
 pub mod snapshot;
 pub mod stats;
+pub mod store;
 
 use std::future::Future;
 use std::net::SocketAddr;

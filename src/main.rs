@@ -11,6 +11,8 @@ use clap::{Parser, Subcommand};
 use rollcall::catalog::{self, MeasureCache, Source};
 use rollcall::config::Config;
 
+mod cli;
+
 #[derive(Parser)]
 #[command(name = "rollcall", version, about = "Podcast feed and media server")]
 struct Cli {
@@ -37,6 +39,90 @@ enum Command {
         /// Default: `listen` from the config.
         #[arg(long)]
         listen: Option<SocketAddr>,
+    },
+    /// Manage accounts: admins add episodes, officers listen to members feeds.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens for the admin HTTP API.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Add episodes from the command line (works with the server stopped or running).
+    #[command(subcommand)]
+    Episode(Box<EpisodeCommand>),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account. The password is asked for at a prompt, or read from stdin.
+    ///
+    /// Example: rollcall user add chief --role admin
+    Add {
+        name: String,
+        #[arg(long, value_parser = ["admin", "officer"])]
+        role: String,
+        /// Read the password from the first line of standard input instead of a prompt.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List accounts and their roles.
+    List,
+    /// Remove an account; its sessions and tokens stop working at once.
+    Remove { name: String },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create an API token for a user and print it once; only its hash is stored.
+    ///
+    /// Example: rollcall token create --user chief
+    Create {
+        #[arg(long)]
+        user: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum EpisodeCommand {
+    /// Add an episode: its folder is staged, checked and renamed into episodes/ in one step.
+    ///
+    /// Example: rollcall episode add --title "Defining De-Escalation" --published 2016-06-30
+    /// --guest "Eric Pisconski|Sergeant|Seattle Police Department" --notes notes.md
+    /// --resource "PERF report|https://www.policeforum.org/" --feed defusing-difficult-encounters
+    /// --audio talk.mp3
+    Add {
+        #[arg(long)]
+        title: String,
+        /// Release time: RFC 3339 (2016-06-30T09:00:00-04:00) or a date (2016-06-30). A time in
+        /// the future schedules the episode.
+        #[arg(long, visible_alias = "date")]
+        published: String,
+        /// One or two sentences for podcast apps. Default: the first paragraph of the notes.
+        #[arg(long)]
+        summary: Option<String>,
+        /// "Name|role|affiliation"; repeat for each guest.
+        #[arg(long = "guest")]
+        guests: Vec<String>,
+        /// Show notes in Markdown.
+        #[arg(long)]
+        notes: Option<PathBuf>,
+        /// "Title|URL|note"; repeat for each resource.
+        #[arg(long = "resource")]
+        resources: Vec<String>,
+        /// Feed id (feeds/<id>.toml); repeat for each feed.
+        #[arg(long = "feed")]
+        feeds: Vec<String>,
+        /// The audio: MP3, M4A/AAC, Ogg/Opus or FLAC.
+        #[arg(long)]
+        audio: PathBuf,
+        /// WebVTT or SRT transcript.
+        #[arg(long)]
+        transcript: Option<PathBuf>,
+        /// Podcast Index chapters JSON.
+        #[arg(long)]
+        chapters: Option<PathBuf>,
+        /// Folder name and URL part. Default: made from the title.
+        #[arg(long)]
+        slug: Option<String>,
     },
 }
 
@@ -108,6 +194,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::User(cmd) => cli::user(&config, cmd),
+        Command::Token(cmd) => cli::token(&config, cmd),
+        Command::Episode(cmd) => cli::episode(&config, &source, &cache, *cmd),
         Command::Serve { listen } => {
             let listen = listen.unwrap_or(config.listen);
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

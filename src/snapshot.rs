@@ -19,6 +19,7 @@ use arc_swap::ArcSwap;
 use axum::http::HeaderValue;
 
 use crate::access::{self, Credentials};
+use crate::catalog::write::{Prepared, WriteError};
 use crate::catalog::{self, Access, Asset, Catalog, Changed, MeasureCache, Problems, Source};
 use crate::render::{opml, render_feed_with, Encoded, ItemCache};
 use crate::site;
@@ -334,6 +335,38 @@ impl Live {
         Ok(out)
     }
 
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    pub fn cache(&self) -> &MeasureCache {
+        &self.cache
+    }
+
+    /// Makes a catalog change (see [`catalog::write`]) and returns once it is live: `prepare`
+    /// assembles it against the current catalog, then it is committed and reloaded as the one
+    /// writer. If the whole catalog rejects it, it is undone and the last good catalog stays.
+    /// Blocking I/O; call it off the async threads.
+    pub fn write(
+        &self,
+        prepare: impl FnOnce(&Source, &Catalog, &MeasureCache) -> Result<Prepared, WriteError>,
+    ) -> Result<Prepared, WriteError> {
+        let snapshot = self.snapshot();
+        let prepared = prepare(&self.source, &snapshot.catalog, &self.cache)?;
+        drop(snapshot);
+        match self.apply(|| prepared.commit(&self.cache)) {
+            Ok(()) => Ok(prepared),
+            Err(ApplyError::Change(e)) => Err(e),
+            Err(ApplyError::Rejected(problems)) => {
+                self.apply(|| prepared.roll_back()).map_err(|e| match e {
+                    ApplyError::Change(e) => e,
+                    ApplyError::Rejected(p) => WriteError::Rejected(p),
+                })?;
+                Err(WriteError::Rejected(problems))
+            }
+        }
+    }
+
     /// Like [`Live::reload`], trusting the parse cache for episode folders outside `changed`.
     fn reload_changed(&self, changed: &Changed) -> Result<bool, Problems> {
         let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
@@ -403,7 +436,36 @@ impl Live {
                 }
                 let _ = tx.send(Changed::All);
                 let _watcher = watcher;
-                while let Ok(first) = rx.recv() {
+                // A release time whose reload failed; it waits for a file event instead of
+                // retrying in a loop.
+                let mut stuck = None;
+                loop {
+                    // Wait for a file event, or until the next scheduled episode is due: then
+                    // a reload with nothing changed on disk releases it.
+                    let due = live
+                        .snapshot()
+                        .catalog
+                        .next_release
+                        .filter(|d| Some(*d) != stuck);
+                    let first = match due {
+                        None => match rx.recv() {
+                            Ok(c) => c,
+                            Err(_) => break,
+                        },
+                        Some(at) => {
+                            let wait = (at.to_utc() - chrono::Utc::now())
+                                .to_std()
+                                .unwrap_or_default()
+                                + Duration::from_millis(5);
+                            match rx.recv_timeout(wait) {
+                                Ok(c) => c,
+                                Err(mpsc::RecvTimeoutError::Timeout) => {
+                                    Changed::Only(Default::default())
+                                }
+                                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                            }
+                        }
+                    };
                     // Let a burst of writes (an editor save, a git checkout) settle first.
                     let mut changed = first;
                     while let Ok(more) = rx.recv_timeout(Duration::from_millis(200)) {
@@ -417,6 +479,7 @@ impl Live {
                         ),
                         Ok(false) => tracing::debug!("catalog unchanged"),
                         Err(problems) => {
+                            stuck = due;
                             for p in &problems.0 {
                                 tracing::error!("{p}");
                             }

@@ -83,6 +83,7 @@ pub fn mime_for(path: &Path) -> String {
         "m4a" | "m4b" => "audio/mp4".into(),
         "opus" | "ogg" | "oga" => "audio/ogg".into(),
         "mp3" => "audio/mpeg".into(),
+        "flac" => "audio/flac".into(),
         "vtt" => "text/vtt".into(),
         "srt" => "application/x-subrip".into(),
         "json" => "application/json".into(),
@@ -94,7 +95,7 @@ pub fn mime_for(path: &Path) -> String {
 }
 
 /// Audio file extensions the catalog accepts.
-pub const AUDIO_EXTENSIONS: &[&str] = &["mp3", "m4a", "m4b", "ogg", "oga", "opus"];
+pub const AUDIO_EXTENSIONS: &[&str] = &["mp3", "m4a", "m4b", "ogg", "oga", "opus", "flac"];
 
 /// Caches [`FileFacts`] across catalog reloads and restarts, keyed by path, size and modification
 /// time. Without it every start would hash and scan every audio file again.
@@ -186,15 +187,24 @@ impl MeasureCache {
     pub fn measure(&self, path: &Path, audio: bool) -> Result<FileFacts, MeasureError> {
         let meta = std::fs::metadata(path)?;
         let (size, modified) = (meta.len(), meta.modified()?);
+        let mut known_hash = None;
         if let Some(hit) = self.entries.lock().expect("cache lock").get(path) {
-            if hit.size == size && hit.modified == modified && (hit.duration.is_some() || !audio) {
-                return Ok(hit.clone());
+            if hit.size == size && hit.modified == modified {
+                if hit.duration.is_some() || !audio {
+                    return Ok(hit.clone());
+                }
+                // Hashed already (while it was uploaded): only the duration is missing.
+                known_hash = Some(hit.sha256.clone());
             }
         }
+        let sha256 = match known_hash {
+            Some(h) => h,
+            None => sha256_file(path)?,
+        };
         let facts = FileFacts {
             size,
             modified,
-            sha256: sha256_file(path)?,
+            sha256,
             duration: if audio {
                 Some(measure_duration(path)?)
             } else {
@@ -211,6 +221,40 @@ impl MeasureCache {
 }
 
 impl MeasureCache {
+    /// Records the SHA-256 of a file that was hashed as it was written, so measuring it reads
+    /// it only for its duration.
+    pub fn seed_hash(&self, path: &Path, sha256: &str) -> std::io::Result<()> {
+        let meta = std::fs::metadata(path)?;
+        let facts = FileFacts {
+            size: meta.len(),
+            modified: meta.modified()?,
+            sha256: sha256.to_owned(),
+            duration: None,
+        };
+        self.entries
+            .lock()
+            .expect("cache lock")
+            .insert(path.to_owned(), facts);
+        Ok(())
+    }
+
+    /// Carries the measurements of every file under `from` over to the same name under `to`,
+    /// after the folder was renamed (a rename keeps size and mtime).
+    pub fn moved(&self, from: &Path, to: &Path) {
+        let mut entries = self.entries.lock().expect("cache lock");
+        let under: Vec<PathBuf> = entries
+            .keys()
+            .filter(|p| p.starts_with(from))
+            .cloned()
+            .collect();
+        for old in under {
+            if let (Some(facts), Ok(rest)) = (entries.remove(&old), old.strip_prefix(from)) {
+                entries.insert(to.join(rest), facts);
+            }
+        }
+        self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// The episode parsed earlier from `folder`, if none of its inputs changed since. With
     /// `trusted` (the file watcher saw no change in the folder) an episode whose inputs all live
     /// in its folder is returned without checking them.
@@ -301,6 +345,33 @@ fn sha256_file(path: &Path) -> std::io::Result<String> {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect())
+}
+
+/// What kind of audio a file holds, judged by decoding its headers rather than trusting its
+/// name: the file extension it should have (`mp3`, `m4a`, `ogg`, `opus` or `flac`).
+pub fn sniff_audio(path: &Path) -> Result<&'static str, MeasureError> {
+    use symphonia::core::codecs;
+    let file = std::fs::File::open(path)?;
+    let stream = MediaSourceStream::new(Box::new(file), Default::default());
+    let probed = symphonia::default::get_probe()
+        .format(
+            &Hint::new(),
+            stream,
+            &FormatOptions::default(),
+            &MetadataOptions::default(),
+        )
+        .map_err(|e| MeasureError::Audio(e.to_string()))?;
+    let track = probed.format.default_track().ok_or(MeasureError::NoTrack)?;
+    match track.codec_params.codec {
+        codecs::CODEC_TYPE_MP3 => Ok("mp3"),
+        codecs::CODEC_TYPE_AAC | codecs::CODEC_TYPE_ALAC => Ok("m4a"),
+        codecs::CODEC_TYPE_OPUS => Ok("opus"),
+        codecs::CODEC_TYPE_VORBIS => Ok("ogg"),
+        codecs::CODEC_TYPE_FLAC => Ok("flac"),
+        other => Err(MeasureError::Audio(format!(
+            "codec {other} is not one podcast apps play"
+        ))),
+    }
 }
 
 /// Measures the playing time of an audio file.

@@ -45,6 +45,12 @@ pub(super) fn load(ctx: &Ctx, slug: &str, problems: &mut Vec<Problem>) -> Option
     Some(ep)
 }
 
+/// Parses a folder without consulting or filling the parse cache (it is a staged copy, about
+/// to be renamed); measurements still go through the cache.
+pub(super) fn check(ctx: &Ctx, slug: &str, problems: &mut Vec<Problem>) -> Option<Episode> {
+    parse(ctx, slug, problems).map(|(ep, _)| ep)
+}
+
 /// The episode, and whether every file it was read from is a regular file directly in its folder.
 fn parse(ctx: &Ctx, slug: &str, problems: &mut Vec<Problem>) -> Option<(Episode, bool)> {
     let folder = ctx.root.join(slug);
@@ -89,6 +95,7 @@ fn parse(ctx: &Ctx, slug: &str, problems: &mut Vec<Problem>) -> Option<(Episode,
         .map(|s| strip_controls(&s));
     let feeds = f.opt_str_list("feeds").unwrap_or_default();
     let explicit = f.opt_bool("explicit").unwrap_or(false);
+    let unpublished = f.opt_bool("unpublished").unwrap_or(false);
     let episode_type = match f.opt_str("type").as_deref() {
         None | Some("full") => EpisodeType::Full,
         Some("trailer") => EpisodeType::Trailer,
@@ -199,6 +206,7 @@ fn parse(ctx: &Ctx, slug: &str, problems: &mut Vec<Problem>) -> Option<(Episode,
         resources,
         feeds,
         explicit,
+        unpublished,
         episode_type,
         season,
         number,

@@ -9,6 +9,7 @@ pub mod asset;
 mod episode;
 mod feed;
 mod fields;
+pub mod write;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -121,6 +122,8 @@ pub struct Episode {
     /// Feed ids named in `episode.toml`.
     pub feeds: Vec<String>,
     pub explicit: bool,
+    /// `unpublished = true`: kept (folder, GUID and all) but served nowhere until republished.
+    pub unpublished: bool,
     pub episode_type: EpisodeType,
     pub season: Option<u64>,
     pub number: Option<u64>,
@@ -201,6 +204,10 @@ pub struct Feed {
 
 /// A loaded, validated catalog. Episodes are newest first (ties by slug), feeds sorted by id.
 ///
+/// `episodes` holds only what is released: published, and dated at or before the moment the
+/// catalog was loaded. Scheduled and unpublished episodes are in `withheld`, which only the admin
+/// surface reads; nothing else (feeds, pages, media) can reach them.
+///
 /// Episodes are shared (`Arc`) between successive catalogs, the parse cache and the rendered feed
 /// items, so a reload of a large catalog copies pointers, and comparing an unchanged episode with
 /// its previous self is a pointer comparison (`Arc`'s `PartialEq` checks identity first).
@@ -209,9 +216,41 @@ pub struct Catalog {
     pub public_url: String,
     pub episodes: Vec<Arc<Episode>>,
     pub feeds: Vec<Feed>,
+    /// Scheduled (dated in the future) and unpublished episodes, newest first.
+    pub withheld: Vec<Arc<Episode>>,
+    /// When the next scheduled episode is due, if any: the catalog must be loaded again then.
+    pub next_release: Option<DateTime<FixedOffset>>,
 }
 
 impl Catalog {
+    /// Every episode, released or withheld, newest first: what an admin sees.
+    pub fn all_episodes(&self) -> Vec<&Arc<Episode>> {
+        let mut all: Vec<&Arc<Episode>> = self.episodes.iter().chain(&self.withheld).collect();
+        all.sort_by(|a, b| {
+            b.published
+                .cmp(&a.published)
+                .then_with(|| a.slug.cmp(&b.slug))
+        });
+        all
+    }
+
+    /// The feeds that carry (or, once it is released, will carry) an episode.
+    pub fn feeds_of<'a>(&'a self, ep: &'a Episode) -> impl Iterator<Item = &'a Feed> + 'a {
+        self.feeds.iter().filter(move |f| match &f.selection {
+            Selection::All => true,
+            Selection::Tagged => ep.feeds.contains(&f.id),
+            Selection::Listed(slugs) => ep.feeds.contains(&f.id) || slugs.contains(&ep.slug),
+        })
+    }
+
+    /// Any episode by slug, released or withheld.
+    pub fn any_episode(&self, slug: &str) -> Option<&Arc<Episode>> {
+        self.episodes
+            .iter()
+            .chain(&self.withheld)
+            .find(|e| e.slug == slug)
+    }
+
     /// Every file the catalog serves: each episode's files, then each feed's artwork.
     pub fn assets(&self) -> impl Iterator<Item = &Asset> {
         self.episodes
@@ -347,16 +386,77 @@ pub fn load_changed(
     }
     feeds.sort_by(|a, b| a.id.cmp(&b.id));
 
-    cross_check(source, &feed_ids, &mut episodes, &mut feeds, &mut problems);
+    // Every episode is checked, released or not, so a scheduled one cannot break the catalog
+    // on the day it is released.
+    cross_check(source, &feed_ids, &episodes, &mut feeds, &mut problems);
 
     if !problems.is_empty() {
         return Err(Problems(problems));
     }
+    let now = chrono::Utc::now().fixed_offset();
+    let (released, withheld): (Vec<_>, Vec<_>) = episodes
+        .into_iter()
+        .partition(|e| !e.unpublished && e.published <= now);
+    let next_release = withheld
+        .iter()
+        .filter(|e| !e.unpublished)
+        .map(|e| e.published)
+        .min();
+    link_feeds(&released, &mut feeds);
     Ok(Catalog {
         public_url: source.public_url.clone(),
-        episodes,
+        episodes: released,
         feeds,
+        withheld,
+        next_release,
     })
+}
+
+/// Checks one episode folder, `root/<slug>`, with the same rules as [`load`], naming files as if
+/// the folder were already in `source.episodes_dir`; also checks that the feeds it names exist
+/// in `catalog`. Used on staged folders before they are renamed into place.
+pub fn check_episode(
+    source: &Source,
+    catalog: &Catalog,
+    root: &Path,
+    slug: &str,
+    cache: &MeasureCache,
+) -> Result<Episode, Problems> {
+    let mut problems = Vec::new();
+    let root = root.canonicalize().map_err(|e| {
+        Problems(vec![Problem::new(
+            &root.display().to_string(),
+            "(folder)",
+            format!("cannot be read: {e}"),
+            "check that episodes_dir is writable",
+        )])
+    })?;
+    let ctx = episode::Ctx {
+        root: &root,
+        display_root: &source.episodes_dir,
+        cache,
+        changed: &Changed::All,
+        listing: None,
+    };
+    let ep = episode::check(&ctx, slug, &mut problems);
+    if let Some(ep) = &ep {
+        let file = display_path(&source.episodes_dir, &format!("{slug}/episode.toml"));
+        for name in &ep.feeds {
+            if catalog.feed(name).is_none() {
+                let ids: Vec<&str> = catalog.feeds.iter().map(|f| f.id.as_str()).collect();
+                problems.push(Problem::new(
+                    &file,
+                    "feeds",
+                    format!("names feed {name:?}, which has no feeds/{name}.toml"),
+                    format!("use one of: {}", ids.join(", ")),
+                ));
+            }
+        }
+    }
+    match ep {
+        Some(ep) if problems.is_empty() => Ok(ep),
+        _ => Err(Problems(problems)),
+    }
 }
 
 /// Loads episode folders on every core. Episodes are independent, and a large catalog spends its
@@ -403,7 +503,7 @@ fn load_episodes(
 fn cross_check(
     source: &Source,
     feed_ids: &[String],
-    episodes: &mut [Arc<Episode>],
+    episodes: &[Arc<Episode>],
     feeds: &mut [Feed],
     problems: &mut Vec<Problem>,
 ) {
@@ -448,6 +548,16 @@ fn cross_check(
                 ));
             }
         }
+    }
+}
+
+/// Sets each feed's episodes (indexes into the released `episodes`).
+fn link_feeds(episodes: &[Arc<Episode>], feeds: &mut [Feed]) {
+    for feed in feeds.iter_mut() {
+        let listed: &[String] = match &feed.selection {
+            Selection::Listed(slugs) => slugs,
+            _ => &[],
+        };
         feed.episodes = episodes
             .iter()
             .enumerate()

@@ -6,18 +6,82 @@
 //! request and passes them in its request context); the catalog says what each feed requires
 //! ([`Access`]). A file needs what the least restricted feed that uses it needs: it is public if any
 //! public feed carries it. Anything a request may not see is answered exactly like something that
-//! does not exist, so its existence does not leak. Today every request is anonymous; accounts (#7)
-//! and personal feed tokens (#8) add variants to [`Credentials`], and only this module changes.
+//! does not exist, so its existence does not leak.
+//!
+//! Accounts have a [`Role`]; a request proves one with a session cookie or an API token, both
+//! [`Secret`]s that only the server hands out and only their hashes are stored ([`secret`]).
+//! Passwords are hashed with argon2id.
+
+pub mod secret;
 
 use std::collections::HashMap;
 
 use crate::catalog::{Access, Catalog, Episode, Feed};
+
+pub use secret::{hash_password, verify_password, Secret, SecretHash};
+
+/// What an account may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Adds and edits episodes, sees every feed.
+    Admin,
+    /// Listens to members feeds.
+    Officer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Officer => "officer",
+        }
+    }
+
+    /// Parses `admin` or `officer`.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "officer" => Some(Role::Officer),
+            _ => None,
+        }
+    }
+}
+
+/// An account, as the store keeps it (without its password hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+}
 
 /// What the request proved about its sender.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Credentials {
     #[default]
     Anonymous,
+    /// A signed-in account (session cookie or API token).
+    Account { id: i64, role: Role },
+}
+
+impl Credentials {
+    pub fn of(account: &Account) -> Credentials {
+        Credentials::Account {
+            id: account.id,
+            role: account.role,
+        }
+    }
+}
+
+/// May `who` add, edit and unpublish episodes, and read the audit log?
+pub fn may_administer(who: Credentials) -> bool {
+    matches!(
+        who,
+        Credentials::Account {
+            role: Role::Admin,
+            ..
+        }
+    )
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,11 +91,40 @@ pub enum AccessDecision {
     Hide,
 }
 
+/// Why an account cannot be created as asked.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AccountError {
+    #[error("user name {0:?} is not allowed: use 1 to 64 letters, digits, '.', '_', '-' or '@'")]
+    BadName(String),
+    #[error("the password is too short: use at least {MIN_PASSWORD} characters")]
+    ShortPassword,
+}
+
+/// Shortest password accepted.
+pub const MIN_PASSWORD: usize = 12;
+
+/// Checks a new account's name and password; returns the password's argon2id hash.
+pub fn new_account(name: &str, password: &str) -> Result<String, AccountError> {
+    let name_ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+    if !name_ok {
+        return Err(AccountError::BadName(name.to_owned()));
+    }
+    if password.chars().count() < MIN_PASSWORD {
+        return Err(AccountError::ShortPassword);
+    }
+    Ok(hash_password(password))
+}
+
 /// May `who` receive something that requires `required`?
 pub fn decide(required: Access, who: Credentials) -> AccessDecision {
     match (required, who) {
         (Access::Public, _) => AccessDecision::Allow,
         (Access::Members, Credentials::Anonymous) => AccessDecision::Hide,
+        (Access::Members, Credentials::Account { .. }) => AccessDecision::Allow,
     }
 }
 
@@ -88,5 +181,18 @@ mod tests {
             decide(Access::Members, Credentials::Anonymous),
             AccessDecision::Hide
         );
+    }
+
+    #[test]
+    fn only_admins_administer() {
+        assert!(may_administer(Credentials::Account {
+            id: 1,
+            role: Role::Admin
+        }));
+        assert!(!may_administer(Credentials::Account {
+            id: 2,
+            role: Role::Officer
+        }));
+        assert!(!may_administer(Credentials::Anonymous));
     }
 }

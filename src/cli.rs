@@ -1,0 +1,254 @@
+//! The binary's admin commands (`user`, `token`, `episode`): prompts, progress and printing. The
+//! work itself is the library's: [`rollcall::store`], [`rollcall::access`] and
+//! [`rollcall::catalog::write`].
+
+use std::io::{BufRead, IsTerminal, Read};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+
+use rollcall::access::{self, Role, Secret};
+use rollcall::catalog::write::{self, Attachments, Draft, Staging, WriteError};
+use rollcall::catalog::{MeasureCache, Source};
+use rollcall::config::Config;
+use rollcall::store::Store;
+
+use super::{EpisodeCommand, TokenCommand, UserCommand};
+
+fn open_store(config: &Config) -> anyhow::Result<Store> {
+    Ok(Store::open(&config.database)?)
+}
+
+/// Who ran a CLI command, for the audit log.
+fn operator() -> String {
+    std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn read_password(name: &str, from_stdin: bool) -> anyhow::Result<String> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from stdin")?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("no terminal to ask for the password: pass --password-stdin and pipe it in");
+    }
+    let first = rpassword::prompt_password(format!("Password for {name}: "))?;
+    let again = rpassword::prompt_password("Repeat it: ")?;
+    if first != again {
+        bail!("the passwords differ; nothing was changed");
+    }
+    Ok(first)
+}
+
+pub fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        UserCommand::Add {
+            name,
+            role,
+            password_stdin,
+        } => {
+            let role = Role::parse(&role).expect("clap checked the role");
+            let store = open_store(config)?;
+            let password = read_password(&name, password_stdin)?;
+            let hash = access::new_account(&name, &password)?;
+            store.add_user(&name, role, &hash)?;
+            store.audit(
+                &operator(),
+                "user add",
+                &format!("{name} ({})", role.as_str()),
+                "cli",
+            )?;
+            println!("added {} {name}", role.as_str());
+        }
+        UserCommand::List => {
+            let store = open_store(config)?;
+            for a in store.users()? {
+                println!("{}\t{}", a.name, a.role.as_str());
+            }
+        }
+        UserCommand::Remove { name } => {
+            let store = open_store(config)?;
+            store.remove_user(&name)?;
+            store.audit(&operator(), "user remove", &name, "cli")?;
+            println!("removed {name}; its sessions and tokens no longer work");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn token(config: &Config, cmd: TokenCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        TokenCommand::Create { user } => {
+            let store = open_store(config)?;
+            let token = Secret::generate();
+            store.add_api_token(&user, &token.hash())?;
+            store.audit(
+                &operator(),
+                "token create",
+                &format!("{user} ({})", token.hash().fingerprint()),
+                "cli",
+            )?;
+            eprintln!("API token for {user} (shown once; send it as Authorization: Bearer …):");
+            println!("{}", token.expose());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Copies a file into staging, with a progress bar for large files on a terminal.
+fn stage_file(
+    staging: &Staging,
+    field: &str,
+    path: &Path,
+) -> Result<write::Uploaded, anyhow::Error> {
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("--{field} {}", path.display()))?;
+    let size = file.metadata()?.len();
+    let bar = if size >= 8 << 20 && std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(size);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} ({eta})",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_message(format!("copying {}", path.display()));
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut upload = staging.upload(field, u64::MAX)?;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .with_context(|| format!("--{field} {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        upload.write(&buf[..n])?;
+        bar.inc(n as u64);
+    }
+    bar.finish_and_clear();
+    Ok(upload.finish()?)
+}
+
+/// The first paragraph of Markdown notes, as plain-ish text, for a default summary.
+fn first_paragraph(notes: &str) -> String {
+    notes
+        .split("\n\n")
+        .map(str::trim)
+        .find(|p| !p.is_empty() && !p.starts_with('#'))
+        .unwrap_or_default()
+        .replace('\n', " ")
+}
+
+pub fn episode(
+    config: &Config,
+    source: &Source,
+    cache: &MeasureCache,
+    cmd: EpisodeCommand,
+) -> anyhow::Result<ExitCode> {
+    let EpisodeCommand::Add {
+        title,
+        published,
+        summary,
+        guests,
+        notes,
+        resources,
+        feeds,
+        audio,
+        transcript,
+        chapters,
+        slug,
+    } = cmd;
+    let published = write::parse_published("published", &published).map_err(anyhow::Error::msg)?;
+    let guests = guests
+        .iter()
+        .map(|g| write::guest_from_spec(g))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    let resources = resources
+        .iter()
+        .map(|r| write::resource_from_spec(r))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    let notes = match &notes {
+        Some(p) => {
+            std::fs::read_to_string(p).with_context(|| format!("--notes {}", p.display()))?
+        }
+        None => String::new(),
+    };
+    let summary = summary.unwrap_or_else(|| first_paragraph(&notes));
+    let summary = if summary.is_empty() {
+        title.clone()
+    } else {
+        summary
+    };
+    for removed in write::remove_leftovers(&source.episodes_dir) {
+        eprintln!(
+            "removed {}, left by an add that did not finish",
+            removed.display()
+        );
+    }
+    let staging = Staging::new(&source.episodes_dir)?;
+    let files = Attachments {
+        audio: Some(stage_file(&staging, "audio", &audio)?),
+        transcript: transcript
+            .as_deref()
+            .map(|t| stage_file(&staging, "transcript", t))
+            .transpose()?,
+        chapters: chapters
+            .as_deref()
+            .map(|c| stage_file(&staging, "chapters", c))
+            .transpose()?,
+    };
+    let draft = Draft {
+        slug,
+        title,
+        published,
+        summary,
+        guests,
+        resources,
+        feeds,
+        notes,
+        explicit: false,
+    };
+    let result = write::write_offline(source, cache, |catalog| {
+        write::prepare_add(source, catalog, cache, staging, draft, files)
+    });
+    let (prepared, catalog) = match result {
+        Ok(done) => done,
+        Err(WriteError::Invalid(problems) | WriteError::Rejected(problems)) => {
+            eprint!("{problems}");
+            eprintln!("nothing was added");
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => bail!("{e}; nothing was added"),
+    };
+    if let Some(path) = &source.measure_cache {
+        let _ = cache.save(path);
+    }
+    let ep = &prepared.episode;
+    if let Ok(store) = open_store(config) {
+        let _ = store.audit(&operator(), "episode add", &ep.slug, "cli");
+    }
+    println!("added {}", ep.slug);
+    println!("duration {}s", ep.duration_secs());
+    if ep.published > chrono::Utc::now().fixed_offset() {
+        println!("scheduled for {}", ep.published.to_rfc3339());
+    }
+    for feed in catalog.feeds_of(ep) {
+        println!("{}/feeds/{}.xml", config.public_url, feed.id);
+    }
+    println!("{}/episodes/{}", config.public_url, ep.slug);
+    Ok(ExitCode::SUCCESS)
+}
