@@ -141,16 +141,6 @@ fn stage_file(
     Ok(upload.finish()?)
 }
 
-/// The first paragraph of Markdown notes, as plain-ish text, for a default summary.
-fn first_paragraph(notes: &str) -> String {
-    notes
-        .split("\n\n")
-        .map(str::trim)
-        .find(|p| !p.is_empty() && !p.starts_with('#'))
-        .unwrap_or_default()
-        .replace('\n', " ")
-}
-
 pub fn episode(
     config: &Config,
     source: &Source,
@@ -187,7 +177,7 @@ pub fn episode(
         }
         None => String::new(),
     };
-    let summary = summary.unwrap_or_else(|| first_paragraph(&notes));
+    let summary = summary.unwrap_or_else(|| write::summary_from_notes(&notes));
     let summary = if summary.is_empty() {
         title.clone()
     } else {

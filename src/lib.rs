@@ -50,6 +50,19 @@ pub async fn serve(
     ready: impl FnOnce(Ready),
 ) -> anyhow::Result<()> {
     let source = catalog::Source::from(&config);
+    let episodes_dir = source.episodes_dir.clone();
+    let database = config.database.clone();
+    let (removed, store) = tokio::task::spawn_blocking(move || {
+        (
+            catalog::write::remove_leftovers(&episodes_dir),
+            store::Store::open(&database),
+        )
+    })
+    .await?;
+    for dir in removed {
+        tracing::warn!(dir = %dir.display(), "removed a staging folder left by a change that did not finish");
+    }
+    let store = Arc::new(store?);
     let live = tokio::task::spawn_blocking(move || snapshot::Live::load(source))
         .await?
         .map_err(|problems| anyhow::anyhow!("the catalog has problems:\n{problems}"))?;
@@ -66,7 +79,13 @@ pub async fn serve(
         deliveries: Arc::clone(&deliveries),
     });
     let token = CancellationToken::new();
-    let app = http::app(live, deliveries, &config.server.trusted_proxies);
+    let admin = http::admin::AdminApp::new(Arc::clone(&live), store, config.admin.clone());
+    let app = http::app(
+        live,
+        deliveries,
+        &config.server.trusted_proxies,
+        Some(admin),
+    );
     let server = http::server::run(listener, app, config.server, token.clone());
     tokio::pin!(server);
     tokio::select! {

@@ -171,6 +171,16 @@ pub fn parse_published(field: &str, text: &str) -> Result<DateTime<FixedOffset>,
     ))
 }
 
+/// The first paragraph of Markdown show notes, on one line: a default summary.
+pub fn summary_from_notes(notes: &str) -> String {
+    notes
+        .split("\n\n")
+        .map(str::trim)
+        .find(|p| !p.is_empty() && !p.starts_with('#'))
+        .unwrap_or_default()
+        .replace('\n', " ")
+}
+
 /// A guest from `Name|role|affiliation` (role and affiliation optional).
 pub fn guest_from_spec(spec: &str) -> Result<Guest, String> {
     let mut parts = spec.split('|').map(str::trim);

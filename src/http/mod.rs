@@ -13,6 +13,7 @@
 //!
 //! [`Snapshot`]: crate::snapshot::Snapshot
 
+pub mod admin;
 mod context;
 mod delivery;
 mod log;
@@ -57,6 +58,8 @@ pub struct App {
     state: AppState,
     deliveries: Arc<Deliveries>,
     trusted_proxies: Arc<[ipnet::IpNet]>,
+    /// The admin surface; `/admin` answers 404 without it.
+    admin: Option<admin::AdminApp>,
 }
 
 /// The connection a request arrived on.
@@ -69,7 +72,12 @@ struct Connection {
 
 /// Builds the application, ready to serve. Every response's delivery record goes to
 /// `deliveries`; forwarding headers are believed only from `trusted_proxies`.
-pub fn app(live: Arc<Live>, deliveries: Arc<Deliveries>, trusted_proxies: &[ipnet::IpNet]) -> App {
+pub fn app(
+    live: Arc<Live>,
+    deliveries: Arc<Deliveries>,
+    trusted_proxies: &[ipnet::IpNet],
+    admin: Option<admin::AdminApp>,
+) -> App {
     App {
         state: AppState {
             live,
@@ -77,12 +85,16 @@ pub fn app(live: Arc<Live>, deliveries: Arc<Deliveries>, trusted_proxies: &[ipne
         },
         deliveries,
         trusted_proxies: trusted_proxies.into(),
+        admin,
     }
 }
 
 impl App {
     /// Answers one request and arranges for its delivery record.
     async fn handle(&self, req: Request, conn: &Connection) -> axum::http::Response<Counted> {
+        if Route::parse(req.uri().path()) == Route::Admin {
+            return self.handle_admin(req, conn).await;
+        }
         // Read-only routes take no body; the parts are `Sync`, so handlers can borrow them.
         let (req, _body) = req.into_parts();
         let started = Started::new(&req);
@@ -109,6 +121,35 @@ impl App {
             episode,
             client: ctx.client,
             credentials: ctx.credentials,
+        };
+        delivery::finish(
+            response,
+            started,
+            asker,
+            Arc::clone(&conn.wire),
+            &self.deliveries,
+        )
+    }
+
+    /// Hands an `/admin` request, body and all, to the admin router.
+    async fn handle_admin(&self, req: Request, conn: &Connection) -> axum::http::Response<Counted> {
+        let (parts, body) = req.into_parts();
+        let started = Started::new(&parts);
+        let ctx = RequestContext::new(conn.peer, &parts.headers, &self.trusted_proxies);
+        let response = match &self.admin {
+            Some(admin) => admin.handle(Request::from_parts(parts, body), ctx).await,
+            None => Error::NotFound.into_response(),
+        };
+        let credentials = response
+            .extensions()
+            .get::<crate::access::Credentials>()
+            .copied()
+            .unwrap_or(ctx.credentials);
+        let asker = Asker {
+            route: crate::stats::RouteKind::Admin,
+            episode: None,
+            client: ctx.client,
+            credentials,
         };
         delivery::finish(
             response,
@@ -152,7 +193,8 @@ impl App {
         let headers = &req.headers;
         let resource = match route {
             Route::Health => return (plain(StatusCode::OK, "ok\n"), None),
-            Route::Unknown => return (Error::NotFound.into_response(), None),
+            // Taken by `handle_admin` before routing gets here.
+            Route::Unknown | Route::Admin => return (Error::NotFound.into_response(), None),
             // No personal token resolves until personal feed URLs exist (#8): such a URL is
             // answered exactly like one that never existed.
             Route::Personal { .. } => return (Error::NotFound.into_response(), None),

@@ -33,6 +33,8 @@ pub enum Resource<'a> {
 pub enum Route<'a> {
     /// `/healthz`
     Health,
+    /// `/admin` and everything under it: the admin's own router takes these, with their bodies.
+    Admin,
     Public(Resource<'a>),
     /// `/p/<token>/<resource path>`
     Personal {
@@ -48,6 +50,8 @@ pub enum Route<'a> {
 pub enum Methods {
     /// GET, and HEAD derived from it.
     Read,
+    /// Whatever the admin router accepts; it answers 405 itself.
+    Admin,
 }
 
 impl Methods {
@@ -55,6 +59,7 @@ impl Methods {
     pub fn allow(self) -> &'static str {
         match self {
             Methods::Read => "GET, HEAD",
+            Methods::Admin => "GET, HEAD, POST, PATCH, DELETE",
         }
     }
 
@@ -62,6 +67,7 @@ impl Methods {
     pub fn hint(self) -> &'static str {
         match self {
             Methods::Read => "method not allowed: use GET or HEAD\n",
+            Methods::Admin => "method not allowed here\n",
         }
     }
 }
@@ -116,6 +122,9 @@ impl<'a> Route<'a> {
         if path == "/healthz" {
             return Route::Health;
         }
+        if path == "/admin" || path.starts_with("/admin/") {
+            return Route::Admin;
+        }
         if let Some(rest) = path.strip_prefix("/p/") {
             let Some((token, tail)) = rest.split_once('/') else {
                 return Route::Unknown;
@@ -133,6 +142,7 @@ impl<'a> Route<'a> {
     pub fn methods(self) -> Option<Methods> {
         match self {
             Route::Health | Route::Public(_) | Route::Personal { .. } => Some(Methods::Read),
+            Route::Admin => Some(Methods::Admin),
             Route::Unknown => None,
         }
     }
@@ -141,6 +151,7 @@ impl<'a> Route<'a> {
     pub fn kind(self) -> RouteKind {
         match self {
             Route::Health => RouteKind::Health,
+            Route::Admin => RouteKind::Admin,
             Route::Public(r) | Route::Personal { resource: r, .. } => r.kind(),
             Route::Unknown => RouteKind::Unknown,
         }
@@ -157,6 +168,8 @@ mod tests {
         let cases = [
             ("/", Route::Public(Home)),
             ("/healthz", Route::Health),
+            ("/admin", Route::Admin),
+            ("/admin/api/episodes", Route::Admin),
             ("/feeds.opml", Route::Public(Opml)),
             ("/feeds/a.xml", Route::Public(Feed { id: "a" })),
             ("/feeds/a", Route::Public(Theme { id: "a" })),
@@ -204,6 +217,8 @@ mod tests {
             "/p//feeds/a.xml",
             "/p/tok/healthz",
             "/p/tok/p/tok/feeds/a.xml",
+            "/administrator",
+            "/p/tok/admin",
         ] {
             assert_eq!(Route::parse(path), Route::Unknown, "{path:?}");
             assert_eq!(Route::parse(path).methods(), None, "{path:?}");

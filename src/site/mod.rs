@@ -7,6 +7,7 @@
 //! one public feed, get pages. Absolute URLs come from `public_url`, never from a request. The CSS
 //! and script in `static/` are compiled in and served under a content-versioned URL.
 
+pub mod admin;
 pub mod format;
 mod pages;
 
@@ -44,6 +45,11 @@ static STATIC: LazyLock<Vec<StaticFile>> = LazyLock::new(|| {
             "site.js",
             "text/javascript; charset=utf-8",
             include_str!("../../static/site.js"),
+        ),
+        (
+            "admin.js",
+            "text/javascript; charset=utf-8",
+            include_str!("../../static/admin.js"),
         ),
     ]
     .into_iter()

@@ -27,6 +27,8 @@ pub enum RouteKind {
     Static,
     Media,
     Artwork,
+    /// The admin surface: pages, forms and the API.
+    Admin,
     /// A path that names nothing, or a request refused before routing (no `Host`).
     Unknown,
 }

@@ -1,0 +1,555 @@
+//! The admin surface under `/admin`: web pages and forms for people ([`web`]), and a JSON API for
+//! scripts ([`api`]). Unlike feeds and media, these routes take request bodies (forms, multipart
+//! uploads) and are few and rarely used, so they use axum's `Router`.
+//!
+//! Who is asking is settled here, once per request:
+//! - the web uses a server-side session: the `rollcall_session` cookie holds a random id whose
+//!   hash is in the store; every form carries a CSRF token derived from that id;
+//! - the API uses `Authorization: Bearer <token>`, a token made by `rollcall token create`.
+//!
+//! Both end in [`Credentials`], and [`access::may_administer`] decides. Failed sign-ins and bad
+//! tokens are throttled per client address ([`Throttle`]). Every store call runs on the blocking
+//! pool. Every change goes through [`Live::write`], so it is live when the response is sent, and
+//! is written to the audit log.
+
+mod api;
+mod form;
+mod web;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::Request;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::access::{self, Account, Credentials, Secret};
+use crate::catalog::write::{self, Attachments, Draft, Patch, Staging, WriteError};
+use crate::config::AdminConfig;
+use crate::snapshot::Live;
+use crate::store::{Store, StoreError};
+
+use super::context::RequestContext;
+
+/// Everything the admin routes share. Cloning is cheap.
+#[derive(Clone)]
+struct Admin {
+    live: Arc<Live>,
+    store: Arc<Store>,
+    config: AdminConfig,
+    throttle: Arc<Throttle>,
+}
+
+/// The admin surface, ready to answer requests.
+#[derive(Clone)]
+pub struct AdminApp {
+    router: Router,
+}
+
+impl AdminApp {
+    pub fn new(live: Arc<Live>, store: Arc<Store>, config: AdminConfig) -> AdminApp {
+        let throttle = Arc::new(Throttle::new(config.attempts_per_minute));
+        let admin = Admin {
+            live,
+            store,
+            config,
+            throttle,
+        };
+        AdminApp {
+            router: router(admin),
+        }
+    }
+
+    /// Answers one request under `/admin`. The response carries the credentials it proved (as
+    /// an extension) for the delivery record.
+    pub async fn handle(&self, mut req: Request, ctx: RequestContext) -> Response {
+        use tower::ServiceExt;
+        req.extensions_mut().insert(ctx);
+        match self.router.clone().oneshot(req).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        }
+    }
+}
+
+fn router(admin: Admin) -> Router {
+    let upload_limit = usize::try_from(admin.config.max_upload_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1 << 20);
+    Router::new()
+        .merge(web::routes())
+        .merge(api::routes())
+        .layer(axum::extract::DefaultBodyLimit::max(upload_limit))
+        .with_state(admin)
+}
+
+/// Runs blocking work (the store, catalog writes) on the blocking pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
+/// Failed sign-ins and bad API tokens, counted per client address. An address may fail
+/// `attempts_per_minute` times in a burst; the next failure blocks it until the quota refills,
+/// and while it is blocked every attempt is refused with 429 before any password is checked.
+struct Throttle {
+    failures: DefaultKeyedRateLimiter<IpAddr>,
+    blocked: Mutex<HashMap<IpAddr, Instant>>,
+    clock: DefaultClock,
+}
+
+impl Throttle {
+    fn new(per_minute: std::num::NonZeroU32) -> Throttle {
+        Throttle {
+            failures: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            blocked: Mutex::new(HashMap::new()),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// How long `client` must still wait, if it is blocked.
+    fn blocked_for(&self, client: IpAddr) -> Option<Duration> {
+        let mut blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
+        let until = *blocked.get(&client)?;
+        let now = Instant::now();
+        if until > now {
+            Some(until - now)
+        } else {
+            blocked.remove(&client);
+            None
+        }
+    }
+
+    /// Counts a failure; returns the wait if `client` is now blocked.
+    fn failed(&self, client: IpAddr) -> Option<Duration> {
+        let refused = self.failures.check_key(&client).err()?;
+        let wait = refused
+            .wait_time_from(self.clock.now())
+            .max(Duration::from_secs(1));
+        let mut blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
+        blocked.insert(client, Instant::now() + wait);
+        if blocked.len() > 10_000 {
+            let now = Instant::now();
+            blocked.retain(|_, until| *until > now);
+            self.failures.retain_recent();
+        }
+        Some(wait)
+    }
+}
+
+/// Everything an admin request can fail with, mapped to a status in one place.
+#[derive(Debug)]
+pub enum AdminError {
+    /// No credentials, or ones that are not valid.
+    Unauthorized(&'static str),
+    /// Valid credentials that may not do this, or a form without its CSRF token.
+    Forbidden(String),
+    NotFound,
+    TooMany(Duration),
+    BadRequest {
+        field: String,
+        message: String,
+    },
+    Unsupported(String),
+    TooLarge {
+        field: String,
+        limit: u64,
+    },
+    Write(WriteError),
+    Internal(String),
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> AdminError {
+        AdminError::Internal(e.to_string())
+    }
+}
+
+impl From<WriteError> for AdminError {
+    fn from(e: WriteError) -> AdminError {
+        match e {
+            WriteError::TooLarge { field, limit } => AdminError::TooLarge { field, limit },
+            e => AdminError::Write(e),
+        }
+    }
+}
+
+impl AdminError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AdminError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AdminError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AdminError::NotFound => StatusCode::NOT_FOUND,
+            AdminError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+            AdminError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            AdminError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AdminError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            AdminError::Write(e) => match e {
+                WriteError::Invalid(_) | WriteError::Rejected(_) => StatusCode::BAD_REQUEST,
+                WriteError::NotAudio { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                WriteError::SlugTaken(_) | WriteError::Conflict(_) => StatusCode::CONFLICT,
+                WriteError::NoSuchEpisode(_) => StatusCode::NOT_FOUND,
+                WriteError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                WriteError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            AdminError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The message a person or script sees.
+    pub fn message(&self) -> String {
+        match self {
+            AdminError::Unauthorized(m) => (*m).to_owned(),
+            AdminError::Forbidden(m) | AdminError::Unsupported(m) => m.clone(),
+            AdminError::NotFound => "not found".into(),
+            AdminError::TooMany(wait) => format!(
+                "too many failed attempts from this address: wait {} seconds",
+                wait.as_secs().max(1)
+            ),
+            AdminError::BadRequest { field, message } => format!("field '{field}': {message}"),
+            AdminError::TooLarge { field, limit } => format!(
+                "field '{field}': the upload is larger than max_upload_bytes ({limit} bytes): send a smaller file or raise max_upload_bytes"
+            ),
+            AdminError::Write(e) => e.to_string().trim_end().to_owned(),
+            AdminError::Internal(_) => "internal error; the server log has the cause".into(),
+        }
+    }
+
+    /// The field the error is about, when there is one.
+    pub fn field(&self) -> Option<String> {
+        match self {
+            AdminError::BadRequest { field, .. } | AdminError::TooLarge { field, .. } => {
+                Some(field.clone())
+            }
+            AdminError::Write(WriteError::NotAudio { field, .. }) => Some(field.clone()),
+            AdminError::Write(WriteError::SlugTaken(_)) => Some("slug".into()),
+            AdminError::Write(WriteError::Invalid(p) | WriteError::Rejected(p)) => {
+                p.0.first().map(|p| p.field.clone())
+            }
+            _ => None,
+        }
+    }
+
+    fn log(&self) {
+        if let AdminError::Internal(cause) | AdminError::Write(WriteError::Io { what: cause, .. }) =
+            self
+        {
+            tracing::error!(cause, "admin request failed");
+        }
+    }
+
+    /// Headers every rendering of the error carries.
+    fn decorate(&self, response: &mut Response) {
+        if let AdminError::TooMany(wait) = self {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(wait.as_secs().max(1)),
+            );
+        }
+        if matches!(self, AdminError::Unauthorized(_)) {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"rollcall\""),
+            );
+        }
+    }
+
+    /// As JSON: `{"error": "...", "field": "..."}`.
+    pub fn into_json(self) -> Response {
+        self.log();
+        let body = serde_json::json!({ "error": self.message(), "field": self.field() });
+        let mut r = (self.status(), axum::Json(body)).into_response();
+        self.decorate(&mut r);
+        r
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        self.into_json()
+    }
+}
+
+/// Sets `Cache-Control: no-store`: admin pages and answers hold private state.
+fn private(mut r: Response) -> Response {
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// The value of cookie `name`, if the request sent one.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+const SESSION_COOKIE: &str = "rollcall_session";
+const SIGN_IN_COOKIE: &str = "rollcall_sign_in";
+
+/// A `Set-Cookie` value: HttpOnly and SameSite=Lax always, Secure when `public_url` is https.
+fn set_cookie(config: &AdminConfig, name: &str, value: &str, max_age: Duration) -> HeaderValue {
+    let secure = if config.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
+        max_age.as_secs()
+    ))
+    .expect("cookie values are hex")
+}
+
+/// The account behind a request's session cookie, and the session's secret.
+async fn session(
+    admin: &Admin,
+    headers: &HeaderMap,
+) -> Result<Option<(Account, Secret)>, AdminError> {
+    let Some(secret) = cookie(headers, SESSION_COOKIE).and_then(Secret::parse) else {
+        return Ok(None);
+    };
+    let store = Arc::clone(&admin.store);
+    let hash = secret.hash();
+    let account = blocking(move || store.session(&hash)).await?;
+    Ok(account.map(|a| (a, secret)))
+}
+
+/// The account behind `Authorization: Bearer <token>`. Bad tokens count as failed attempts.
+async fn bearer(admin: &Admin, headers: &HeaderMap, client: IpAddr) -> Result<Account, AdminError> {
+    if let Some(wait) = admin.throttle.blocked_for(client) {
+        return Err(AdminError::TooMany(wait));
+    }
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let Some(given) = given else {
+        return Err(AdminError::Unauthorized(
+            "send an API token as 'Authorization: Bearer <token>' (rollcall token create --user NAME makes one)",
+        ));
+    };
+    let account = match Secret::parse(given.trim()) {
+        Some(token) => {
+            let store = Arc::clone(&admin.store);
+            let hash = token.hash();
+            blocking(move || store.api_token(&hash)).await?
+        }
+        None => None,
+    };
+    match account {
+        Some(a) => Ok(a),
+        None => {
+            if let Some(wait) = admin.throttle.failed(client) {
+                return Err(AdminError::TooMany(wait));
+            }
+            Err(AdminError::Unauthorized(
+                "the API token in the Authorization header is not valid: create one with rollcall token create --user NAME",
+            ))
+        }
+    }
+}
+
+/// Checks that `account` may administer.
+fn require_admin(account: &Account) -> Result<(), AdminError> {
+    if access::may_administer(Credentials::of(account)) {
+        Ok(())
+    } else {
+        Err(AdminError::Forbidden(format!(
+            "{} is an officer account; adding and editing episodes needs an admin account",
+            account.name
+        )))
+    }
+}
+
+/// Records `action` on `subject` in the audit log; a failure is logged, never fatal.
+async fn audit(admin: &Admin, actor: &Account, action: &str, subject: &str, client: IpAddr) {
+    let (store, actor, action, subject) = (
+        Arc::clone(&admin.store),
+        actor.name.clone(),
+        action.to_owned(),
+        subject.to_owned(),
+    );
+    let origin = client.to_string();
+    if let Err(e) = blocking(move || store.audit(&actor, &action, &subject, &origin)).await {
+        tracing::error!(error = %e, "cannot write the audit log");
+    }
+}
+
+/// Adds an episode as `who`, live before this returns, and audits it. Returns its slug.
+async fn add_episode(
+    admin: &Admin,
+    who: &Account,
+    client: IpAddr,
+    staging: Staging,
+    draft: Draft,
+    files: Attachments,
+) -> Result<String, AdminError> {
+    let live = Arc::clone(&admin.live);
+    let prepared = blocking(move || {
+        live.write(|source, catalog, cache| {
+            write::prepare_add(source, catalog, cache, staging, draft, files)
+        })
+    })
+    .await?;
+    let slug = prepared.slug().to_owned();
+    drop(prepared);
+    audit(admin, who, "episode add", &slug, client).await;
+    Ok(slug)
+}
+
+/// A change to one episode.
+struct Edit {
+    slug: String,
+    staging: Staging,
+    patch: Patch,
+    files: Attachments,
+    /// What the audit log calls it.
+    action: &'static str,
+}
+
+/// Changes an episode as `who`, live before this returns, and audits it.
+async fn edit_episode(
+    admin: &Admin,
+    who: &Account,
+    client: IpAddr,
+    edit: Edit,
+) -> Result<(), AdminError> {
+    let Edit {
+        slug,
+        staging,
+        patch,
+        files,
+        action,
+    } = edit;
+    let live = Arc::clone(&admin.live);
+    let target = slug.clone();
+    let prepared = blocking(move || {
+        live.write(|source, catalog, cache| {
+            write::prepare_edit(source, catalog, cache, staging, &target, patch, files)
+        })
+    })
+    .await?;
+    drop(prepared);
+    audit(admin, who, action, &slug, client).await;
+    Ok(())
+}
+
+/// A fresh staging folder for a change.
+async fn staging(admin: &Admin) -> Result<Staging, AdminError> {
+    let dir = admin.live.source().episodes_dir.clone();
+    Ok(blocking(move || Staging::new(&dir)).await?)
+}
+
+/// Opens a multipart body, or refuses the request's `Content-Type` with 415.
+async fn multipart(req: Request) -> Result<axum::extract::Multipart, AdminError> {
+    use axum::extract::FromRequest;
+    let is_multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
+    if !is_multipart {
+        return Err(AdminError::Unsupported(
+            "header 'Content-Type': send multipart/form-data, with a metadata part (JSON) and an audio part".into(),
+        ));
+    }
+    axum::extract::Multipart::from_request(req, &())
+        .await
+        .map_err(|e| {
+            AdminError::Unsupported(format!(
+                "header 'Content-Type': {e}: send multipart/form-data"
+            ))
+        })
+}
+
+/// A 413 for a request whose announced body exceeds the limit, decided before any of the body
+/// is read, so a client that sent `Expect: 100-continue` never gets `100 Continue`.
+fn refuse_oversized(headers: &HeaderMap, limit: u64) -> Result<(), AdminError> {
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match announced {
+        // Room for the form fields around the file.
+        Some(n) if n > limit.saturating_add(1 << 20) => Err(AdminError::TooLarge {
+            field: "Content-Length".into(),
+            limit,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The request's context, which [`Admin::handle`] put in its extensions.
+fn context(req: &Request) -> RequestContext {
+    *req.extensions()
+        .get::<RequestContext>()
+        .expect("Admin::handle sets the context")
+}
+
+/// Marks a response with the credentials the request proved, for the delivery record.
+fn proved(mut r: Response, who: Credentials) -> Response {
+    r.extensions_mut().insert(who);
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_found_by_exact_name() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("x_rollcall_session=a; rollcall_session=b; other=c"),
+        );
+        assert_eq!(cookie(&h, SESSION_COOKIE), Some("b"));
+        assert_eq!(cookie(&h, "missing"), None);
+    }
+
+    #[test]
+    fn throttle_blocks_after_the_burst_and_only_that_address() {
+        let t = Throttle::new(std::num::NonZeroU32::new(3).unwrap());
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        for _ in 0..3 {
+            assert!(t.failed(a).is_none());
+        }
+        assert!(t.blocked_for(a).is_none());
+        let wait = t.failed(a).expect("the fourth failure blocks");
+        assert!(wait >= Duration::from_secs(1));
+        assert!(t.blocked_for(a).is_some());
+        assert!(t.blocked_for(b).is_none());
+        assert!(t.failed(b).is_none());
+    }
+
+    #[test]
+    fn cookies_are_http_only_lax_and_secure_on_https() {
+        let mut c = AdminConfig {
+            max_upload_bytes: 1,
+            session_ttl: Duration::from_secs(60),
+            attempts_per_minute: std::num::NonZeroU32::new(5).unwrap(),
+            secure_cookies: false,
+        };
+        let v = set_cookie(&c, SESSION_COOKIE, "ab", Duration::from_secs(60));
+        assert_eq!(
+            v.to_str().unwrap(),
+            "rollcall_session=ab; Path=/; Max-Age=60; HttpOnly; SameSite=Lax"
+        );
+        c.secure_cookies = true;
+        let v = set_cookie(&c, SESSION_COOKIE, "ab", Duration::from_secs(60));
+        assert!(v.to_str().unwrap().ends_with("; Secure"));
+    }
+}

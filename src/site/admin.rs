@@ -1,0 +1,254 @@
+//! The admin pages under `/admin`: sign-in, the episode list with the audit log, and the add and
+//! edit forms. Rendered from `templates/admin_*.html` on each request (admins are few, and the
+//! pages show live state); the http layer decides who may see them and handles the forms.
+
+use askama::Template;
+
+use super::{format, render, static_url};
+use crate::catalog::{Catalog, Episode, Guest, Resource};
+use crate::store::AuditEntry;
+
+#[derive(Template)]
+#[template(path = "admin_sign_in.html")]
+struct SignInPage<'a> {
+    title: &'a str,
+    css: &'static str,
+    js: &'static str,
+    user: Option<&'a str>,
+    csrf: &'a str,
+    notice: Option<&'a str>,
+    error: Option<&'a str>,
+}
+
+/// The sign-in form; `csrf` is the value of the pre-session cookie.
+pub fn sign_in_page(csrf: &str, error: Option<&str>) -> String {
+    render(&SignInPage {
+        title: "Sign in",
+        css: static_url("site.css"),
+        js: static_url("admin.js"),
+        user: None,
+        csrf,
+        notice: None,
+        error,
+    })
+}
+
+struct Row<'a> {
+    slug: &'a str,
+    title: &'a str,
+    date_iso: String,
+    date_text: String,
+    status: &'static str,
+    duration: String,
+    feeds: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_home.html")]
+struct HomePage<'a> {
+    title: &'a str,
+    css: &'static str,
+    js: &'static str,
+    user: Option<&'a str>,
+    csrf: &'a str,
+    notice: Option<&'a str>,
+    error: Option<&'a str>,
+    rows: Vec<Row<'a>>,
+    audit: Vec<(String, &'a AuditEntry)>,
+}
+
+/// Where an episode stands: `published`, `scheduled` or `unpublished`.
+pub fn status(ep: &Episode, now: chrono::DateTime<chrono::FixedOffset>) -> &'static str {
+    if ep.unpublished {
+        "unpublished"
+    } else if ep.published > now {
+        "scheduled"
+    } else {
+        "published"
+    }
+}
+
+/// The episode list (every episode, scheduled and unpublished included) and the audit log.
+pub fn home_page(
+    user: &str,
+    csrf: &str,
+    catalog: &Catalog,
+    audit: &[AuditEntry],
+    notice: Option<&str>,
+) -> String {
+    let now = chrono::Utc::now().fixed_offset();
+    let rows = catalog
+        .all_episodes()
+        .into_iter()
+        .map(|ep| Row {
+            slug: &ep.slug,
+            title: &ep.title,
+            date_iso: ep.published.to_rfc3339(),
+            date_text: ep.published.format("%Y-%m-%d %H:%M %:z").to_string(),
+            status: status(ep, now),
+            duration: format::human_duration(ep.duration),
+            feeds: catalog
+                .feeds_of(ep)
+                .map(|f| f.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+        .collect();
+    let audit = audit
+        .iter()
+        .map(|e| {
+            let when = chrono::DateTime::from_timestamp(e.at, 0)
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_default();
+            (when, e)
+        })
+        .collect();
+    render(&HomePage {
+        title: "Episodes",
+        css: static_url("site.css"),
+        js: static_url("admin.js"),
+        user: Some(user),
+        csrf,
+        notice,
+        error: None,
+        rows,
+        audit,
+    })
+}
+
+/// Values shown in the episode form.
+#[derive(Debug, Default)]
+pub struct FormValues {
+    pub title: String,
+    pub published: String,
+    pub summary: String,
+    pub notes: String,
+    pub guests: Vec<Guest>,
+    pub resources: Vec<Resource>,
+    pub feeds: Vec<String>,
+}
+
+impl FormValues {
+    pub fn of(ep: &Episode) -> FormValues {
+        FormValues {
+            title: ep.title.clone(),
+            published: ep.published.to_rfc3339(),
+            summary: ep.summary.clone(),
+            notes: ep.notes_markdown.clone(),
+            guests: ep.guests.clone(),
+            resources: ep.resources.clone(),
+            feeds: ep.feeds.clone(),
+        }
+    }
+
+    /// A new episode: dated now, with one empty guest and resource row.
+    pub fn blank() -> FormValues {
+        let empty_guest = Guest {
+            name: String::new(),
+            role: None,
+            affiliation: None,
+            link: None,
+            image: None,
+        };
+        let empty_resource = Resource {
+            title: String::new(),
+            url: String::new(),
+            note: None,
+        };
+        FormValues {
+            published: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+            guests: vec![empty_guest],
+            resources: vec![empty_resource],
+            ..FormValues::default()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin_episode.html")]
+struct EpisodeForm<'a> {
+    title: &'a str,
+    css: &'static str,
+    js: &'static str,
+    user: Option<&'a str>,
+    csrf: &'a str,
+    notice: Option<&'a str>,
+    error: Option<&'a str>,
+    heading: String,
+    action: String,
+    submit: &'a str,
+    editing: Option<&'a str>,
+    v: FormValues,
+    /// (id, title, checked)
+    feeds: Vec<(&'a str, &'a str, bool)>,
+}
+
+/// The add form (`editing` is `None`) or the edit form of an episode.
+pub fn episode_form(
+    user: &str,
+    csrf: &str,
+    catalog: &Catalog,
+    editing: Option<&Episode>,
+    error: Option<&str>,
+) -> String {
+    let v = editing.map_or_else(FormValues::blank, FormValues::of);
+    let feeds = catalog
+        .feeds
+        .iter()
+        .map(|f| (f.id.as_str(), f.title.as_str(), v.feeds.contains(&f.id)))
+        .collect();
+    let (heading, action, submit) = match editing {
+        Some(ep) => (
+            format!("Edit “{}”", ep.title),
+            format!("/admin/episodes/{}", ep.slug),
+            "Save changes",
+        ),
+        None => (
+            "Add an episode".to_owned(),
+            "/admin/episodes".to_owned(),
+            "Add the episode",
+        ),
+    };
+    render(&EpisodeForm {
+        title: "Episode",
+        css: static_url("site.css"),
+        js: static_url("admin.js"),
+        user: Some(user),
+        csrf,
+        notice: None,
+        error,
+        heading,
+        action,
+        submit,
+        editing: editing.map(|e| e.slug.as_str()),
+        v,
+        feeds,
+    })
+}
+
+/// A page that only reports an outcome (an error without JavaScript), with a way back.
+pub fn message_page(user: Option<&str>, csrf: &str, error: &str) -> String {
+    #[derive(Template)]
+    #[template(
+        source = "{% extends \"admin_base.html\" %}{% block main %}<p><a href=\"/admin\">Back to the episodes</a></p>{% endblock %}",
+        ext = "html"
+    )]
+    struct Message<'a> {
+        title: &'a str,
+        css: &'static str,
+        js: &'static str,
+        user: Option<&'a str>,
+        csrf: &'a str,
+        notice: Option<&'a str>,
+        error: Option<&'a str>,
+    }
+    render(&Message {
+        title: "Not done",
+        css: static_url("site.css"),
+        js: static_url("admin.js"),
+        user,
+        csrf,
+        notice: None,
+        error: Some(error),
+    })
+}
