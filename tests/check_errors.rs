@@ -56,7 +56,7 @@ fn wrong_type_and_unknown_field_are_both_reported() {
     );
     assert_problems(&demo, &[
         "episodes/defining-de-escalation/episode.toml: explicit: expected true or false, found string: write explicit as true or false",
-        "episodes/defining-de-escalation/episode.toml: titel: is not a known field: remove it or use one of: audio, duration, explicit, feeds, guests, guid, image, number, published, resources, season, summary, title, type",
+        "episodes/defining-de-escalation/episode.toml: titel: is not a known field: remove it or use one of: audio, duration, explicit, feeds, guests, guid, image, number, published, resources, season, summary, title, type, unpublished",
     ]);
 }
 
@@ -110,7 +110,7 @@ fn declared_duration_that_disagrees_names_both_values() {
 fn missing_audio() {
     let demo = Demo::new();
     std::fs::remove_file(demo.path("episodes/defining-de-escalation/audio.mp3")).unwrap();
-    assert_problems(&demo, &["episodes/defining-de-escalation/episode.toml: audio: no audio file found in the episode folder: add an audio file (mp3, m4a, m4b, ogg, oga, opus) and name it with audio = \"file.mp3\""]);
+    assert_problems(&demo, &["episodes/defining-de-escalation/episode.toml: audio: no audio file found in the episode folder: add an audio file (mp3, m4a, m4b, ogg, oga, opus, flac) and name it with audio = \"file.mp3\""]);
 }
 
 #[test]

@@ -1,0 +1,412 @@
+//! The admin website's sign-in, sessions and CSRF protection, over real HTTP with curl: a wrong
+//! password, a form without its CSRF token, a session used after sign-out, throttled failures,
+//! officers kept out, cookie attributes, and logs that never carry a secret.
+
+mod common;
+
+use std::io::Write;
+
+use common::{tone_mp3, Demo, Server, PUBLIC_URL};
+
+const PASSWORD: &str = "correct horse battery";
+
+fn add_user(demo: &Demo, name: &str, role: &str) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .arg("--config")
+        .arg(demo.path("config.toml"))
+        .args(["user", "add", name, "--role", role, "--password-stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+/// A curl session with its own cookie jar.
+struct Browser {
+    base: String,
+    jar: std::path::PathBuf,
+}
+
+/// A response: status, headers (lowercase names) and body.
+struct Got {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Got {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn cookies(&self) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k == "set-cookie")
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// The first form's CSRF token on the page.
+    fn csrf(&self) -> String {
+        let at = self
+            .body
+            .find("name=\"csrf\" value=\"")
+            .expect("a form with a CSRF token");
+        self.body[at + 19..at + 19 + 64].to_owned()
+    }
+}
+
+impl Browser {
+    fn new(server: &Server, dir: &std::path::Path, name: &str) -> Browser {
+        Browser {
+            base: format!("http://{}", server.addr),
+            jar: dir.join(format!("{name}.jar")),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Got {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-S", "-i", "-c"])
+            .arg(&self.jar)
+            .arg("-b")
+            .arg(&self.jar)
+            .args(args)
+            .output()
+            .expect("curl must be installed (bash .ci/run installs it)");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        Got {
+            status,
+            headers,
+            body: body.to_owned(),
+        }
+    }
+
+    fn get(&self, path: &str) -> Got {
+        self.run(&[&format!("{}{path}", self.base)])
+    }
+
+    fn post(&self, path: &str, form: &[(&str, &str)]) -> Got {
+        let mut args: Vec<String> = Vec::new();
+        for (k, v) in form {
+            args.push("--data-urlencode".into());
+            args.push(format!("{k}={v}"));
+        }
+        args.push(format!("{}{path}", self.base));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.run(&refs)
+    }
+
+    fn sign_in(&self, name: &str, password: &str) -> Got {
+        let form = self.get("/admin/sign-in");
+        assert_eq!(form.status, 200);
+        self.post(
+            "/admin/sign-in",
+            &[
+                ("csrf", &form.csrf()),
+                ("name", name),
+                ("password", password),
+            ],
+        )
+    }
+
+    fn session_cookie(&self) -> Option<String> {
+        let jar = std::fs::read_to_string(&self.jar).ok()?;
+        jar.lines()
+            .filter(|l| l.contains("rollcall_session"))
+            .filter_map(|l| l.split('\t').nth(6))
+            .find(|v| !v.is_empty())
+            .map(str::to_owned)
+    }
+}
+
+#[test]
+fn sign_in_sessions_and_sign_out() {
+    let demo = Demo::new();
+    add_user(&demo, "chief", "admin");
+    let server = Server::start(&demo);
+    let b = Browser::new(&server, demo.root(), "chief");
+
+    // Signed out, /admin sends people to the sign-in page.
+    let home = b.get("/admin");
+    assert_eq!(home.status, 303);
+    assert_eq!(home.header("location"), Some("/admin/sign-in"));
+
+    // A wrong password is refused, and no session starts.
+    let wrong = b.sign_in("chief", "not the password");
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.body.contains("do not match"), "{}", wrong.body);
+    assert!(b.session_cookie().is_none());
+    // An unknown name gets the same answer.
+    let unknown = b.sign_in("nobody", PASSWORD);
+    assert_eq!(unknown.status, 401);
+
+    // The right one starts a session whose cookie is HttpOnly, SameSite=Lax and (public_url is
+    // https) Secure.
+    let ok = b.sign_in("chief", PASSWORD);
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    let cookie = ok
+        .cookies()
+        .into_iter()
+        .find(|c| c.starts_with("rollcall_session="))
+        .expect("a session cookie")
+        .to_owned();
+    assert!(PUBLIC_URL.starts_with("https://"));
+    for attr in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/"] {
+        assert!(cookie.contains(attr), "{attr} missing: {cookie}");
+    }
+    let session = b.session_cookie().expect("curl kept the cookie");
+    let home = b.get("/admin");
+    assert_eq!(home.status, 200);
+    assert!(home.body.contains("Defining De-Escalation"));
+    assert_eq!(home.header("cache-control"), Some("no-store"));
+    assert!(
+        home.body.contains("sign in"),
+        "the audit log shows the sign-in"
+    );
+
+    // Sign-out needs the CSRF token too.
+    let csrf = home.csrf();
+    let forged = b.post("/admin/sign-out", &[("csrf", &"0".repeat(64))]);
+    assert_eq!(forged.status, 403);
+    assert_eq!(
+        b.get("/admin").status,
+        200,
+        "a forged sign-out does nothing"
+    );
+    let out = b.post("/admin/sign-out", &[("csrf", &csrf)]);
+    assert_eq!(out.status, 303);
+
+    // The old session id no longer works, even sent by hand.
+    let replay = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H"])
+        .arg(format!("Cookie: rollcall_session={session}"))
+        .arg(format!("{}/admin", b.base))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&replay.stdout), "303");
+}
+
+#[test]
+fn forms_without_their_csrf_token_are_refused_and_change_nothing() {
+    let demo = Demo::new();
+    add_user(&demo, "chief", "admin");
+    let audio = demo.path("talk.mp3");
+    tone_mp3(&audio, 2.0);
+    let server = Server::start(&demo);
+    let b = Browser::new(&server, demo.root(), "chief");
+    assert_eq!(b.sign_in("chief", PASSWORD).status, 303);
+    let toml = demo.read("episodes/defining-de-escalation/episode.toml");
+
+    // The sign-in form itself, without the token from its page.
+    let fresh = Browser::new(&server, demo.root(), "fresh");
+    let no_token = fresh.post(
+        "/admin/sign-in",
+        &[("name", "chief"), ("password", PASSWORD), ("csrf", "")],
+    );
+    assert_eq!(no_token.status, 403);
+    assert!(fresh.session_cookie().is_none());
+
+    // Unpublish without a token.
+    let r = b.post(
+        "/admin/episodes/defining-de-escalation/unpublish",
+        &[("csrf", "")],
+    );
+    assert_eq!(r.status, 403);
+    assert!(r.body.contains("CSRF"), "{}", r.body);
+    // An upload whose first part is not the token: refused before the file is read.
+    let add = b.run(&[
+        "-F",
+        "title=Forged",
+        "-F",
+        "published=2016-07-05",
+        "-F",
+        &format!("audio=@{}", audio.display()),
+        &format!("{}/admin/episodes", b.base),
+    ]);
+    assert_eq!(add.status, 403);
+    assert_eq!(
+        demo.read("episodes/defining-de-escalation/episode.toml"),
+        toml
+    );
+    assert!(!demo.path("episodes/forged").exists());
+
+    // With the token, the same upload works and is live at once.
+    let csrf = b.get("/admin").csrf();
+    let add = b.run(&[
+        "-F",
+        &format!("csrf={csrf}"),
+        "-F",
+        "title=Web Briefing",
+        "-F",
+        "published=2016-07-05",
+        "-F",
+        "summary=From the web form.",
+        "-F",
+        "feed=defusing-difficult-encounters",
+        "-F",
+        &format!("audio=@{}", audio.display()),
+        &format!("{}/admin/episodes", b.base),
+    ]);
+    assert_eq!(add.status, 303, "{}", add.body);
+    let feed = common::get(server.addr, "/feeds/defusing-difficult-encounters.xml", &[]);
+    assert!(String::from_utf8_lossy(&feed.body).contains("Web Briefing"));
+}
+
+#[test]
+fn repeated_failed_sign_ins_get_429_with_retry_after() {
+    let demo = Demo::new();
+    add_user(&demo, "chief", "admin");
+    let mut config = demo.config();
+    config.admin.attempts_per_minute = std::num::NonZeroU32::new(3).unwrap();
+    let server = Server::start_with(config);
+    let b = Browser::new(&server, demo.root(), "guesser");
+    let statuses: Vec<u16> = (0..5).map(|_| b.sign_in("chief", "guess").status).collect();
+    assert_eq!(statuses[..3], [401, 401, 401], "{statuses:?}");
+    assert_eq!(statuses[3..], [429, 429], "{statuses:?}");
+    let blocked = b.sign_in("chief", PASSWORD);
+    assert_eq!(blocked.status, 429, "even the right password waits");
+    let wait: u64 = blocked
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    // Bad API tokens count against the same address.
+    let api = b.run(&[
+        "-H",
+        &format!("Authorization: Bearer {}", "0".repeat(64)),
+        &format!("{}/admin/api/episodes", b.base),
+    ]);
+    assert_eq!(api.status, 429);
+}
+
+#[test]
+fn officers_cannot_use_the_admin() {
+    let demo = Demo::new();
+    add_user(&demo, "patrol", "officer");
+    let server = Server::start(&demo);
+    let b = Browser::new(&server, demo.root(), "patrol");
+    assert_eq!(b.sign_in("patrol", PASSWORD).status, 303);
+    let home = b.get("/admin");
+    assert_eq!(home.status, 403);
+    assert!(home.body.contains("officer account"), "{}", home.body);
+    assert_eq!(b.get("/admin/episodes/new").status, 403);
+}
+
+#[test]
+fn logs_carry_no_password_session_id_or_token() {
+    let demo = Demo::new();
+    add_user(&demo, "chief", "admin");
+    let token = demo.run(&[
+        "token".as_ref(),
+        "create".as_ref(),
+        "--user".as_ref(),
+        "chief".as_ref(),
+    ]);
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .arg("--config")
+        .arg(demo.path("config.toml"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let base = line.trim().trim_start_matches("listening on ").to_owned();
+    let jar = demo.path("log.jar");
+    let curl = |args: &[&str]| {
+        std::process::Command::new("curl")
+            .args(["-s", "-c"])
+            .arg(&jar)
+            .arg("-b")
+            .arg(&jar)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let page = String::from_utf8(curl(&[&format!("{base}/admin/sign-in")]).stdout).unwrap();
+    let at = page.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf = &page[at..at + 64];
+    curl(&[
+        "-d",
+        &format!("csrf={csrf}&name=chief&password=wrong+password+x"),
+        &format!("{base}/admin/sign-in"),
+    ]);
+    // A failed sign-in hands out a fresh form token.
+    let page = String::from_utf8(curl(&[&format!("{base}/admin/sign-in")]).stdout).unwrap();
+    let at = page.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf2 = page[at..at + 64].to_owned();
+    curl(&[
+        "-d",
+        &format!(
+            "csrf={csrf2}&name=chief&password={}",
+            PASSWORD.replace(' ', "+")
+        ),
+        &format!("{base}/admin/sign-in"),
+    ]);
+    curl(&[
+        "-H",
+        &format!("Authorization: Bearer {token}"),
+        &format!("{base}/admin/api/episodes?x=1"),
+    ]);
+    let jar_text = std::fs::read_to_string(&jar).unwrap();
+    let session = jar_text
+        .lines()
+        .filter(|l| l.contains("rollcall_session"))
+        .filter_map(|l| l.split('\t').nth(6))
+        .find(|v| !v.is_empty())
+        .expect("signed in")
+        .to_owned();
+    curl(&[&format!("{base}/admin")]);
+    terminate(&child);
+    child.wait().unwrap();
+    let log = common::stderr_of(&mut child);
+    assert!(
+        log.contains("path=/admin/sign-in"),
+        "the access log ran: {log}"
+    );
+    for secret in [
+        PASSWORD,
+        "correct+horse",
+        "wrong password x",
+        "wrong+password",
+        &token,
+        &session,
+        csrf,
+        &csrf2,
+    ] {
+        assert!(!log.contains(secret), "the log carries {secret:?}:\n{log}");
+    }
+}
+
+/// Stops the server with SIGTERM, so it flushes its log.
+fn terminate(child: &std::process::Child) {
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+}
