@@ -1,0 +1,175 @@
+// Real-browser test of the admin: Debian's chromium, driven by playwright-core, against the real
+// `rollcall serve` binary on a temporary copy of the demo catalog with one admin made by
+// `rollcall user add`. It signs in through the form, adds an episode with the add form (a guest
+// row, an added resource row, a feed, Markdown notes with a preview, and an audio file uploaded
+// with the progress bar), lands on the episode list, and checks the feed carries the new episode
+// with its measured duration. It also checks that a wrong password is refused on the page.
+//
+// Run: cargo build && (cd tests/browser && npm ci && node --test admin.test.mjs)
+// Env: ROLLCALL_BIN (default target/debug/rollcall), CHROMIUM (default /usr/bin/chromium).
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { createInterface } from "node:readline";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const bin = process.env.ROLLCALL_BIN || path.join(repo, "target/debug/rollcall");
+const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
+const artifacts = path.join(repo, "target/browser-artifacts");
+const PASSWORD = "a long admin password";
+const AUDIO_SECS = 60;
+
+let root;
+let server;
+let serverLog = "";
+let base;
+let context;
+let profile;
+let audio;
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+before(async () => {
+  assert.ok(fs.existsSync(bin), `build the server first (cargo build): ${bin} is missing`);
+  assert.ok(fs.existsSync(executablePath), `install chromium (apt-get install chromium): ${executablePath}`);
+  fs.mkdirSync(artifacts, { recursive: true });
+  root = fs.mkdtempSync(path.join(os.tmpdir(), "rollcall-admin-"));
+  fs.cpSync(path.join(repo, "episodes"), path.join(root, "episodes"), { recursive: true });
+  fs.cpSync(path.join(repo, "feeds"), path.join(root, "feeds"), { recursive: true });
+  // A few MB at a high bitrate, so the upload takes long enough to report progress.
+  audio = path.join(root, "briefing.mp3");
+  const made = spawnSync("ffmpeg", [
+    "-v", "error", "-y", "-f", "lavfi", "-i", `sine=frequency=330:duration=${AUDIO_SECS}`,
+    "-ac", "2", "-c:a", "libmp3lame", "-b:a", "320k", audio,
+  ]);
+  assert.equal(made.status, 0, `ffmpeg failed: ${made.stderr}`);
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  const config = path.join(root, "config.toml");
+  fs.writeFileSync(config, `public_url = "${base}"\nlisten = "127.0.0.1:${port}"\n`);
+  const added = spawnSync(bin, ["--config", config, "user", "add", "chief", "--role", "admin", "--password-stdin"], {
+    input: `${PASSWORD}\n`,
+  });
+  assert.equal(added.status, 0, `user add failed: ${added.stderr}`);
+
+  server = spawn(bin, ["--config", config, "serve"], {
+    env: { ...process.env, RUST_LOG: "info" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  server.stderr.on("data", (d) => (serverLog += d));
+  const line = await new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.once("exit", (code) => reject(new Error(`rollcall exited with ${code}:\n${serverLog}`)));
+    createInterface({ input: server.stdout }).once("line", (l) => resolve(l.trim()));
+  });
+  assert.equal(line, `listening on ${base}`);
+
+  profile = fs.mkdtempSync(path.join(os.tmpdir(), "rollcall-chromium-"));
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath,
+    headless: true,
+    viewport: { width: 1280, height: 900 },
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-sync"],
+  });
+});
+
+after(async () => {
+  await context?.close();
+  if (server && server.exitCode === null) {
+    server.removeAllListeners("exit");
+    const exited = new Promise((r) => server.once("exit", r));
+    server.kill("SIGTERM");
+    await exited;
+  }
+  for (const dir of [root, profile]) if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  fs.writeFileSync(path.join(artifacts, "admin-server.log"), serverLog);
+});
+
+test("a wrong password is refused on the sign-in page", async () => {
+  const page = await context.newPage();
+  await page.goto(`${base}/admin`);
+  assert.equal(new URL(page.url()).pathname, "/admin/sign-in", "signed out, /admin asks to sign in");
+  await page.fill("#name", "chief");
+  await page.fill("#password", "not the password");
+  await page.click("button[type=submit]");
+  await page.waitForSelector("p.error");
+  assert.match(await page.textContent("p.error"), /do not match/);
+  await page.screenshot({ path: path.join(artifacts, "admin-sign-in-refused.png"), fullPage: true });
+  await page.close();
+});
+
+test("an admin signs in and adds an episode with the form; the feed has it at once", async () => {
+  const page = await context.newPage();
+  await page.goto(`${base}/admin/sign-in`);
+  await page.fill("#name", "chief");
+  await page.fill("#password", PASSWORD);
+  await Promise.all([page.waitForURL(`${base}/admin`), page.click("button[type=submit]")]);
+  assert.ok(await page.isVisible("text=Defining De-Escalation"), "the episode list shows the demo");
+
+  await page.click("text=Add an episode");
+  await page.waitForURL(`${base}/admin/episodes/new`);
+  await page.fill("#title", "Officer Wellness Briefing");
+  await page.fill("#published", "2016-07-07T09:00:00-04:00");
+  await page.fill("#summary", "How officers stay well on the job.");
+  await page.fill("input[name=guest_name]", "Ann Lee");
+  await page.fill("input[name=guest_role]", "Lieutenant");
+  // The first resource row is there; a second one is added with the button.
+  await page.fill("input[name=resource_title]", "VALOR Initiative");
+  await page.fill("input[name=resource_url]", "https://www.valorforblue.org/");
+  await page.click("button[data-add=resource-row]");
+  const rows = page.locator("#resources .row.resource");
+  assert.equal(await rows.count(), 2);
+  await rows.nth(1).locator("input[name=resource_title]").fill("BJA");
+  await rows.nth(1).locator("input[name=resource_url]").fill("https://bja.ojp.gov/");
+  await page.check("input[name=feed][value=defusing-difficult-encounters]");
+  await page.fill("#notes", "Stress **builds** over a career.\n\n<script>alert(1)</script>");
+  await page.click("#preview-button");
+  await page.waitForSelector("#preview strong");
+  assert.equal(await page.textContent("#preview strong"), "builds");
+  assert.equal(await page.locator("#preview script").count(), 0, "raw HTML is shown as text");
+  await page.setInputFiles("#audio", audio);
+  await page.screenshot({ path: path.join(artifacts, "admin-add-form.png"), fullPage: true });
+
+  // Watch the progress bar; sessionStorage keeps what was seen across the navigation after.
+  await page.evaluate(() => {
+    sessionStorage.setItem("progress", "[]");
+    const bar = document.getElementById("upload-progress");
+    new MutationObserver(() => {
+      const seen = JSON.parse(sessionStorage.getItem("progress"));
+      seen.push(Number(bar.value));
+      sessionStorage.setItem("progress", JSON.stringify(seen));
+    }).observe(bar, { attributes: true });
+  });
+  await Promise.all([page.waitForURL(/\/admin\?done=/), page.click("#episode-form button[type=submit]")]);
+  const progress = JSON.parse(await page.evaluate(() => sessionStorage.getItem("progress")));
+  assert.ok(progress.some((v) => v > 0), `the progress bar moved: ${JSON.stringify(progress)}`);
+  assert.equal(Math.max(...progress), 100, "and reached 100%");
+  assert.match(await page.textContent("p.notice"), /added officer-wellness-briefing/);
+  const row = page.locator("tr[data-slug=officer-wellness-briefing]");
+  assert.equal(await row.count(), 1);
+  assert.match(await row.textContent(), /published/);
+  await page.screenshot({ path: path.join(artifacts, "admin-list.png"), fullPage: true });
+
+  const feed = await (await fetch(`${base}/feeds/defusing-difficult-encounters.xml`)).text();
+  assert.match(feed, /<title>Officer Wellness Briefing<\/title>/);
+  assert.match(feed, new RegExp(`<itunes:duration>${AUDIO_SECS}</itunes:duration>`));
+  const toml = fs.readFileSync(path.join(root, "episodes/officer-wellness-briefing/episode.toml"), "utf8");
+  assert.match(toml, /url = "https:\/\/bja.ojp.gov\/"/);
+  await page.close();
+});
