@@ -190,6 +190,69 @@ fn api_adds_an_episode_that_appears_in_its_feed_with_the_measured_duration() {
 }
 
 #[test]
+fn api_adds_transcript_and_chapters_and_the_feed_links_them() {
+    let demo = Demo::new();
+    let token = admin_token(&demo, "chief");
+    let audio = demo.path("talk.mp3");
+    tone_mp3(&audio, 3.0);
+    let vtt = demo.path("t.vtt");
+    std::fs::write(&vtt, "WEBVTT\n\n00:00.000 --> 00:02.000\nHello\n").unwrap();
+    let chapters = demo.path("c.json");
+    std::fs::write(
+        &chapters,
+        r#"{"version":"1.2.0","chapters":[{"startTime":0,"title":"Start"}]}"#,
+    )
+    .unwrap();
+    let server = Server::start(&demo);
+    let (status, body) = curl(
+        &server,
+        &[
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+            "-F",
+            &format!("metadata={{\"title\":\"With Extras\",\"published\":\"2016-07-05\",\"feeds\":[\"{THEME}\"]}}"),
+            "-F",
+            &format!("audio=@{}", audio.display()),
+            "-F",
+            &format!("transcript=@{}", vtt.display()),
+            "-F",
+            &format!("chapters=@{}", chapters.display()),
+            &url(&server, "/admin/api/episodes"),
+        ],
+    );
+    assert_eq!(status, 201, "{body}");
+    assert!(demo.path("episodes/with-extras/transcript.vtt").is_file());
+    assert!(demo.path("episodes/with-extras/chapters.json").is_file());
+    let xml = feed(&server, THEME);
+    assert!(
+        xml.contains("/media/with-extras/") && xml.contains("transcript.vtt"),
+        "{xml}"
+    );
+    assert!(xml.contains("chapters.json"), "{xml}");
+    // Broken chapters are refused by the loader's own rule, naming the file.
+    let bad = demo.path("bad.json");
+    std::fs::write(&bad, "{not json").unwrap();
+    let before = catalog_bytes(&demo);
+    let (status, body) = curl(
+        &server,
+        &[
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+            "-F",
+            "metadata={\"title\":\"Bad Chapters\",\"published\":\"2016-07-05\"}",
+            "-F",
+            &format!("audio=@{}", audio.display()),
+            "-F",
+            &format!("chapters=@{}", bad.display()),
+            &url(&server, "/admin/api/episodes"),
+        ],
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("chapters.json"), "{body}");
+    assert_unchanged(&demo, &before, "bad chapters");
+}
+
+#[test]
 fn bad_api_input_is_refused_by_field_and_changes_nothing() {
     let demo = Demo::new();
     let token = admin_token(&demo, "chief");

@@ -267,6 +267,47 @@ fn forms_without_their_csrf_token_are_refused_and_change_nothing() {
     assert_eq!(add.status, 303, "{}", add.body);
     let feed = common::get(server.addr, "/feeds/defusing-difficult-encounters.xml", &[]);
     assert!(String::from_utf8_lossy(&feed.body).contains("Web Briefing"));
+
+    // Bad input through the form gets its message (as a page, or as JSON for the upload
+    // script), and changes nothing.
+    let toml = demo.read("episodes/web-briefing/episode.toml");
+    let bad = b.run(&[
+        "-F",
+        &format!("csrf={csrf}"),
+        "-F",
+        "title=Web Briefing",
+        "-F",
+        "published=2016-07-05",
+        "-F",
+        "summary=x",
+        "-F",
+        "resource_title=Report",
+        "-F",
+        "resource_url=javascript:alert(1)",
+        "-F",
+        "resource_note=",
+        &format!("{}/admin/episodes/web-briefing", b.base),
+    ]);
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("resources[0].url"), "{}", bad.body);
+    let json = b.run(&[
+        "-H",
+        "Accept: application/json",
+        "-F",
+        &format!("csrf={csrf}"),
+        "-F",
+        "title=Other",
+        "-F",
+        "published=2016-07-05",
+        "-F",
+        "slug=web-briefing",
+        "-F",
+        &format!("audio=@{}", audio.display()),
+        &format!("{}/admin/episodes", b.base),
+    ]);
+    assert_eq!(json.status, 409, "{}", json.body);
+    assert!(json.body.contains("\"field\":\"slug\""), "{}", json.body);
+    assert_eq!(demo.read("episodes/web-briefing/episode.toml"), toml);
 }
 
 #[test]
@@ -300,8 +341,9 @@ fn repeated_failed_sign_ins_get_429_with_retry_after() {
 #[test]
 fn officers_cannot_use_the_admin() {
     let demo = Demo::new();
-    add_user(&demo, "patrol", "officer");
     let server = Server::start(&demo);
+    // The CLI writes to the store while the server has it open.
+    add_user(&demo, "patrol", "officer");
     let b = Browser::new(&server, demo.root(), "patrol");
     assert_eq!(b.sign_in("patrol", PASSWORD).status, 303);
     let home = b.get("/admin");

@@ -15,8 +15,9 @@ use crate::access::secret::constant_time_eq;
 use crate::catalog::write::{self, Attachments, Draft, Patch, Staging, Uploaded};
 use crate::catalog::{Guest, Resource};
 
-/// Largest text field (show notes included).
+/// Largest text field (show notes included), and largest sum of all text fields.
 const MAX_TEXT: usize = 1 << 20;
+const MAX_TEXT_TOTAL: usize = 4 << 20;
 
 /// Episode metadata as the API sends it: the field names of `episode.toml`, plus `notes` for
 /// the Markdown show notes. Unknown fields are refused by name.
@@ -302,6 +303,7 @@ pub async fn read(
         }
     };
     let mut text = Vec::new();
+    let mut text_total = 0;
     let mut files = Attachments::default();
     let mut first = true;
     while let Some(field) = multipart.next_field().await.map_err(broken)? {
@@ -345,6 +347,13 @@ pub async fn read(
                         });
                     }
                     value.extend_from_slice(&chunk);
+                }
+                text_total += value.len();
+                if text_total > MAX_TEXT_TOTAL {
+                    return Err(AdminError::TooLarge {
+                        field: name,
+                        limit: MAX_TEXT_TOTAL as u64,
+                    });
                 }
                 let value =
                     String::from_utf8(value).map_err(|_| bad(&name, "is not UTF-8 text"))?;
