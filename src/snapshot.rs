@@ -328,18 +328,10 @@ impl Live {
         &self,
         change: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, ApplyError<E>> {
-        self.apply_changed(&Changed::All, change)
-    }
-
-    /// [`Live::apply`] for a change that touches only the folders in `changed`.
-    fn apply_changed<T, E: std::error::Error + 'static>(
-        &self,
-        changed: &Changed,
-        change: impl FnOnce() -> Result<T, E>,
-    ) -> Result<T, ApplyError<E>> {
         let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let out = change().map_err(ApplyError::Change)?;
-        self.reload_locked(changed).map_err(ApplyError::Rejected)?;
+        self.reload_locked(&Changed::All)
+            .map_err(ApplyError::Rejected)?;
         Ok(out)
     }
 
@@ -365,15 +357,17 @@ impl Live {
         // Only this episode's folder changed, so the reload re-reads only it; anything else the
         // watcher has seen meanwhile it reloads itself.
         let changed = Changed::Only([prepared.slug().to_owned()].into_iter().collect());
-        match self.apply_changed(&changed, || prepared.commit(&self.cache)) {
-            Ok(()) => Ok(prepared),
-            Err(ApplyError::Change(e)) => Err(e),
-            Err(ApplyError::Rejected(problems)) => {
-                self.apply_changed(&changed, || prepared.roll_back())
-                    .map_err(|e| match e {
-                        ApplyError::Change(e) => e,
-                        ApplyError::Rejected(p) => WriteError::Rejected(p),
-                    })?;
+        // Commit, reload and (if the catalog rejects it) undo in one hold of the writer lock, so
+        // no other reload ever sees the rejected folder.
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        prepared.commit(&self.cache)?;
+        match self.reload_locked(&changed) {
+            Ok(_) => Ok(prepared),
+            Err(problems) => {
+                prepared.roll_back()?;
+                if let Err(p) = self.reload_locked(&changed) {
+                    tracing::error!(problems = %p, "the catalog has problems after undoing a rejected change");
+                }
                 Err(WriteError::Rejected(problems))
             }
         }

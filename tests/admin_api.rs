@@ -509,6 +509,83 @@ fn edits_keep_comments_and_order_and_new_audio_gets_a_new_url() {
 }
 
 #[test]
+fn an_edit_based_on_a_stale_version_is_a_409() {
+    let demo = Demo::new();
+    let token = admin_token(&demo, "chief");
+    let server = Server::start(&demo);
+    let auth = format!("Authorization: Bearer {token}");
+    let one = url(&server, "/admin/api/episodes/defining-de-escalation");
+    let (_, body) = curl(&server, &["-H", &auth, &one]);
+    let seen = json(&body)["version"].as_str().unwrap().to_owned();
+    let patch = |version: &str, title: &str| {
+        curl(
+            &server,
+            &[
+                "-X",
+                "PATCH",
+                "-H",
+                &auth,
+                "-H",
+                &format!("If-Match: \"{version}\""),
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                &format!("{{\"title\":\"{title}\"}}"),
+                &one,
+            ],
+        )
+    };
+    // The first editor saves; the second, still holding the version both saw, gets 409.
+    let (status, body) = patch(&seen, "First");
+    assert_eq!(status, 200, "{body}");
+    let file = demo.read("episodes/defining-de-escalation/episode.toml");
+    let (status, body) = patch(&seen, "Second");
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("changed by someone else"), "{body}");
+    assert_eq!(
+        demo.read("episodes/defining-de-escalation/episode.toml"),
+        file
+    );
+    let fresh = json(&body_of(&server, &auth, &one))["version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(fresh, seen);
+    assert_eq!(patch(&fresh, "Second").0, 200);
+}
+
+fn body_of(server: &Server, auth: &str, url: &str) -> String {
+    curl(server, &["-H", auth, url]).1
+}
+
+#[test]
+fn a_file_sent_twice_is_a_400_naming_it() {
+    let demo = Demo::new();
+    let token = admin_token(&demo, "chief");
+    let audio = demo.path("talk.mp3");
+    tone_mp3(&audio, 2.0);
+    let server = Server::start(&demo);
+    let before = catalog_bytes(&demo);
+    let (status, body) = curl(
+        &server,
+        &[
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+            "-F",
+            r#"metadata={"title":"Twice","published":"2016-07-05"}"#,
+            "-F",
+            &format!("audio=@{}", audio.display()),
+            "-F",
+            &format!("audio=@{}", audio.display()),
+            &url(&server, "/admin/api/episodes"),
+        ],
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(json(&body)["field"], "audio");
+    assert_unchanged(&demo, &before, "audio twice");
+}
+
+#[test]
 fn unpublish_hides_everywhere_and_republish_restores() {
     let demo = Demo::new();
     let token = admin_token(&demo, "chief");

@@ -307,6 +307,23 @@ fn forms_without_their_csrf_token_are_refused_and_change_nothing() {
     ]);
     assert_eq!(json.status, 409, "{}", json.body);
     assert!(json.body.contains("\"field\":\"slug\""), "{}", json.body);
+    // The edit form carries the folder's version; saving from a stale form is a 409.
+    let form = b.get("/admin/episodes/web-briefing");
+    assert!(form.body.contains("name=\"version\""), "{}", form.body);
+    let stale = b.run(&[
+        "-F",
+        &format!("csrf={csrf}"),
+        "-F",
+        "version=0000000000000000",
+        "-F",
+        "title=Renamed",
+        "-F",
+        "published=2016-07-05",
+        "-F",
+        "summary=x",
+        &format!("{}/admin/episodes/web-briefing", b.base),
+    ]);
+    assert_eq!(stale.status, 409, "{}", stale.body);
     assert_eq!(demo.read("episodes/web-briefing/episode.toml"), toml);
 }
 
@@ -336,6 +353,54 @@ fn repeated_failed_sign_ins_get_429_with_retry_after() {
         &format!("{}/admin/api/episodes", b.base),
     ]);
     assert_eq!(api.status, 429);
+}
+
+#[test]
+fn parallel_guesses_cannot_outrun_the_throttle_and_sign_in_bodies_are_small() {
+    let demo = Demo::new();
+    add_user(&demo, "chief", "admin");
+    let mut config = demo.config();
+    config.admin.attempts_per_minute = std::num::NonZeroU32::new(3).unwrap();
+    let server = Server::start_with(config);
+    let b = Browser::new(&server, demo.root(), "flood");
+    // A sign-in body larger than a form needs is refused without being held in memory.
+    let body = demo.path("big.form");
+    std::fs::write(
+        &body,
+        format!("csrf=a&name=chief&password={}", "x".repeat(200_000)),
+    )
+    .unwrap();
+    let r = b.run(&[
+        "--data-binary",
+        &format!("@{}", body.display()),
+        &format!("{}/admin/sign-in", b.base),
+    ]);
+    assert_eq!(r.status, 413);
+    let csrf = b.get("/admin/sign-in").csrf();
+    // Twenty guesses at once with one form token, the right password among them last: only
+    // the first three are checked at all.
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let runs: Vec<_> = (0..20)
+            .map(|i| {
+                let (b, csrf) = (&b, &csrf);
+                s.spawn(move || {
+                    let password = if i == 19 { PASSWORD } else { "guess" };
+                    b.post(
+                        "/admin/sign-in",
+                        &[("csrf", csrf), ("name", "chief"), ("password", password)],
+                    )
+                    .status
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let checked = statuses.iter().filter(|s| **s != 429).count();
+    assert!(checked <= 3, "{statuses:?}");
+    assert!(
+        statuses.iter().filter(|s| **s == 429).count() >= 17,
+        "{statuses:?}"
+    );
 }
 
 #[test]

@@ -40,6 +40,8 @@ pub enum WriteError {
     SlugTaken(String),
     #[error("no episode has the slug {0:?}")]
     NoSuchEpisode(String),
+    #[error("field '{0}': sent twice: send each file once")]
+    Duplicate(String),
     #[error("field '{field}': the upload is larger than max_upload_bytes ({limit} bytes): send a smaller file or raise max_upload_bytes")]
     TooLarge { field: String, limit: u64 },
     #[error(
@@ -89,6 +91,8 @@ pub struct Patch {
     pub notes: Option<String>,
     pub explicit: Option<bool>,
     pub unpublished: Option<bool>,
+    /// The [`folder_version`] the editor saw; a different one is a conflict (409).
+    pub expect_version: Option<String>,
 }
 
 /// Files that come with a change, already staged.
@@ -223,6 +227,9 @@ pub fn resource_from_spec(spec: &str) -> Result<Resource, String> {
 pub struct Staging {
     dir: PathBuf,
     episodes_dir: PathBuf,
+    /// The folder, open and locked (`flock`) for as long as the change is in progress, so a
+    /// starting server or CLI (even in another container) can tell it from a crashed one's.
+    lock: File,
 }
 
 const STAGING_PREFIX: &str = ".staging-";
@@ -234,22 +241,53 @@ impl Staging {
         let tag: String = rand.iter().map(|b| format!("{b:02x}")).collect();
         // The process id lets a starting server tell a crashed writer's folder from a live one.
         let dir = episodes_dir.join(format!("{STAGING_PREFIX}{}-{tag}", std::process::id()));
-        std::fs::create_dir(&dir).map_err(io(format!(
+        let what = format!(
             "{}: cannot create a staging folder; check that episodes_dir is writable",
             display_path(episodes_dir, "")
-        )))?;
+        );
+        std::fs::create_dir(&dir).map_err(io(what.clone()))?;
+        let lock = File::open(&dir).map_err(io(what.clone()))?;
+        lock.lock().map_err(io(what))?;
         Ok(Staging {
             dir,
             episodes_dir: episodes_dir.to_owned(),
+            lock,
         })
+    }
+
+    /// Keeps the folder instead of removing it, renamed `.recovery-…` so that no cleanup
+    /// removes it either: called when a change could not be undone, so the previous version
+    /// of an episode survives for a person to restore. Returns where it is.
+    fn keep(&self) -> PathBuf {
+        let name = self
+            .dir
+            .file_name()
+            .map(|n| {
+                n.to_string_lossy()
+                    .replacen(STAGING_PREFIX, ".recovery-", 1)
+            })
+            .unwrap_or_else(|| ".recovery".into());
+        let kept = self.episodes_dir.join(name);
+        match std::fs::rename(&self.dir, &kept) {
+            Ok(()) => kept,
+            Err(_) => self.dir.clone(),
+        }
     }
 
     /// Starts writing an uploaded file for `field`.
     pub fn upload(&self, field: &str, limit: u64) -> Result<Upload, WriteError> {
         let path = self.dir.join(format!("incoming-{field}"));
-        let file = File::create_new(&path).map_err(io(format!(
-            "field '{field}': cannot create the staging file"
-        )))?;
+        let file = match File::create_new(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(WriteError::Duplicate(field.to_owned()))
+            }
+            Err(e) => {
+                return Err(io(format!(
+                    "field '{field}': cannot create the staging file"
+                ))(e))
+            }
+        };
         Ok(Upload {
             field: field.to_owned(),
             path,
@@ -267,30 +305,64 @@ impl Staging {
 
 impl Drop for Staging {
     fn drop(&mut self) {
+        // Removed while still locked, so no cleanup can mistake it for a crashed writer's.
         let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = self.lock.unlock();
     }
 }
 
-/// Removes staging folders that a crashed writer left in `episodes_dir` (those whose process is
-/// gone). Returns the folders removed.
+/// Removes staging folders that a crashed writer left in `episodes_dir`: those that no process
+/// holds locked. Returns the folders removed.
 pub fn remove_leftovers(episodes_dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(episodes_dir) else {
         return Vec::new();
     };
     let mut removed = Vec::new();
     for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix(STAGING_PREFIX) else {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(STAGING_PREFIX) {
+            continue;
+        }
+        let Ok(dir) = File::open(entry.path()) else {
             continue;
         };
-        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
-        let alive = pid
-            .is_some_and(|p| p != std::process::id() && Path::new(&format!("/proc/{p}")).exists());
-        if !alive && std::fs::remove_dir_all(entry.path()).is_ok() {
+        // A live writer holds the lock; a crashed one's lock went with its process.
+        if dir.try_lock().is_ok() && std::fs::remove_dir_all(entry.path()).is_ok() {
             removed.push(entry.path());
         }
     }
     removed
+}
+
+/// What identifies the state of an episode folder: every file's name, inode, size and
+/// modification time. Any write, rename or replacement in the folder changes it.
+pub fn folder_version(folder: &Path) -> std::io::Result<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut entries: Vec<(std::ffi::OsString, u64, u64, i64, i64)> = Vec::new();
+    for entry in std::fs::read_dir(folder)? {
+        let entry = entry?;
+        let m = entry.path().symlink_metadata()?;
+        entries.push((
+            entry.file_name(),
+            m.ino(),
+            m.size(),
+            m.mtime(),
+            m.mtime_nsec(),
+        ));
+    }
+    entries.sort();
+    let mut h = Sha256::new();
+    for (name, ino, size, secs, nanos) in entries {
+        h.update(name.as_encoded_bytes());
+        h.update([0]);
+        for n in [ino, size, secs as u64, nanos as u64] {
+            h.update(n.to_le_bytes());
+        }
+    }
+    Ok(h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// A slug from a title: lowercase ASCII letters and digits, single hyphens, at most 60 bytes.
@@ -312,7 +384,7 @@ pub fn slug_from_title(title: &str) -> String {
 #[derive(Debug)]
 enum Kind {
     New,
-    /// An edit; the text `episode.toml` had when the edit began.
+    /// An edit; the [`folder_version`] of the folder when the edit began.
     Edit {
         base: String,
     },
@@ -345,8 +417,8 @@ impl Prepared {
         let flags = match &self.kind {
             Kind::New => rustix::fs::RenameFlags::NOREPLACE,
             Kind::Edit { base } => {
-                let now = std::fs::read_to_string(live.join("episode.toml"))
-                    .map_err(|_| WriteError::NoSuchEpisode(slug.clone()))?;
+                let now =
+                    folder_version(&live).map_err(|_| WriteError::NoSuchEpisode(slug.clone()))?;
                 if &now != base {
                     return Err(WriteError::Conflict(slug));
                 }
@@ -363,8 +435,11 @@ impl Prepared {
                 })
             }
         }
-        sync_dir(&self.staging.episodes_dir)
-            .map_err(io("episodes: syncing the folder after the rename"))?;
+        // The rename happened: the change is in place whatever follows. A failed sync only
+        // means it might not survive a power cut, which the log says.
+        if let Err(e) = sync_dir(&self.staging.episodes_dir) {
+            tracing::warn!(error = %e, slug, "cannot sync episodes_dir after a change; it may not survive a power cut");
+        }
         cache.moved(&staged, &live);
         Ok(())
     }
@@ -378,12 +453,24 @@ impl Prepared {
             Kind::New => rustix::fs::RenameFlags::NOREPLACE,
             Kind::Edit { .. } => rustix::fs::RenameFlags::EXCHANGE,
         };
-        rustix::fs::renameat_with(rustix::fs::CWD, &live, rustix::fs::CWD, &staged, flags)
-            .map_err(|e| WriteError::Io {
-                what: format!("episodes/{slug}: putting the previous version back"),
+        if let Err(e) =
+            rustix::fs::renameat_with(rustix::fs::CWD, &live, rustix::fs::CWD, &staged, flags)
+        {
+            // Keep whatever the staging folder holds (for an edit, the previous version).
+            let kept = self.staging.keep();
+            tracing::error!(slug, kept = %kept.display(), error = %e, "cannot undo a change; the previous version is kept there");
+            return Err(WriteError::Io {
+                what: format!(
+                    "episodes/{slug}: putting the previous version back (it is kept in {})",
+                    kept.display()
+                ),
                 source: e.into(),
-            })?;
-        sync_dir(&self.staging.episodes_dir).map_err(io("episodes: syncing the folder"))
+            });
+        }
+        if let Err(e) = sync_dir(&self.staging.episodes_dir) {
+            tracing::warn!(error = %e, slug, "cannot sync episodes_dir after undoing a change");
+        }
+        Ok(())
     }
 }
 
@@ -564,7 +651,11 @@ fn place_attachments(
         doc["audio"] = value(name);
     }
     if let Some(t) = files.transcript {
-        let head = std::fs::read(&t.path).unwrap_or_default();
+        let mut head = [0u8; 16];
+        let n = File::open(&t.path)
+            .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+            .unwrap_or(0);
+        let head = &head[..n];
         let ext = if head.starts_with(b"WEBVTT") || head.starts_with(b"\xef\xbb\xbfWEBVTT") {
             "vtt"
         } else {
@@ -676,9 +767,17 @@ pub fn prepare_edit(
     let live = source.episodes_dir.join(slug);
     let folder = staging.folder(slug);
     link_tree(&live, &folder).map_err(io(format!("episodes/{slug}: staging a copy")))?;
-    let base = std::fs::read_to_string(live.join("episode.toml"))
+    // Read from the links, so the version and the text are of the same files: a change that
+    // lands on the live folder after this is caught at commit.
+    let base = folder_version(&folder).map_err(io(format!("episodes/{slug}: staging a copy")))?;
+    if let Some(expected) = &patch.expect_version {
+        if expected != &base {
+            return Err(WriteError::Conflict(slug.to_owned()));
+        }
+    }
+    let text = std::fs::read_to_string(folder.join("episode.toml"))
         .map_err(io(format!("episodes/{slug}/episode.toml")))?;
-    let mut doc: DocumentMut = base.parse().map_err(|e: toml_edit::TomlError| {
+    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
         problem(
             slug,
             source,
@@ -715,7 +814,12 @@ pub fn prepare_edit(
     if let Some(r) = &patch.resources {
         set_tables(&mut doc, "resources", resources_table(r));
     }
-    let old_audio = current.audio.path.file_name().map(|name| folder.join(name));
+    // The audio the staged episode.toml names, else the one the loader found.
+    let old_audio = doc
+        .get("audio")
+        .and_then(|v| v.as_str())
+        .map(|name| folder.join(name))
+        .or_else(|| current.audio.path.file_name().map(|name| folder.join(name)));
     place_attachments(slug, &folder, files, &mut doc, old_audio.as_deref(), cache)?;
     write_file(&folder.join("episode.toml"), doc.to_string().as_bytes())
         .map_err(io(format!("episodes/{slug}/episode.toml")))?;
@@ -848,12 +952,27 @@ mod tests {
     fn leftovers_of_dead_writers_are_removed_and_live_ones_kept() {
         let dir = tempfile::tempdir().unwrap();
         let dead = dir.path().join(".staging-999999999-00");
-        // Process 1 always runs: its staging folder belongs to a writer still at work.
-        let alive = dir.path().join(".staging-1-00");
         std::fs::create_dir(&dead).unwrap();
-        std::fs::create_dir(&alive).unwrap();
+        let alive = Staging::new(dir.path()).unwrap();
         assert_eq!(remove_leftovers(dir.path()), vec![dead.clone()]);
         assert!(!dead.exists());
-        assert!(alive.exists());
+        assert!(
+            alive.dir.exists(),
+            "a locked staging folder is a writer at work"
+        );
+        let gone = alive.dir.clone();
+        drop(alive);
+        assert!(!gone.exists());
+    }
+
+    #[test]
+    fn folder_versions_change_with_any_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a"), "1").unwrap();
+        let v1 = folder_version(dir.path()).unwrap();
+        assert_eq!(v1, folder_version(dir.path()).unwrap());
+        std::fs::write(dir.path().join("b.tmp"), "2").unwrap();
+        std::fs::rename(dir.path().join("b.tmp"), dir.path().join("a")).unwrap();
+        assert_ne!(v1, folder_version(dir.path()).unwrap());
     }
 }

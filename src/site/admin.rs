@@ -178,6 +178,8 @@ struct EpisodeForm<'a> {
     action: String,
     submit: &'a str,
     editing: Option<&'a str>,
+    /// The folder version the form was made from (edits only).
+    version: &'a str,
     v: FormValues,
     /// (id, title, checked)
     feeds: Vec<(&'a str, &'a str, bool)>,
@@ -188,9 +190,13 @@ pub fn episode_form(
     user: &str,
     csrf: &str,
     catalog: &Catalog,
-    editing: Option<&Episode>,
+    editing: Option<(&Episode, &str)>,
     error: Option<&str>,
 ) -> String {
+    let (editing, version) = match editing {
+        Some((ep, version)) => (Some(ep), version),
+        None => (None, ""),
+    };
     let v = editing.map_or_else(FormValues::blank, FormValues::of);
     let feeds = catalog
         .feeds
@@ -221,6 +227,7 @@ pub fn episode_form(
         action,
         submit,
         editing: editing.map(|e| e.slug.as_str()),
+        version,
         v,
         feeds,
     })

@@ -8,7 +8,7 @@
 //!
 //! Errors are `{"error": "...", "field": "..."}` with 400, 401, 403, 404, 409, 413, 415 or 429.
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -21,16 +21,17 @@ use super::{
     staging, Admin, AdminError, Edit,
 };
 use crate::access::Credentials;
-use crate::catalog::write::{Attachments, Patch};
+use crate::catalog::write::{self, Attachments, Patch};
 use crate::catalog::{Catalog, Episode};
 use crate::site::admin::status;
 
-pub(super) fn routes() -> Router<Admin> {
+pub(super) fn routes(upload_limit: usize) -> Router<Admin> {
+    let uploads = DefaultBodyLimit::max(upload_limit);
     Router::new()
-        .route("/admin/api/episodes", get(list).post(create))
+        .route("/admin/api/episodes", get(list).post(create).layer(uploads))
         .route(
             "/admin/api/episodes/{slug}",
-            get(one).patch(update).delete(unpublish),
+            get(one).patch(update).layer(uploads).delete(unpublish),
         )
 }
 
@@ -81,13 +82,40 @@ fn reply(who: &crate::access::Account, status: StatusCode, body: Value) -> Respo
     )
 }
 
-fn the_episode(admin: &Admin, slug: &str) -> Result<Value, AdminError> {
+/// One episode as JSON, with its folder `version` (also sent as the `ETag`); a PATCH or DELETE
+/// with `If-Match: <version>` is refused with 409 if the folder changed since.
+async fn the_episode(admin: &Admin, slug: &str) -> Result<(Value, String), AdminError> {
     let snapshot = admin.live.snapshot();
     let ep = snapshot
         .catalog
         .any_episode(slug)
         .ok_or(AdminError::NotFound)?;
-    Ok(episode_json(&snapshot.catalog, ep))
+    let mut json = episode_json(&snapshot.catalog, ep);
+    let folder = admin.live.source().episodes_dir.join(slug);
+    let version = super::blocking(move || write::folder_version(&folder))
+        .await
+        .map_err(|e| AdminError::Internal(format!("episodes/{slug}: {e}")))?;
+    json["version"] = Value::String(version.clone());
+    Ok((json, version))
+}
+
+/// A reply with one episode, its version as the ETag.
+fn episode_reply(
+    who: &crate::access::Account,
+    status: StatusCode,
+    (json, version): (Value, String),
+) -> Response {
+    let mut r = reply(who, status, json);
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{version}\"")) {
+        r.headers_mut().insert(header::ETAG, v);
+    }
+    r
+}
+
+/// The version an `If-Match` header names, if any.
+fn if_match(headers: &axum::http::HeaderMap) -> Option<String> {
+    let v = headers.get(header::IF_MATCH)?.to_str().ok()?.trim();
+    Some(v.trim_matches('"').to_owned()).filter(|v| !v.is_empty() && v != "*")
 }
 
 async fn list(State(admin): State<Admin>, req: Request) -> Result<Response, AdminError> {
@@ -108,7 +136,11 @@ async fn one(
     req: Request,
 ) -> Result<Response, AdminError> {
     let who = authorize(&admin, req.headers(), context(&req).client).await?;
-    Ok(reply(&who, StatusCode::OK, the_episode(&admin, &slug)?))
+    Ok(episode_reply(
+        &who,
+        StatusCode::OK,
+        the_episode(&admin, &slug).await?,
+    ))
 }
 
 async fn create(State(admin): State<Admin>, req: Request) -> Result<Response, AdminError> {
@@ -120,7 +152,7 @@ async fn create(State(admin): State<Admin>, req: Request) -> Result<Response, Ad
     let sub = form::read(body, staging(&admin).await?, limit, None).await?;
     let draft = sub.metadata()?.into_draft()?;
     let slug = super::add_episode(&admin, &who, client, sub.staging, draft, sub.files).await?;
-    let mut r = reply(&who, StatusCode::CREATED, the_episode(&admin, &slug)?);
+    let mut r = episode_reply(&who, StatusCode::CREATED, the_episode(&admin, &slug).await?);
     if let Ok(v) = HeaderValue::from_str(&format!("/admin/api/episodes/{slug}")) {
         r.headers_mut().insert(header::LOCATION, v);
     }
@@ -142,12 +174,24 @@ async fn update(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_ascii_lowercase();
-    let (patch, staging, files) = if content_type.starts_with("application/json") {
+    let expected = if_match(req.headers());
+    let (mut patch, staging, files) = if content_type.starts_with("application/json") {
         let bytes = axum::body::to_bytes(req.into_body(), 1 << 20)
             .await
-            .map_err(|_| AdminError::TooLarge {
-                field: "(body)".into(),
-                limit: 1 << 20,
+            .map_err(|e| {
+                let too_large = std::error::Error::source(&e)
+                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+                if too_large {
+                    AdminError::TooLarge {
+                        field: "(body)".into(),
+                        limit: 1 << 20,
+                    }
+                } else {
+                    AdminError::BadRequest {
+                        field: "(body)".into(),
+                        message: format!("the body could not be read: {e}"),
+                    }
+                }
             })?;
         let patch = metadata_from_json("(body)", &bytes)?.into_patch()?;
         (patch, staging(&admin).await?, Attachments::default())
@@ -166,6 +210,7 @@ async fn update(
             "header 'Content-Type': send application/json, or multipart/form-data with metadata and audio".into(),
         ));
     };
+    patch.expect_version = expected;
     let action = if files.audio.is_some() {
         "episode replace audio"
     } else {
@@ -184,7 +229,11 @@ async fn update(
         },
     )
     .await?;
-    Ok(reply(&who, StatusCode::OK, the_episode(&admin, &slug)?))
+    Ok(episode_reply(
+        &who,
+        StatusCode::OK,
+        the_episode(&admin, &slug).await?,
+    ))
 }
 
 async fn unpublish(
@@ -196,6 +245,7 @@ async fn unpublish(
     let client = context(&req).client;
     let patch = Patch {
         unpublished: Some(true),
+        expect_version: if_match(req.headers()),
         ..Patch::default()
     };
     let staging = staging(&admin).await?;
@@ -212,5 +262,9 @@ async fn unpublish(
         },
     )
     .await?;
-    Ok(reply(&who, StatusCode::OK, the_episode(&admin, &slug)?))
+    Ok(episode_reply(
+        &who,
+        StatusCode::OK,
+        the_episode(&admin, &slug).await?,
+    ))
 }

@@ -18,6 +18,8 @@ use crate::catalog::{Guest, Resource};
 /// Largest text field (show notes included), and largest sum of all text fields.
 const MAX_TEXT: usize = 1 << 20;
 const MAX_TEXT_TOTAL: usize = 4 << 20;
+/// Most parts in one multipart body.
+const MAX_PARTS: usize = 1000;
 
 /// Episode metadata as the API sends it: the field names of `episode.toml`, plus `notes` for
 /// the Markdown show notes. Unknown fields are refused by name.
@@ -166,6 +168,7 @@ impl Metadata {
             notes: self.notes,
             explicit: self.explicit,
             unpublished: self.unpublished,
+            expect_version: None,
         })
     }
 }
@@ -187,7 +190,7 @@ impl Submission {
             .map(|(_, v)| v.as_str())
     }
 
-    fn value(&self, name: &str) -> Option<String> {
+    pub fn value(&self, name: &str) -> Option<String> {
         self.values(name).next().map(str::to_owned)
     }
 
@@ -218,6 +221,7 @@ impl Submission {
             "resource_title",
             "resource_url",
             "resource_note",
+            "version",
         ];
         if let Some((k, _)) = self.text.iter().find(|(k, _)| !known.contains(&k.as_str())) {
             return Err(bad(k, "is not a field of the episode form"));
@@ -306,8 +310,17 @@ pub async fn read(
     let mut text_total = 0;
     let mut files = Attachments::default();
     let mut first = true;
+    let mut parts = 0;
     while let Some(field) = multipart.next_field().await.map_err(broken)? {
         let name = field.name().unwrap_or_default().to_owned();
+        parts += 1;
+        text_total += name.len() + 64;
+        if parts > MAX_PARTS || text_total > MAX_TEXT_TOTAL {
+            return Err(bad(
+                "(body)",
+                format!("has more than {MAX_PARTS} parts or {MAX_TEXT_TOTAL} bytes of fields"),
+            ));
+        }
         if let Some(expected) = csrf.filter(|_| first) {
             let given = if name == "csrf" {
                 field.text().await.map_err(broken)?

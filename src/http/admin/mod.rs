@@ -81,12 +81,17 @@ fn router(admin: Admin) -> Router {
     let upload_limit = usize::try_from(admin.config.max_upload_bytes)
         .unwrap_or(usize::MAX)
         .saturating_add(1 << 20);
+    // Small forms (sign-in, sign-out, unpublish) are read whole, so their limit is small; only
+    // the upload routes take large bodies, and those stream them to disk.
     Router::new()
-        .merge(web::routes())
-        .merge(api::routes())
-        .layer(axum::extract::DefaultBodyLimit::max(upload_limit))
+        .merge(web::routes(upload_limit))
+        .merge(api::routes(upload_limit))
+        .layer(axum::extract::DefaultBodyLimit::max(SMALL_BODY))
         .with_state(admin)
 }
+
+/// The body limit of routes that take small forms or JSON.
+const SMALL_BODY: usize = 64 * 1024;
 
 /// Runs blocking work (the store, catalog writes) on the blocking pool.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -95,52 +100,88 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
-/// Failed sign-ins and bad API tokens, counted per client address. An address may fail
-/// `attempts_per_minute` times in a burst; the next failure blocks it until the quota refills,
-/// and while it is blocked every attempt is refused with 429 before any password is checked.
+/// Sign-in attempts and bad API tokens, counted per client address (IPv6 by its /64, which one
+/// machine usually holds whole). An address may make `attempts_per_minute` sign-in attempts in a
+/// burst, each counted *before* its password is checked, so parallel guesses cannot outrun the
+/// count; the next one blocks the address until the quota refills, and while it is blocked every
+/// attempt (even with the right password) and every API request is refused with 429. A valid
+/// API token costs nothing; a wrong one counts.
 struct Throttle {
-    failures: DefaultKeyedRateLimiter<IpAddr>,
+    attempts: DefaultKeyedRateLimiter<IpAddr>,
     blocked: Mutex<HashMap<IpAddr, Instant>>,
     clock: DefaultClock,
+    calls: std::sync::atomic::AtomicU32,
+}
+
+/// The key an address is throttled under.
+fn throttle_key(client: IpAddr) -> IpAddr {
+    match client {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
 }
 
 impl Throttle {
     fn new(per_minute: std::num::NonZeroU32) -> Throttle {
         Throttle {
-            failures: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            attempts: RateLimiter::keyed(Quota::per_minute(per_minute)),
             blocked: Mutex::new(HashMap::new()),
             clock: DefaultClock::default(),
+            calls: Default::default(),
         }
     }
 
     /// How long `client` must still wait, if it is blocked.
     fn blocked_for(&self, client: IpAddr) -> Option<Duration> {
+        let key = throttle_key(client);
         let mut blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
-        let until = *blocked.get(&client)?;
+        let until = *blocked.get(&key)?;
         let now = Instant::now();
         if until > now {
             Some(until - now)
         } else {
-            blocked.remove(&client);
+            blocked.remove(&key);
             None
         }
     }
 
-    /// Counts a failure; returns the wait if `client` is now blocked.
-    fn failed(&self, client: IpAddr) -> Option<Duration> {
-        let refused = self.failures.check_key(&client).err()?;
+    /// Counts an attempt; returns the wait if `client` is now blocked.
+    fn attempt(&self, client: IpAddr) -> Option<Duration> {
+        let key = throttle_key(client);
+        self.sweep();
+        let refused = self.attempts.check_key(&key).err()?;
         let wait = refused
             .wait_time_from(self.clock.now())
             .max(Duration::from_secs(1));
         let mut blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
-        blocked.insert(client, Instant::now() + wait);
-        if blocked.len() > 10_000 {
-            let now = Instant::now();
-            blocked.retain(|_, until| *until > now);
-            self.failures.retain_recent();
-        }
+        blocked.insert(key, Instant::now() + wait);
         Some(wait)
     }
+
+    /// Forgets addresses whose quota has refilled, every 1,024 attempts.
+    fn sweep(&self) {
+        use std::sync::atomic::Ordering;
+        if self.calls.fetch_add(1, Ordering::Relaxed) % 1024 != 1023 {
+            return;
+        }
+        self.attempts.retain_recent();
+        let now = Instant::now();
+        let mut blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
+        blocked.retain(|_, until| *until > now);
+    }
+}
+
+/// Password checks running at once: argon2id takes a core and 19 MiB each, so a flood of
+/// sign-ins waits here instead of exhausting memory and the blocking pool.
+fn password_checks() -> &'static tokio::sync::Semaphore {
+    static CHECKS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    CHECKS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(cores)
+    })
 }
 
 /// Everything an admin request can fail with, mapped to a status in one place.
@@ -195,6 +236,7 @@ impl AdminError {
                 WriteError::NotAudio { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 WriteError::SlugTaken(_) | WriteError::Conflict(_) => StatusCode::CONFLICT,
                 WriteError::NoSuchEpisode(_) => StatusCode::NOT_FOUND,
+                WriteError::Duplicate(_) => StatusCode::BAD_REQUEST,
                 WriteError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
                 WriteError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             },
@@ -227,7 +269,9 @@ impl AdminError {
             AdminError::BadRequest { field, .. } | AdminError::TooLarge { field, .. } => {
                 Some(field.clone())
             }
-            AdminError::Write(WriteError::NotAudio { field, .. }) => Some(field.clone()),
+            AdminError::Write(
+                WriteError::NotAudio { field, .. } | WriteError::Duplicate(field),
+            ) => Some(field.clone()),
             AdminError::Write(WriteError::SlugTaken(_)) => Some("slug".into()),
             AdminError::Write(WriteError::Invalid(p) | WriteError::Rejected(p)) => {
                 p.0.first().map(|p| p.field.clone())
@@ -334,7 +378,10 @@ async fn bearer(admin: &Admin, headers: &HeaderMap, client: IpAddr) -> Result<Ac
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(token)
+        });
     let Some(given) = given else {
         return Err(AdminError::Unauthorized(
             "send an API token as 'Authorization: Bearer <token>' (rollcall token create --user NAME makes one)",
@@ -351,7 +398,7 @@ async fn bearer(admin: &Admin, headers: &HeaderMap, client: IpAddr) -> Result<Ac
     match account {
         Some(a) => Ok(a),
         None => {
-            if let Some(wait) = admin.throttle.failed(client) {
+            if let Some(wait) = admin.throttle.attempt(client) {
                 return Err(AdminError::TooMany(wait));
             }
             Err(AdminError::Unauthorized(
@@ -387,7 +434,9 @@ async fn audit(admin: &Admin, actor: &Account, action: &str, subject: &str, clie
     }
 }
 
-/// Adds an episode as `who`, live before this returns, and audits it. Returns its slug.
+/// Adds an episode as `who`, live before this returns, and audits it. Returns its slug. The
+/// change and its audit entry are one blocking job, so a client that disconnects meanwhile
+/// cannot leave a change unaudited.
 async fn add_episode(
     admin: &Admin,
     who: &Account,
@@ -396,16 +445,20 @@ async fn add_episode(
     draft: Draft,
     files: Attachments,
 ) -> Result<String, AdminError> {
-    let live = Arc::clone(&admin.live);
-    let prepared = blocking(move || {
-        live.write(|source, catalog, cache| {
+    let (live, store, actor) = (
+        Arc::clone(&admin.live),
+        Arc::clone(&admin.store),
+        who.name.clone(),
+    );
+    let slug = blocking(move || {
+        let prepared = live.write(|source, catalog, cache| {
             write::prepare_add(source, catalog, cache, staging, draft, files)
-        })
+        })?;
+        let slug = prepared.slug().to_owned();
+        record(&store, &actor, "episode add", &slug, client);
+        Ok::<_, WriteError>(slug)
     })
     .await?;
-    let slug = prepared.slug().to_owned();
-    drop(prepared);
-    audit(admin, who, "episode add", &slug, client).await;
     Ok(slug)
 }
 
@@ -419,31 +472,41 @@ struct Edit {
     action: &'static str,
 }
 
-/// Changes an episode as `who`, live before this returns, and audits it.
+/// Changes an episode as `who`, live before this returns, and audits it (in the same job).
 async fn edit_episode(
     admin: &Admin,
     who: &Account,
     client: IpAddr,
     edit: Edit,
 ) -> Result<(), AdminError> {
-    let Edit {
-        slug,
-        staging,
-        patch,
-        files,
-        action,
-    } = edit;
-    let live = Arc::clone(&admin.live);
-    let target = slug.clone();
-    let prepared = blocking(move || {
+    let (live, store, actor) = (
+        Arc::clone(&admin.live),
+        Arc::clone(&admin.store),
+        who.name.clone(),
+    );
+    blocking(move || {
+        let Edit {
+            slug,
+            staging,
+            patch,
+            files,
+            action,
+        } = edit;
         live.write(|source, catalog, cache| {
-            write::prepare_edit(source, catalog, cache, staging, &target, patch, files)
-        })
+            write::prepare_edit(source, catalog, cache, staging, &slug, patch, files)
+        })?;
+        record(&store, &actor, action, &slug, client);
+        Ok::<_, WriteError>(())
     })
     .await?;
-    drop(prepared);
-    audit(admin, who, action, &slug, client).await;
     Ok(())
+}
+
+/// Writes an audit entry from a blocking job; a failure is logged, never fatal.
+fn record(store: &Store, actor: &str, action: &str, subject: &str, client: IpAddr) {
+    if let Err(e) = store.audit(actor, action, subject, &client.to_string()) {
+        tracing::error!(error = %e, "cannot write the audit log");
+    }
 }
 
 /// A fresh staging folder for a change.
@@ -525,14 +588,21 @@ mod tests {
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         for _ in 0..3 {
-            assert!(t.failed(a).is_none());
+            assert!(t.attempt(a).is_none());
         }
         assert!(t.blocked_for(a).is_none());
-        let wait = t.failed(a).expect("the fourth failure blocks");
+        let wait = t.attempt(a).expect("the fourth failure blocks");
         assert!(wait >= Duration::from_secs(1));
         assert!(t.blocked_for(a).is_some());
         assert!(t.blocked_for(b).is_none());
-        assert!(t.failed(b).is_none());
+        assert!(t.attempt(b).is_none());
+        // One IPv6 /64 is one key: its addresses share the quota.
+        let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
+        for _ in 0..3 {
+            assert!(t.attempt(v6("2001:db8::1")).is_none());
+        }
+        assert!(t.attempt(v6("2001:db8::ffff:2")).is_some());
+        assert!(t.blocked_for(v6("2001:db8:0:1::1")).is_none());
     }
 
     #[test]

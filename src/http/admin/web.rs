@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Form, FromRequest, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Form, FromRequest, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -24,22 +24,29 @@ use super::{
 };
 use crate::access::secret::constant_time_eq;
 use crate::access::{self, Account, Credentials, Secret};
-use crate::catalog::write::{Attachments, Patch};
+use crate::catalog::write::{self, Attachments, Patch};
 use crate::render::notes::markdown_to_html;
 use crate::site::admin as pages;
 
-pub(super) fn routes() -> Router<Admin> {
+pub(super) fn routes(upload_limit: usize) -> Router<Admin> {
+    let uploads = DefaultBodyLimit::max(upload_limit);
     Router::new()
         .route("/admin", get(home))
         .route("/admin/", get(|| async { Redirect::to("/admin") }))
         .route("/admin/sign-in", get(sign_in_form).post(sign_in))
         .route("/admin/sign-out", post(sign_out))
         .route("/admin/episodes/new", get(new_form))
-        .route("/admin/episodes", post(add))
-        .route("/admin/episodes/{slug}", get(edit_form).post(edit))
+        .route("/admin/episodes", post(add).layer(uploads))
+        .route(
+            "/admin/episodes/{slug}",
+            get(edit_form).post(edit).layer(uploads),
+        )
         .route("/admin/episodes/{slug}/unpublish", post(unpublish))
         .route("/admin/episodes/{slug}/republish", post(republish))
-        .route("/admin/preview", post(preview))
+        .route(
+            "/admin/preview",
+            post(preview).layer(DefaultBodyLimit::max(2 << 20)),
+        )
 }
 
 /// A signed-in admin: the account and the session's CSRF token.
@@ -173,12 +180,9 @@ async fn sign_in(State(admin): State<Admin>, req: Request) -> Response {
     let expected = cookie(req.headers(), SIGN_IN_COOKIE)
         .and_then(Secret::parse)
         .map(|s| s.derive("sign-in"));
-    let Ok(Form(f)) = Form::<SignInForm>::from_request(req, &()).await else {
-        let e = AdminError::BadRequest {
-            field: "(form)".into(),
-            message: "send name, password and csrf as a form".into(),
-        };
-        return failure(e, false, None);
+    let f = match Form::<SignInForm>::from_request(req, &()).await {
+        Ok(Form(f)) => f,
+        Err(e) => return failure(form_rejection(e), false, None),
     };
     if !expected.is_some_and(|e| constant_time_eq(&e, &f.csrf)) {
         return failure(
@@ -190,6 +194,17 @@ async fn sign_in(State(admin): State<Admin>, req: Request) -> Response {
             None,
         );
     }
+    // Counted before the password is checked, so parallel guesses cannot outrun the count.
+    if let Some(wait) = admin.throttle.attempt(client) {
+        return failure(AdminError::TooMany(wait), false, None);
+    }
+    let Ok(_check) = super::password_checks().acquire().await else {
+        return failure(
+            AdminError::Internal("password checks closed".into()),
+            false,
+            None,
+        );
+    };
     let store = Arc::clone(&admin.store);
     let name = f.name.clone();
     let checked = blocking(
@@ -203,9 +218,6 @@ async fn sign_in(State(admin): State<Admin>, req: Request) -> Response {
     let account = match checked {
         Ok(Some(a)) => a,
         Ok(None) => {
-            if let Some(wait) = admin.throttle.failed(client) {
-                return failure(AdminError::TooMany(wait), false, None);
-            }
             let secret = Secret::generate();
             let html = pages::sign_in_page(
                 &secret.derive("sign-in"),
@@ -249,6 +261,21 @@ async fn sign_in(State(admin): State<Admin>, req: Request) -> Response {
     proved(r, Credentials::of(&account))
 }
 
+/// Why a small form could not be read: too large (413), or not the expected fields (400).
+fn form_rejection(e: axum::extract::rejection::FormRejection) -> AdminError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        AdminError::TooLarge {
+            field: "(form)".into(),
+            limit: super::SMALL_BODY as u64,
+        }
+    } else {
+        AdminError::BadRequest {
+            field: "(form)".into(),
+            message: e.body_text(),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct CsrfForm {
     csrf: String,
@@ -261,10 +288,7 @@ async fn checked_form<T: serde::de::DeserializeOwned + AsRef<str>>(
 ) -> Result<T, AdminError> {
     let Form(f) = Form::<T>::from_request(req, &())
         .await
-        .map_err(|e| AdminError::BadRequest {
-            field: "(form)".into(),
-            message: e.body_text(),
-        })?;
+        .map_err(form_rejection)?;
     if !constant_time_eq(f.as_ref(), &who.csrf) {
         return Err(AdminError::Forbidden(
             "the form's CSRF token is missing or does not match this session: reload the page and submit again"
@@ -328,11 +352,14 @@ async fn edit_form(
     let Some(ep) = snapshot.catalog.any_episode(&slug) else {
         return failure(AdminError::NotFound, false, Some(&who));
     };
+    // Sent back with the form, so saving over someone else's newer edit is a 409.
+    let folder = admin.live.source().episodes_dir.join(&slug);
+    let version = blocking(move || write::folder_version(&folder).unwrap_or_default()).await;
     let html = pages::episode_form(
         &who.account.name,
         &who.csrf,
         &snapshot.catalog,
-        Some(ep),
+        Some((ep, &version)),
         None,
     );
     page(&who, html)
@@ -383,7 +410,8 @@ async fn edit(State(admin): State<Admin>, Path(slug): Path<String>, req: Request
         refuse_oversized(req.headers(), limit)?;
         let body = multipart(req).await?;
         let sub = form::read(body, staging(&admin).await?, limit, Some(&who.csrf)).await?;
-        let patch = sub.form_metadata(true)?.into_patch()?;
+        let mut patch = sub.form_metadata(true)?.into_patch()?;
+        patch.expect_version = sub.value("version").filter(|v| !v.is_empty());
         let action = if sub.files.audio.is_some() {
             "episode replace audio"
         } else {
