@@ -8,9 +8,8 @@ use super::{format, render, static_url};
 use crate::catalog::{Catalog, Episode, Guest, Resource};
 use crate::store::AuditEntry;
 
-#[derive(Template)]
-#[template(path = "admin_sign_in.html")]
-struct SignInPage<'a> {
+/// What the shared admin layout (`admin_base.html`) shows.
+struct Layout<'a> {
     title: &'a str,
     css: &'static str,
     js: &'static str,
@@ -20,16 +19,24 @@ struct SignInPage<'a> {
     error: Option<&'a str>,
 }
 
+#[derive(Template)]
+#[template(path = "admin_sign_in.html")]
+struct SignInPage<'a> {
+    l: Layout<'a>,
+}
+
 /// The sign-in form; `csrf` is the value of the pre-session cookie.
 pub fn sign_in_page(csrf: &str, error: Option<&str>) -> String {
     render(&SignInPage {
-        title: "Sign in",
-        css: static_url("site.css"),
-        js: static_url("admin.js"),
-        user: None,
-        csrf,
-        notice: None,
-        error,
+        l: Layout {
+            title: "Sign in",
+            css: static_url("site.css"),
+            js: static_url("admin.js"),
+            user: None,
+            csrf,
+            notice: None,
+            error,
+        },
     })
 }
 
@@ -46,13 +53,7 @@ struct Row<'a> {
 #[derive(Template)]
 #[template(path = "admin_home.html")]
 struct HomePage<'a> {
-    title: &'a str,
-    css: &'static str,
-    js: &'static str,
-    user: Option<&'a str>,
-    csrf: &'a str,
-    notice: Option<&'a str>,
-    error: Option<&'a str>,
+    l: Layout<'a>,
     rows: Vec<Row<'a>>,
     audit: Vec<(String, &'a AuditEntry)>,
 }
@@ -104,13 +105,15 @@ pub fn home_page(
         })
         .collect();
     render(&HomePage {
-        title: "Episodes",
-        css: static_url("site.css"),
-        js: static_url("admin.js"),
-        user: Some(user),
-        csrf,
-        notice,
-        error: None,
+        l: Layout {
+            title: "Episodes",
+            css: static_url("site.css"),
+            js: static_url("admin.js"),
+            user: Some(user),
+            csrf,
+            notice,
+            error: None,
+        },
         rows,
         audit,
     })
@@ -167,13 +170,7 @@ impl FormValues {
 #[derive(Template)]
 #[template(path = "admin_episode.html")]
 struct EpisodeForm<'a> {
-    title: &'a str,
-    css: &'static str,
-    js: &'static str,
-    user: Option<&'a str>,
-    csrf: &'a str,
-    notice: Option<&'a str>,
-    error: Option<&'a str>,
+    l: Layout<'a>,
     heading: String,
     action: String,
     submit: &'a str,
@@ -216,13 +213,15 @@ pub fn episode_form(
         ),
     };
     render(&EpisodeForm {
-        title: "Episode",
-        css: static_url("site.css"),
-        js: static_url("admin.js"),
-        user: Some(user),
-        csrf,
-        notice: None,
-        error,
+        l: Layout {
+            title: "Episode",
+            css: static_url("site.css"),
+            js: static_url("admin.js"),
+            user: Some(user),
+            csrf,
+            notice: None,
+            error,
+        },
         heading,
         action,
         submit,
@@ -241,21 +240,17 @@ pub fn message_page(user: Option<&str>, csrf: &str, error: &str) -> String {
         ext = "html"
     )]
     struct Message<'a> {
-        title: &'a str,
-        css: &'static str,
-        js: &'static str,
-        user: Option<&'a str>,
-        csrf: &'a str,
-        notice: Option<&'a str>,
-        error: Option<&'a str>,
+        l: Layout<'a>,
     }
     render(&Message {
-        title: "Not done",
-        css: static_url("site.css"),
-        js: static_url("admin.js"),
-        user,
-        csrf,
-        notice: None,
-        error: Some(error),
+        l: Layout {
+            title: "Not done",
+            css: static_url("site.css"),
+            js: static_url("admin.js"),
+            user,
+            csrf,
+            notice: None,
+            error: Some(error),
+        },
     })
 }
