@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates the demo catalog's media: spoken audio for the two "Defusing Difficult Encounters"
-# episodes and the 1400x1400 feed artwork. The outputs are committed; run this only to change them.
+# Regenerates the demo catalog's media: spoken audio for the three "Defusing Difficult Encounters"
+# episodes (two podcasts and the members-only roll-call briefing) and the 1400x1400 feed artwork. The outputs are committed; run this only to change them.
 # Needs: espeak-ng, ffmpeg, imagemagick (apt-get install espeak-ng ffmpeg imagemagick).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +29,13 @@ peacefully resolve situations is not a new concept in law enforcement. With the 
 Eric Pisconski, who oversees the Seattle, Washington, Police Department's Crisis Response Unit, \
 we examine one agency's strategy regarding de-escalation."
 
+speak roll-call-briefing-defusing-difficult-encounters "Roll-call briefing: Defusing Difficult \
+Encounters. A members-only Spotlight on Safety briefing for shift supervisors to play at roll call. \
+Most contacts with the public are uneventful. When achieving compliance is harder, through willful \
+resistance or a person's inability to comply, your first priority is your own safety and the \
+safety of those around you. Before your next shift, listen to the theme's two podcasts: \
+Behavioral Response to Stress and Fear, and Defining De-Escalation."
+
 art() { # output, subtitle
   /usr/bin/convert -size 1400x1400 gradient:'#0b2545'-'#13315c' \
     -fill '#f2c14e' -draw 'rectangle 0,1180 1400,1200' \
@@ -40,3 +47,4 @@ art() { # output, subtitle
 }
 art feeds/defusing-difficult-encounters.jpg 'Defusing Difficult\nEncounters'
 art feeds/spotlight-on-safety.jpg 'All episodes'
+art feeds/valor-members.jpg 'Members'

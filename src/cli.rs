@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 
+use rollcall::access::personal::{self, TokenKey};
 use rollcall::access::{self, Role, Secret};
 use rollcall::catalog::write::{self, Attachments, Draft, Staging, WriteError};
 use rollcall::catalog::{MeasureCache, Source};
@@ -47,7 +48,12 @@ fn read_password(name: &str, from_stdin: bool) -> anyhow::Result<String> {
     Ok(first)
 }
 
-pub fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<ExitCode> {
+pub fn user(
+    config: &Config,
+    source: &Source,
+    cache: &MeasureCache,
+    cmd: UserCommand,
+) -> anyhow::Result<ExitCode> {
     match cmd {
         UserCommand::Add {
             name,
@@ -72,6 +78,62 @@ pub fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<ExitCode> {
             for a in store.users()? {
                 println!("{}\t{}", a.name, a.role.as_str());
             }
+        }
+        UserCommand::Token { name, rotate } => {
+            let store = open_store(config)?;
+            let key = TokenKey::load_or_create(&config.token_key)
+                .with_context(|| format!("{}", config.token_key.display()))?;
+            let Some(account) = store.users()?.into_iter().find(|a| a.name == name) else {
+                bail!("no user is named {name:?}: `rollcall user list` shows them");
+            };
+            let token = match personal::current(&store, &key, &account)? {
+                Some(t) if !rotate => t,
+                _ => {
+                    let t = personal::issue(&store, &key, &account)?;
+                    let action = if rotate {
+                        "token rotate"
+                    } else {
+                        "token issue"
+                    };
+                    store.audit(
+                        &operator(),
+                        action,
+                        &format!("{name} ({})", t.hash().fingerprint()),
+                        "cli",
+                    )?;
+                    t
+                }
+            };
+            let catalog = rollcall::catalog::load(source, cache)
+                .map_err(|p| anyhow::anyhow!("the catalog has problems:\n{p}"))?;
+            let members: Vec<_> = catalog
+                .feeds
+                .iter()
+                .filter(|f| !access::is_public(f))
+                .collect();
+            if members.is_empty() {
+                eprintln!("no members feeds yet: set access = \"members\" in a feeds/<id>.toml");
+            }
+            for feed in members {
+                println!(
+                    "{}/p/{}/feeds/{}.xml",
+                    config.public_url,
+                    token.expose(),
+                    feed.id
+                );
+            }
+        }
+        UserCommand::Suspend { name } => {
+            let store = open_store(config)?;
+            store.set_suspended(&name, true)?;
+            store.audit(&operator(), "user suspend", &name, "cli")?;
+            println!("suspended {name}: its sign-ins, API tokens and personal URLs no longer work");
+        }
+        UserCommand::Reinstate { name } => {
+            let store = open_store(config)?;
+            store.set_suspended(&name, false)?;
+            store.audit(&operator(), "user reinstate", &name, "cli")?;
+            println!("reinstated {name}");
         }
         UserCommand::Remove { name } => {
             let store = open_store(config)?;

@@ -56,6 +56,11 @@ pub struct RawConfig {
     /// Failed sign-ins (or bad API tokens) one address may make per minute before it gets 429.
     /// Default: 5.
     pub sign_in_attempts_per_minute: Option<u32>,
+    /// The key personal feed tokens are derived from. Default: `token.key` in `state_dir`.
+    pub token_key: Option<PathBuf>,
+    /// Distinct addresses one personal URL may be used from in a day before it is flagged as
+    /// possibly shared. Default: 5.
+    pub sharing_alert_addresses: Option<u64>,
     #[serde(default)]
     pub server: RawServer,
 }
@@ -84,6 +89,7 @@ pub struct Config {
     pub feeds_dir: PathBuf,
     pub state_dir: PathBuf,
     pub database: PathBuf,
+    pub token_key: PathBuf,
     pub admin: AdminConfig,
     pub server: ServerConfig,
 }
@@ -96,6 +102,8 @@ pub struct AdminConfig {
     pub attempts_per_minute: std::num::NonZeroU32,
     /// Whether session cookies are marked `Secure` (`public_url` is https).
     pub secure_cookies: bool,
+    /// Distinct addresses per day past which a personal URL is flagged as possibly shared.
+    pub sharing_alert_addresses: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -219,6 +227,12 @@ impl Config {
             )
             .expect("positive"),
             secure_cookies: public_url.starts_with("https://"),
+            sharing_alert_addresses: positive(
+                "sharing_alert_addresses",
+                raw.sharing_alert_addresses,
+                5,
+                "would flag every personal URL on its first use",
+            )?,
         };
         let s = raw.server;
         let max_connections = positive(
@@ -265,6 +279,10 @@ impl Config {
             database: match raw.database {
                 Some(p) => abs(Some(p), ""),
                 None => state_dir.join("rollcall.db"),
+            },
+            token_key: match raw.token_key {
+                Some(p) => abs(Some(p), ""),
+                None => state_dir.join("token.key"),
             },
             state_dir,
             admin,

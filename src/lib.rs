@@ -67,25 +67,52 @@ pub async fn serve(
         .await?
         .map_err(|problems| anyhow::anyhow!("the catalog has problems:\n{problems}"))?;
     live.watch()?;
+    let key_path = config.token_key.clone();
+    let key =
+        tokio::task::spawn_blocking(move || access::personal::TokenKey::load_or_create(&key_path))
+            .await?
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: cannot read or create the token key: {e}",
+                    config.token_key.display()
+                )
+            })?;
+    let tokens = Arc::new(access::personal::Tokens::default());
+    let token = CancellationToken::new();
+    {
+        let (tokens, store) = (Arc::clone(&tokens), Arc::clone(&store));
+        tokio::task::spawn_blocking(move || tokens.reload(&store)).await??;
+    }
+    access::personal::watch(Arc::clone(&tokens), Arc::clone(&store), token.clone());
     let deliveries = Arc::new(stats::Deliveries::default());
     let access_log = match options.access_log {
         Some(out) => Some(http::AccessLog::start(&deliveries, out)?),
         None => None,
     };
+    let usage = stats::usage::Recorder::start(
+        &deliveries,
+        Arc::clone(&store),
+        config.admin.sharing_alert_addresses,
+    )?;
+    let shared = http::Shared::new(
+        Arc::clone(&live),
+        Arc::clone(&store),
+        Arc::clone(&tokens),
+        Arc::new(key),
+        config.admin.attempts_per_minute,
+    );
+    let app = http::app(
+        &shared,
+        Arc::clone(&deliveries),
+        &config.server.trusted_proxies,
+        config.admin.clone(),
+    );
     let listener = http::server::bind(options.listen).await?;
     ready(Ready {
         addr: listener.local_addr()?,
         live: Arc::clone(&live),
         deliveries: Arc::clone(&deliveries),
     });
-    let token = CancellationToken::new();
-    let admin = http::admin::AdminApp::new(Arc::clone(&live), store, config.admin.clone());
-    let app = http::app(
-        live,
-        deliveries,
-        &config.server.trusted_proxies,
-        Some(admin),
-    );
     let server = http::server::run(listener, app, config.server, token.clone());
     tokio::pin!(server);
     tokio::select! {
@@ -98,5 +125,6 @@ pub async fn serve(
     if let Some(log) = access_log {
         log.finish();
     }
+    usage.finish();
     Ok(())
 }

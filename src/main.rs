@@ -68,6 +68,20 @@ enum UserCommand {
     List,
     /// Remove an account; its sessions and tokens stop working at once.
     Remove { name: String },
+    /// Print the account's personal feed URLs, one per members feed (making its token if it has
+    /// none yet). With --rotate, a new token replaces the old one, whose URLs stop working.
+    ///
+    /// Example: rollcall user token patrol --rotate
+    Token {
+        name: String,
+        #[arg(long)]
+        rotate: bool,
+    },
+    /// Suspend an account: its sign-ins, API tokens and personal URLs stop working until it is
+    /// reinstated.
+    Suspend { name: String },
+    /// Reinstate a suspended account.
+    Reinstate { name: String },
 }
 
 #[derive(Subcommand)]
@@ -194,7 +208,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::User(cmd) => cli::user(&config, cmd),
+        Command::User(cmd) => cli::user(&config, &source, &cache, cmd),
         Command::Token(cmd) => cli::token(&config, cmd),
         Command::Episode(cmd) => cli::episode(&config, &source, &cache, *cmd),
         Command::Serve { listen } => {

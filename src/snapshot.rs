@@ -21,6 +21,7 @@ use axum::http::HeaderValue;
 use crate::access::{self, Credentials};
 use crate::catalog::write::{Prepared, WriteError};
 use crate::catalog::{self, Access, Asset, Catalog, Changed, MeasureCache, Problems, Source};
+use crate::render::personal::Template;
 use crate::render::{opml, render_feed_with, Encoded, ItemCache};
 use crate::site;
 
@@ -103,6 +104,8 @@ pub struct Snapshot {
     /// Rendered feeds that anyone may see, by id.
     pub feeds: HashMap<String, ServedFeed>,
     pub opml: Encoded,
+    /// Members feeds, as templates that personal URLs fill with their token, by id.
+    pub personal: HashMap<String, Template>,
     /// Every servable file by URL path. Requests resolve only through this map.
     pub media: HashMap<String, Served>,
     /// Rendered feed items, shared with the next snapshot so a reload renders only changed items.
@@ -145,6 +148,23 @@ impl Snapshot {
             };
             feeds.insert(feed.id.clone(), served);
         }
+        let mut personal = HashMap::new();
+        for feed in catalog.feeds.iter().filter(|f| !access::is_public(f)) {
+            let rendered = render_feed_with(&catalog, feed, &items);
+            let mut template = Template::new(
+                &rendered.xml,
+                &catalog.public_url,
+                &format!("/feeds/{}.xml", feed.id),
+                rendered.hash,
+            );
+            if let Some(p) = previous
+                .and_then(|p| p.personal.get(&feed.id))
+                .filter(|p| p.hash == template.hash)
+            {
+                template.last_modified = p.last_modified;
+            }
+            personal.insert(feed.id.clone(), template);
+        }
         let opml = Encoded::new(OPML_TYPE, opml(&catalog), previous.map(|p| &p.opml));
         let feeds_ms = started.elapsed().as_millis() as u64;
         let pages = site::Pages::build(&catalog, previous.map(|p| (&p.catalog, &p.pages)));
@@ -158,6 +178,7 @@ impl Snapshot {
             catalog,
             feeds,
             opml,
+            personal,
             media,
             items,
             pages,

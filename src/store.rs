@@ -83,7 +83,77 @@ const MIGRATIONS: &[&str] = &[
         subject TEXT NOT NULL,
         origin TEXT NOT NULL
      );",
+    // 2: personal feed tokens, their use, sharing flags, suspended accounts, daily salts.
+    "ALTER TABLE users ADD COLUMN suspended INTEGER NOT NULL DEFAULT 0;
+     CREATE TABLE feed_tokens (
+        user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+        hash BLOB NOT NULL UNIQUE,
+        seed BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_used_at INTEGER
+     );
+     CREATE TABLE token_uses (
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        day TEXT NOT NULL,
+        address TEXT NOT NULL,
+        app TEXT NOT NULL,
+        requests INTEGER NOT NULL,
+        last_at INTEGER NOT NULL,
+        PRIMARY KEY (user_id, day, address, app)
+     );
+     CREATE TABLE sharing_flags (
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        day TEXT NOT NULL,
+        addresses INTEGER NOT NULL,
+        dismissed INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (user_id, day)
+     );
+     CREATE TABLE salts (
+        day TEXT PRIMARY KEY,
+        salt BLOB NOT NULL
+     );",
 ];
+
+/// A personal feed token as the store keeps it: its hash (lookup key) and the random seed it
+/// was derived from (which alone proves nothing; see [`crate::access::personal`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedToken {
+    pub account: Account,
+    pub hash: SecretHash,
+    pub seed: [u8; 16],
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+/// One account's personal-feed use on one day, per app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Usage {
+    pub user: String,
+    pub day: String,
+    /// Distinct client addresses (counted by keyed hash) that day.
+    pub addresses: u64,
+    /// Apps named from their user agents, with their request counts.
+    pub apps: Vec<(String, u64)>,
+    pub last_at: i64,
+}
+
+/// A possible shared token: one account's personal URLs used from many addresses in a day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharingFlag {
+    pub user: String,
+    pub day: String,
+    pub addresses: u64,
+}
+
+/// A use of a personal token to record: who, when, from which (hashed) address, with which app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenUse {
+    pub user_id: i64,
+    pub at: i64,
+    pub day: String,
+    pub address: String,
+    pub app: String,
+}
 
 /// The open store. One connection, used one call at a time; calls are short.
 pub struct Store {
@@ -214,7 +284,7 @@ impl Store {
         Ok(self
             .conn()
             .query_row(
-                "SELECT id, name, role, password_hash FROM users WHERE name = ?1",
+                "SELECT id, name, role, password_hash FROM users WHERE name = ?1 AND suspended = 0",
                 params![name],
                 |r| {
                     Ok((
@@ -254,7 +324,7 @@ impl Store {
             .conn()
             .query_row(
                 "SELECT u.id, u.name, u.role FROM sessions s JOIN users u ON u.id = s.user_id
-                 WHERE s.id_hash = ?1 AND s.expires_at > ?2",
+                 WHERE s.id_hash = ?1 AND s.expires_at > ?2 AND u.suspended = 0",
                 params![&id.0[..], now()],
                 |r| {
                     Ok(Account {
@@ -297,7 +367,7 @@ impl Store {
             .conn()
             .query_row(
                 "SELECT u.id, u.name, u.role FROM api_tokens t JOIN users u ON u.id = t.user_id
-                 WHERE t.hash = ?1",
+                 WHERE t.hash = ?1 AND u.suspended = 0",
                 params![&token.0[..]],
                 |r| {
                     Ok(Account {
@@ -308,6 +378,268 @@ impl Store {
                 },
             )
             .optional()?)
+    }
+
+    /// Suspends (`true`) or reinstates an account. A suspended account's sessions, API tokens
+    /// and personal URLs stop working at once; they work again when it is reinstated.
+    pub fn set_suspended(&self, name: &str, suspended: bool) -> Result<(), StoreError> {
+        let n = self.conn().execute(
+            "UPDATE users SET suspended = ?2 WHERE name = ?1",
+            params![name, suspended],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NoSuchUser(name.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Names of suspended accounts.
+    pub fn suspended(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT name FROM users WHERE suspended = 1 ORDER BY name")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Sets `user`'s personal feed token (replacing, and so revoking, any earlier one).
+    pub fn set_feed_token(
+        &self,
+        user: &str,
+        hash: &SecretHash,
+        seed: &[u8; 16],
+    ) -> Result<(), StoreError> {
+        let conn = self.conn();
+        let id: Option<i64> = conn
+            .query_row("SELECT id FROM users WHERE name = ?1", params![user], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let id = id.ok_or_else(|| StoreError::NoSuchUser(user.to_owned()))?;
+        conn.execute(
+            "INSERT INTO feed_tokens (user_id, hash, seed, created_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (user_id) DO UPDATE SET hash = ?2, seed = ?3, created_at = ?4,
+             last_used_at = NULL",
+            params![id, &hash.0[..], &seed[..], now()],
+        )?;
+        Ok(())
+    }
+
+    /// Revokes `user`'s personal feed token, if it has one.
+    pub fn revoke_feed_token(&self, user: &str) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "DELETE FROM feed_tokens WHERE user_id = (SELECT id FROM users WHERE name = ?1)",
+            params![user],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Every personal feed token of an account that is not suspended.
+    pub fn feed_tokens(&self) -> Result<Vec<FeedToken>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT u.id, u.name, u.role, t.hash, t.seed, t.created_at, t.last_used_at
+             FROM feed_tokens t JOIN users u ON u.id = t.user_id WHERE u.suspended = 0",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let hash: Vec<u8> = r.get(3)?;
+            let seed: Vec<u8> = r.get(4)?;
+            Ok((
+                Account {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    role: role_of(&r.get::<_, String>(2)?),
+                },
+                hash,
+                seed,
+                r.get::<_, i64>(5)?,
+                r.get::<_, Option<i64>>(6)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (account, hash, seed, created_at, last_used_at) = row?;
+            let (Ok(hash), Ok(seed)) = (<[u8; 32]>::try_from(hash), <[u8; 16]>::try_from(seed))
+            else {
+                continue;
+            };
+            out.push(FeedToken {
+                account,
+                hash: SecretHash(hash),
+                seed,
+                created_at,
+                last_used_at,
+            });
+        }
+        Ok(out)
+    }
+
+    /// A number that changes whenever another connection (another process) commits to the
+    /// database: a cheap way to notice revocations made by the CLI.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn()
+            .pragma_query_value(None, "data_version", |r| r.get(0))?)
+    }
+
+    /// The salt for keyed hashes of client addresses on `day` (`YYYY-MM-DD`), made on first use.
+    /// Salts of earlier days than `keep_from` are deleted, so old hashes cannot be recomputed.
+    pub fn daily_salt(&self, day: &str, keep_from: &str) -> Result<[u8; 32], StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute("DELETE FROM salts WHERE day < ?1", params![keep_from])?;
+        let found: Option<Vec<u8>> = tx
+            .query_row("SELECT salt FROM salts WHERE day = ?1", params![day], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let salt = match found.and_then(|s| <[u8; 32]>::try_from(s).ok()) {
+            Some(s) => s,
+            None => {
+                let mut s = [0u8; 32];
+                getrandom::fill(&mut s).expect("random source");
+                tx.execute(
+                    "INSERT OR REPLACE INTO salts (day, salt) VALUES (?1, ?2)",
+                    params![day, &s[..]],
+                )?;
+                s
+            }
+        };
+        tx.commit()?;
+        Ok(salt)
+    }
+
+    /// Records uses of personal tokens, and returns each account-day whose distinct addresses
+    /// now exceed `alert_above` for the first time (a new sharing flag).
+    pub fn record_token_uses(
+        &self,
+        uses: &[TokenUse],
+        alert_above: u64,
+    ) -> Result<Vec<SharingFlag>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let mut touched = std::collections::BTreeSet::new();
+        for u in uses {
+            tx.execute(
+                "INSERT INTO token_uses (user_id, day, address, app, requests, last_at)
+                 VALUES (?1, ?2, ?3, ?4, 1, ?5)
+                 ON CONFLICT (user_id, day, address, app)
+                 DO UPDATE SET requests = requests + 1, last_at = max(last_at, ?5)",
+                params![u.user_id, u.day, u.address, u.app, u.at],
+            )?;
+            tx.execute(
+                "UPDATE feed_tokens SET last_used_at = max(coalesce(last_used_at, 0), ?2)
+                 WHERE user_id = ?1",
+                params![u.user_id, u.at],
+            )?;
+            touched.insert((u.user_id, u.day.clone()));
+        }
+        let mut flags = Vec::new();
+        for (user_id, day) in touched {
+            let addresses: i64 = tx.query_row(
+                "SELECT count(DISTINCT address) FROM token_uses WHERE user_id = ?1 AND day = ?2",
+                params![user_id, day],
+                |r| r.get(0),
+            )?;
+            if addresses as u64 <= alert_above {
+                continue;
+            }
+            let existed: bool = tx.query_row(
+                "SELECT count(*) > 0 FROM sharing_flags WHERE user_id = ?1 AND day = ?2",
+                params![user_id, day],
+                |r| r.get(0),
+            )?;
+            tx.execute(
+                "INSERT INTO sharing_flags (user_id, day, addresses) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (user_id, day) DO UPDATE SET addresses = ?3",
+                params![user_id, day, addresses],
+            )?;
+            if !existed {
+                let user: String = tx.query_row(
+                    "SELECT name FROM users WHERE id = ?1",
+                    params![user_id],
+                    |r| r.get(0),
+                )?;
+                flags.push(SharingFlag {
+                    user,
+                    day,
+                    addresses: addresses as u64,
+                });
+            }
+        }
+        tx.commit()?;
+        Ok(flags)
+    }
+
+    /// Personal-feed use per account and day, newest first, for the last `days` days.
+    pub fn usage(&self, since_day: &str) -> Result<Vec<Usage>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT u.name, t.day, t.address, t.app, t.requests, t.last_at
+             FROM token_uses t JOIN users u ON u.id = t.user_id
+             WHERE t.day >= ?1 ORDER BY u.name, t.day DESC",
+        )?;
+        let rows = stmt.query_map(params![since_day], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, i64>(5)?,
+            ))
+        })?;
+        let mut out: Vec<Usage> = Vec::new();
+        let mut seen: std::collections::HashSet<(String, String, String)> = Default::default();
+        for row in rows {
+            let (user, day, address, app, requests, last_at) = row?;
+            let same = out.last().is_some_and(|u| u.user == user && u.day == day);
+            if !same {
+                out.push(Usage {
+                    user: user.clone(),
+                    day: day.clone(),
+                    addresses: 0,
+                    apps: Vec::new(),
+                    last_at,
+                });
+            }
+            let u = out.last_mut().expect("pushed");
+            if seen.insert((user, day, address)) {
+                u.addresses += 1;
+            }
+            u.last_at = u.last_at.max(last_at);
+            match u.apps.iter_mut().find(|(a, _)| *a == app) {
+                Some((_, n)) => *n += requests as u64,
+                None => u.apps.push((app, requests as u64)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sharing flags not yet dismissed, newest first.
+    pub fn sharing_flags(&self) -> Result<Vec<SharingFlag>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT u.name, f.day, f.addresses FROM sharing_flags f JOIN users u ON u.id = f.user_id
+             WHERE f.dismissed = 0 ORDER BY f.day DESC, u.name",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(SharingFlag {
+                user: r.get(0)?,
+                day: r.get(1)?,
+                addresses: r.get::<_, i64>(2)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Dismisses `user`'s sharing flag for `day`.
+    pub fn dismiss_flag(&self, user: &str, day: &str) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "UPDATE sharing_flags SET dismissed = 1
+             WHERE day = ?2 AND user_id = (SELECT id FROM users WHERE name = ?1)",
+            params![user, day],
+        )?;
+        Ok(n > 0)
     }
 
     /// Appends to the audit log.

@@ -36,7 +36,7 @@ fn the_demo_catalog_is_clean() {
     let demo = Demo::new();
     let (code, stdout, stderr) = check(&demo);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(stdout, "ok: 2 episodes, 2 feeds\n");
+    assert_eq!(stdout, "ok: 3 episodes, 3 feeds\n");
 }
 
 #[test]
@@ -169,7 +169,7 @@ fn unknown_feed_and_duplicate_guid() {
         "67b7b5e1-8d04-57aa-b995-afab2462d755",
     );
     assert_problems(&demo, &[
-        "episodes/defining-de-escalation/episode.toml: feeds: names feed \"defusing\", which has no feeds/defusing.toml: use one of: defusing-difficult-encounters, spotlight-on-safety",
+        "episodes/defining-de-escalation/episode.toml: feeds: names feed \"defusing\", which has no feeds/defusing.toml: use one of: defusing-difficult-encounters, spotlight-on-safety, valor-members",
         "episodes/defining-de-escalation/episode.toml: guid: \"67b7b5e1-8d04-57aa-b995-afab2462d755\" is already the guid of episode \"behavioral-response-to-stress-and-fear\": give each episode its own guid and never change it once published",
     ]);
 }

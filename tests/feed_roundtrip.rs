@@ -134,7 +134,7 @@ fn assert_roundtrip(catalog: &Catalog, feed: &Feed) {
 fn demo_catalog_round_trips() {
     let demo = Demo::new();
     let catalog = demo.load().unwrap();
-    assert_eq!(catalog.feeds.len(), 2);
+    assert_eq!(catalog.feeds.len(), 3);
     for feed in &catalog.feeds {
         assert_roundtrip(&catalog, feed);
     }

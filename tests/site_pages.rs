@@ -34,7 +34,11 @@ fn home_lists_public_feeds_with_artwork_and_discovery_links() {
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
     let page = html(&r);
-    for feed in &catalog.feeds {
+    for feed in catalog
+        .feeds
+        .iter()
+        .filter(|f| rollcall::access::is_public(f))
+    {
         assert!(
             page.contains(&format!(
                 "<link rel=\"alternate\" type=\"application/rss+xml\" title=\"{}\" href=\"{PUBLIC_URL}/feeds/{}.xml\">",

@@ -12,6 +12,7 @@
 //! [`Secret`]s that only the server hands out and only their hashes are stored ([`secret`]).
 //! Passwords are hashed with argon2id.
 
+pub mod personal;
 pub mod secret;
 
 use std::collections::HashMap;
@@ -62,6 +63,8 @@ pub enum Credentials {
     Anonymous,
     /// A signed-in account (session cookie or API token).
     Account { id: i64, role: Role },
+    /// A personal feed URL's token (`/p/<token>/…`).
+    Personal { id: i64, role: Role },
 }
 
 impl Credentials {
@@ -124,7 +127,9 @@ pub fn decide(required: Access, who: Credentials) -> AccessDecision {
     match (required, who) {
         (Access::Public, _) => AccessDecision::Allow,
         (Access::Members, Credentials::Anonymous) => AccessDecision::Hide,
-        (Access::Members, Credentials::Account { .. }) => AccessDecision::Allow,
+        (Access::Members, Credentials::Account { .. } | Credentials::Personal { .. }) => {
+            AccessDecision::Allow
+        }
     }
 }
 

@@ -57,6 +57,11 @@ impl Secret {
         Secret(hex(&bytes))
     }
 
+    /// A secret made of these bytes (for derived secrets), as hex.
+    pub fn from_bytes(bytes: &[u8]) -> Secret {
+        Secret(hex(bytes))
+    }
+
     /// Takes a secret a client sent, if it has the shape of one (64 lowercase hex digits).
     /// Anything else cannot be a secret this server made, so it is not even hashed.
     pub fn parse(s: &str) -> Option<Secret> {

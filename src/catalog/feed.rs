@@ -276,6 +276,14 @@ pub(super) fn load(ctx: &Ctx, path: &Path, problems: &mut Vec<Problem>) -> Optio
             Access::Public
         }
     };
+    let preview = f.opt_bool("preview").unwrap_or(false);
+    if preview && access == Access::Public {
+        f.problem(
+            "preview",
+            "only applies to a members feed (a public feed's pages are public anyway)",
+            "remove preview, or set access = \"members\"",
+        );
+    }
     let selection = match f.raw("episodes") {
         None => Selection::Tagged,
         Some(toml::Value::String(s)) if s == "all" => Selection::All,
@@ -336,6 +344,7 @@ pub(super) fn load(ctx: &Ctx, path: &Path, problems: &mut Vec<Problem>) -> Optio
         artwork: artwork?,
         link,
         access,
+        preview,
         selection,
         guid,
         locked,

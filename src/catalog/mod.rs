@@ -192,6 +192,8 @@ pub struct Feed {
     /// The website link; defaults to the feed's theme page.
     pub link: Option<String>,
     pub access: Access,
+    /// A members feed whose theme and episode pages are public as a teaser (no media).
+    pub preview: bool,
     pub selection: Selection,
     /// `podcast:guid`; defaults to UUIDv5 of the feed URL.
     pub guid: Option<String>,
@@ -236,11 +238,10 @@ impl Catalog {
 
     /// The feeds that carry (or, once it is released, will carry) an episode.
     pub fn feeds_of<'a>(&'a self, ep: &'a Episode) -> impl Iterator<Item = &'a Feed> + 'a {
-        self.feeds.iter().filter(move |f| match &f.selection {
-            Selection::All => true,
-            Selection::Tagged => ep.feeds.contains(&f.id),
-            Selection::Listed(slugs) => ep.feeds.contains(&f.id) || slugs.contains(&ep.slug),
-        })
+        let members_only = only_members_name(&self.feeds, ep);
+        self.feeds
+            .iter()
+            .filter(move |f| f.carries(ep, members_only))
     }
 
     /// Any episode by slug, released or withheld.
@@ -551,21 +552,39 @@ fn cross_check(
     }
 }
 
-/// Sets each feed's episodes (indexes into the released `episodes`).
+/// Whether `ep` is members-only: some feed names it, and every feed that does is a members feed.
+fn only_members_name(feeds: &[Feed], ep: &Episode) -> bool {
+    let mut naming = feeds.iter().filter(|f| f.names(ep)).peekable();
+    naming.peek().is_some() && naming.all(|f| f.access == Access::Members)
+}
+
+impl Feed {
+    /// Whether this feed names `ep`: by the episode's `feeds` tag or in its own list.
+    pub fn names(&self, ep: &Episode) -> bool {
+        ep.feeds.contains(&self.id)
+            || matches!(&self.selection, Selection::Listed(slugs) if slugs.contains(&ep.slug))
+    }
+
+    /// Whether this feed carries `ep`, given whether `ep` is members-only.
+    fn carries(&self, ep: &Episode, members_only: bool) -> bool {
+        let all = self.selection == Selection::All;
+        (all && !(self.access == Access::Public && members_only)) || self.names(ep)
+    }
+}
+
+/// Sets each feed's episodes (indexes into the released `episodes`). An episode that only
+/// members feeds name (by tag or list) is members-only: a public feed with `episodes = "all"`
+/// leaves it out.
 fn link_feeds(episodes: &[Arc<Episode>], feeds: &mut [Feed]) {
+    let members_only: Vec<bool> = episodes
+        .iter()
+        .map(|e| only_members_name(feeds, e))
+        .collect();
     for feed in feeds.iter_mut() {
-        let listed: &[String] = match &feed.selection {
-            Selection::Listed(slugs) => slugs,
-            _ => &[],
-        };
         feed.episodes = episodes
             .iter()
             .enumerate()
-            .filter(|(_, e)| {
-                feed.selection == Selection::All
-                    || e.feeds.contains(&feed.id)
-                    || listed.contains(&e.slug)
-            })
+            .filter(|(i, e)| feed.carries(e, members_only[*i]))
             .map(|(i, _)| i)
             .collect();
     }

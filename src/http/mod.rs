@@ -21,6 +21,7 @@ mod media;
 mod rendered;
 pub mod route;
 pub mod server;
+mod throttle;
 mod wire;
 
 pub use log::AccessLog;
@@ -34,6 +35,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use crate::access::personal::{TokenKey, Tokens};
 use crate::snapshot::Live;
 use crate::stats::Deliveries;
 use context::RequestContext;
@@ -58,8 +60,39 @@ pub struct App {
     state: AppState,
     deliveries: Arc<Deliveries>,
     trusted_proxies: Arc<[ipnet::IpNet]>,
-    /// The admin surface; `/admin` answers 404 without it.
-    admin: Option<admin::AdminApp>,
+    admin: admin::AdminApp,
+    /// Guesses of secrets per address, shared with the admin.
+    throttle: Arc<throttle::Throttle>,
+    /// Valid personal-URL tokens.
+    tokens: Arc<Tokens>,
+}
+
+/// What the server's parts share: the live catalog, the store, the token map and its key, and
+/// the throttle of guesses.
+pub struct Shared {
+    pub live: Arc<Live>,
+    pub store: Arc<crate::store::Store>,
+    pub tokens: Arc<Tokens>,
+    pub key: Arc<TokenKey>,
+    throttle: Arc<throttle::Throttle>,
+}
+
+impl Shared {
+    pub fn new(
+        live: Arc<Live>,
+        store: Arc<crate::store::Store>,
+        tokens: Arc<Tokens>,
+        key: Arc<TokenKey>,
+        attempts_per_minute: std::num::NonZeroU32,
+    ) -> Shared {
+        Shared {
+            live,
+            store,
+            tokens,
+            key,
+            throttle: Arc::new(throttle::Throttle::new(attempts_per_minute)),
+        }
+    }
 }
 
 /// The connection a request arrived on.
@@ -73,19 +106,21 @@ struct Connection {
 /// Builds the application, ready to serve. Every response's delivery record goes to
 /// `deliveries`; forwarding headers are believed only from `trusted_proxies`.
 pub fn app(
-    live: Arc<Live>,
+    shared: &Shared,
     deliveries: Arc<Deliveries>,
     trusted_proxies: &[ipnet::IpNet],
-    admin: Option<admin::AdminApp>,
+    admin: crate::config::AdminConfig,
 ) -> App {
     App {
         state: AppState {
-            live,
+            live: Arc::clone(&shared.live),
             files: Arc::default(),
         },
         deliveries,
         trusted_proxies: trusted_proxies.into(),
-        admin,
+        admin: admin::AdminApp::new(shared, admin),
+        throttle: Arc::clone(&shared.throttle),
+        tokens: Arc::clone(&shared.tokens),
     }
 }
 
@@ -98,16 +133,25 @@ impl App {
         // Read-only routes take no body; the parts are `Sync`, so handlers can borrow them.
         let (req, _body) = req.into_parts();
         let started = Started::new(&req);
-        let ctx = RequestContext::new(conn.peer, &req.headers, &self.trusted_proxies);
+        let mut ctx = RequestContext::new(conn.peer, &req.headers, &self.trusted_proxies);
         let route = Route::parse(req.uri.path());
         let kind = route.kind();
+        // A personal URL's token is settled before routing: a valid one gives the request its
+        // holder's credentials; any other answers exactly as a path that never existed.
+        let refused = match route {
+            Route::Personal { token, .. } => self.refuse_personal(token, &mut ctx),
+            _ => None,
+        };
         let (response, episode) = if req.headers.contains_key(header::HOST) {
             let wants_html = req
                 .headers
                 .get(header::ACCEPT)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|a| a.contains("text/html"));
-            let (response, episode) = self.route(route, &ctx, &req, conn).await;
+            let (response, episode) = match refused {
+                Some(r) => (r, None),
+                None => self.route(route, &ctx, &req, conn).await,
+            };
             if wants_html {
                 (styled_error(&self.state, response), episode)
             } else {
@@ -115,6 +159,11 @@ impl App {
             }
         } else {
             (Error::MissingHost.into_response(), None)
+        };
+        let response = if matches!(route, Route::Personal { .. }) {
+            private_personal(response)
+        } else {
+            response
         };
         let asker = Asker {
             route: kind,
@@ -131,15 +180,34 @@ impl App {
         )
     }
 
+    /// Sets in `ctx` the credentials a personal URL's token proves, or returns the response to
+    /// send instead: 404 for any token that is not valid now (malformed, wrong, revoked,
+    /// suspended: all the same), 429 once the address has guessed too often.
+    fn refuse_personal(&self, token: &str, ctx: &mut RequestContext) -> Option<Response> {
+        if let Some(wait) = self.throttle.blocked_for(ctx.client) {
+            return Some(too_many(wait));
+        }
+        match self.tokens.lookup(token) {
+            Some(holder) => {
+                ctx.credentials = holder.credentials();
+                None
+            }
+            None => Some(match self.throttle.attempt(ctx.client) {
+                Some(wait) => too_many(wait),
+                None => Error::NotFound.into_response(),
+            }),
+        }
+    }
+
     /// Hands an `/admin` request, body and all, to the admin router.
     async fn handle_admin(&self, req: Request, conn: &Connection) -> axum::http::Response<Counted> {
         let (parts, body) = req.into_parts();
         let started = Started::new(&parts);
         let ctx = RequestContext::new(conn.peer, &parts.headers, &self.trusted_proxies);
-        let response = match &self.admin {
-            Some(admin) => admin.handle(Request::from_parts(parts, body), ctx).await,
-            None => Error::NotFound.into_response(),
-        };
+        let response = self
+            .admin
+            .handle(Request::from_parts(parts, body), ctx)
+            .await;
         let credentials = response
             .extensions()
             .get::<crate::access::Credentials>()
@@ -195,9 +263,9 @@ impl App {
             Route::Health => return (plain(StatusCode::OK, "ok\n"), None),
             // Taken by `handle_admin` before routing gets here.
             Route::Unknown | Route::Admin => return (Error::NotFound.into_response(), None),
-            // No personal token resolves until personal feed URLs exist (#8): such a URL is
-            // answered exactly like one that never existed.
-            Route::Personal { .. } => return (Error::NotFound.into_response(), None),
+            Route::Personal { token, resource } => {
+                return self.personal(token, resource, ctx, req, conn).await;
+            }
             Route::Public(resource) => resource,
         };
         let zero_copy = Some(&conn.wire.regions);
@@ -216,6 +284,61 @@ impl App {
         };
         (response, None)
     }
+}
+
+impl App {
+    /// What a personal URL serves, once its token proved `ctx`'s credentials: feeds (members
+    /// feeds with the token in every media URL) and their media and artwork, through the same
+    /// range, conditional and zero-copy path as public media. Everything under `/p/` is private.
+    async fn personal(
+        &self,
+        token: &str,
+        resource: Resource<'_>,
+        ctx: &RequestContext,
+        req: &Parts,
+        conn: &Connection,
+    ) -> (Response, Option<Arc<str>>) {
+        let zero_copy = Some(&conn.wire.regions);
+        match resource {
+            Resource::Feed { id } => {
+                let r =
+                    rendered::personal_feed(&self.state, ctx, token, id, &req.headers, zero_copy);
+                (r, None)
+            }
+            Resource::Media { path } | Resource::Artwork { path } => {
+                media::media(&self.state, ctx, path, req, zero_copy.cloned()).await
+            }
+            _ => (Error::NotFound.into_response(), None),
+        }
+    }
+}
+
+/// Marks a response to a personal URL as private: never stored by a cache, and never giving
+/// its URL (which holds the token) away as a `Referer`.
+fn private_personal(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+/// 429 with `Retry-After`, in whole seconds.
+fn too_many(wait: std::time::Duration) -> Response {
+    let mut r = plain(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many requests with invalid credentials from this address: wait and try again\n",
+    );
+    r.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(wait.as_secs().max(1)),
+    );
+    r
 }
 
 /// A HEAD response: the GET response's headers, with Content-Length from the body it would have

@@ -42,6 +42,64 @@ pub fn feed(
     }
 }
 
+/// `/p/<token>/feeds/<id>.xml`: a members feed with the officer's token in every media URL, or
+/// a public feed as it is. Its ETag joins the template's hash and the token's fingerprint, so a
+/// poll that finds nothing new costs a map lookup and a comparison.
+pub fn personal_feed(
+    state: &AppState,
+    ctx: &RequestContext,
+    token: &str,
+    id: &str,
+    headers: &HeaderMap,
+    zero_copy: Option<&Arc<Regions>>,
+) -> Response {
+    let snap = state.live.snapshot();
+    let Some(template) = snap.personal.get(id) else {
+        return feed(state, ctx, id, headers, zero_copy);
+    };
+    if access::decide(catalog::Access::Members, ctx.credentials) != AccessDecision::Allow {
+        return Error::NotFound.into_response();
+    }
+    let fingerprint = access::Secret::parse(token)
+        .map(|t| t.hash().fingerprint())
+        .unwrap_or_default();
+    let etag = format!("\"{}-{fingerprint}\"", &template.hash[..16]);
+    let v = Validators {
+        etag: &etag,
+        alternates: &[],
+        last_modified: template.last_modified,
+    };
+    let status = match conditional::evaluate(&conditions(headers), &v, true) {
+        Precondition::Proceed => StatusCode::OK,
+        Precondition::NotModified => StatusCode::NOT_MODIFIED,
+        Precondition::Failed => StatusCode::PRECONDITION_FAILED,
+    };
+    let mut response = if status == StatusCode::OK {
+        let prefix = format!("/p/{token}");
+        Response::new(Body::from(template.fill(prefix.as_bytes())))
+    } else {
+        Response::new(Body::empty())
+    };
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    h.insert(
+        header::ETAG,
+        HeaderValue::from_str(&etag).expect("hex digits"),
+    );
+    h.insert(
+        header::LAST_MODIFIED,
+        HeaderValue::from_str(&httpdate::fmt_http_date(template.last_modified))
+            .expect("an HTTP date"),
+    );
+    if status == StatusCode::OK {
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(crate::snapshot::RSS_TYPE),
+        );
+    }
+    response
+}
+
 /// `/feeds/<id>`: the theme's page; `?page=N` pages through its episodes.
 pub async fn theme(
     state: &AppState,

@@ -172,7 +172,7 @@ fn in_memory_file(rope: &Rope) -> std::io::Result<File> {
 }
 
 /// HTTP dates have whole seconds; a Last-Modified with a fraction would never equal a client's date.
-fn now_seconds() -> SystemTime {
+pub(super) fn now_seconds() -> SystemTime {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()

@@ -8,6 +8,7 @@
 mod encoded;
 pub mod notes;
 mod opml;
+pub mod personal;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};

@@ -14,6 +14,9 @@ use std::time::{Duration, SystemTime};
 
 use crate::access::Credentials;
 
+pub mod agents;
+pub mod usage;
+
 /// Which kind of resource a request named, publicly or under a personal URL; `route` in a
 /// [`Delivery`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

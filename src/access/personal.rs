@@ -1,0 +1,236 @@
+//! Personal feed tokens: what makes `/p/<token>/feeds/<id>.xml` one officer's own URL.
+//!
+//! Each account has at most one token, used in every URL of every members feed it may see. A
+//! token is `HMAC-SHA256(key, user id, seed)` as 64 hex digits, where `seed` is 128 fresh random
+//! bits drawn when the token is issued and `key` is 256 random bits in `state_dir/token.key`
+//! (mode 0600, outside the database). The store keeps the seed and the token's SHA-256, and
+//! requests are looked up by that hash. So a copy of the database alone yields no token, while
+//! the server (which holds the key) can show an officer their own URL again at any time, and
+//! resetting it (a new seed) revokes the old URL at once.
+//!
+//! The server keeps every valid token's hash in memory ([`Tokens`]), so a request costs one hash
+//! and one map lookup, confirmed with a constant-time comparison. The map is rebuilt whenever the
+//! store changes, including changes made by another process (the CLI), which it notices within a
+//! second through SQLite's `data_version`.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use super::{Account, Credentials, Role, Secret, SecretHash};
+use crate::store::{Store, StoreError};
+
+/// The server's key for deriving personal tokens.
+#[derive(Clone)]
+pub struct TokenKey([u8; 32]);
+
+impl std::fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenKey(…)")
+    }
+}
+
+impl TokenKey {
+    /// Reads the key at `path`, creating it (mode 0600) with fresh random bytes if it is absent.
+    pub fn load_or_create(path: &Path) -> std::io::Result<TokenKey> {
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                let key = <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!(
+                            "{}: not a 32-byte key: restore it from a backup, or delete it (every personal URL then has to be reset)",
+                            path.display()
+                        ),
+                    )
+                })?;
+                Ok(TokenKey(key))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut key = [0u8; 32];
+                getrandom::fill(&mut key).expect("random source");
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                use std::os::unix::fs::OpenOptionsExt;
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(path)?;
+                f.write_all(&key)?;
+                f.sync_all()?;
+                Ok(TokenKey(key))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The token of `user_id` with `seed`.
+    pub fn token(&self, user_id: i64, seed: &[u8; 16]) -> Secret {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("any key length works");
+        mac.update(b"rollcall personal feed token\0");
+        mac.update(&user_id.to_le_bytes());
+        mac.update(seed);
+        Secret::from_bytes(&mac.finalize().into_bytes())
+    }
+}
+
+/// Issues `user` a new personal token, revoking the old one. Returns it.
+pub fn issue(store: &Store, key: &TokenKey, user: &Account) -> Result<Secret, StoreError> {
+    let mut seed = [0u8; 16];
+    getrandom::fill(&mut seed).expect("random source");
+    let token = key.token(user.id, &seed);
+    store.set_feed_token(&user.name, &token.hash(), &seed)?;
+    Ok(token)
+}
+
+/// `user`'s current personal token, if it has one the key can still derive.
+pub fn current(
+    store: &Store,
+    key: &TokenKey,
+    user: &Account,
+) -> Result<Option<Secret>, StoreError> {
+    Ok(store
+        .feed_tokens()?
+        .into_iter()
+        .find(|t| t.account.id == user.id)
+        .map(|t| (key.token(user.id, &t.seed), t.hash))
+        .filter(|(token, hash)| token.hash() == *hash)
+        .map(|(token, _)| token))
+}
+
+/// Who a valid token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    hash: SecretHash,
+}
+
+impl Holder {
+    pub fn credentials(&self) -> Credentials {
+        Credentials::Personal {
+            id: self.id,
+            role: self.role,
+        }
+    }
+}
+
+/// Every valid personal token, by hash, in memory.
+#[derive(Default)]
+pub struct Tokens {
+    by_hash: ArcSwap<HashMap<SecretHash, Arc<Holder>>>,
+}
+
+impl Tokens {
+    /// Rebuilds the map from the store (blocking).
+    pub fn reload(&self, store: &Store) -> Result<(), StoreError> {
+        let map = store
+            .feed_tokens()?
+            .into_iter()
+            .map(|t| {
+                let holder = Holder {
+                    id: t.account.id,
+                    name: t.account.name,
+                    role: t.account.role,
+                    hash: t.hash,
+                };
+                (t.hash, Arc::new(holder))
+            })
+            .collect();
+        self.by_hash.store(Arc::new(map));
+        Ok(())
+    }
+
+    /// The holder of `token`, if it is valid now. Malformed tokens are not even hashed.
+    pub fn lookup(&self, token: &str) -> Option<Arc<Holder>> {
+        let token = Secret::parse(token)?;
+        let hash = token.hash();
+        let map = self.by_hash.load();
+        let holder = map.get(&hash)?;
+        bool::from(holder.hash.0.ct_eq(&hash.0)).then(|| Arc::clone(holder))
+    }
+}
+
+/// Keeps `tokens` in step with the store: every second, if another process (the CLI) has
+/// committed to the database, the map is rebuilt. Changes the server makes itself reload the map
+/// directly. Stops when `stop` is cancelled.
+pub fn watch(tokens: Arc<Tokens>, store: Arc<Store>, stop: tokio_util::sync::CancellationToken) {
+    let spawned = std::thread::Builder::new()
+        .name("token-watch".into())
+        .spawn(move || {
+            let mut seen = store.data_version().ok();
+            while !stop.is_cancelled() {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                let now = store.data_version().ok();
+                if now != seen {
+                    seen = now;
+                    if let Err(e) = tokens.reload(&store) {
+                        tracing::error!(error = %e, "cannot reload personal tokens");
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the token watcher; CLI revocations apply at restart");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_depend_on_key_user_and_seed() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = TokenKey::load_or_create(&dir.path().join("token.key")).unwrap();
+        let again = TokenKey::load_or_create(&dir.path().join("token.key")).unwrap();
+        let seed = [7u8; 16];
+        assert_eq!(key.token(1, &seed), again.token(1, &seed));
+        assert_ne!(key.token(1, &seed), key.token(2, &seed));
+        assert_ne!(key.token(1, &seed), key.token(1, &[8u8; 16]));
+        let other = TokenKey::load_or_create(&dir.path().join("other.key")).unwrap();
+        assert_ne!(key.token(1, &seed), other.token(1, &seed));
+        assert_eq!(key.token(1, &seed).expose().len(), 64);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("token.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn issued_tokens_resolve_until_replaced_or_suspended() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("r.db")).unwrap();
+        let key = TokenKey::load_or_create(&dir.path().join("token.key")).unwrap();
+        store.add_user("pat", Role::Officer, "h").unwrap();
+        let pat = store.users().unwrap().remove(0);
+        let first = issue(&store, &key, &pat).unwrap();
+        assert_eq!(current(&store, &key, &pat).unwrap(), Some(first.clone()));
+        let tokens = Tokens::default();
+        tokens.reload(&store).unwrap();
+        assert_eq!(tokens.lookup(first.expose()).unwrap().name, "pat");
+        assert!(tokens.lookup("not-a-token").is_none());
+        assert!(tokens.lookup(&"0".repeat(64)).is_none());
+        let second = issue(&store, &key, &pat).unwrap();
+        tokens.reload(&store).unwrap();
+        assert!(tokens.lookup(first.expose()).is_none(), "reset revokes");
+        assert!(tokens.lookup(second.expose()).is_some());
+        store.set_suspended("pat", true).unwrap();
+        tokens.reload(&store).unwrap();
+        assert!(tokens.lookup(second.expose()).is_none(), "suspended");
+        store.set_suspended("pat", false).unwrap();
+        tokens.reload(&store).unwrap();
+        assert!(tokens.lookup(second.expose()).is_some(), "reinstated");
+    }
+}

@@ -1,0 +1,143 @@
+//! Personal feeds: a members feed rendered once per snapshot as a template whose URL prefixes
+//! are holes, filled with one officer's `/p/<token>` prefix per request.
+//!
+//! A members feed is rendered like any other; then every URL that must carry the officer's token
+//! (enclosures, transcripts, chapters, images: everything under `/media/` and `/artwork/`, and the
+//! feed's own `atom:link rel="self"`, which apps may re-subscribe to) is split right after
+//! `public_url`, leaving a hole there. Filling the holes is one allocation and one copy of the
+//! feed, with the exact length known beforehand; nothing is rendered per request. The page links
+//! (`<link>`) stay public: the website has its own sign-in.
+
+use bytes::Bytes;
+
+use crate::rope::Rope;
+
+/// A rendered feed with holes where a personal prefix goes.
+#[derive(Debug)]
+pub struct Template {
+    /// Text, with a hole after every piece but the last.
+    pieces: Vec<Bytes>,
+    text_len: usize,
+    /// The rendered feed's content hash (32 hex digits): with the token, it makes the ETag.
+    pub hash: String,
+    /// When these bytes were first served; kept across reloads that do not change them.
+    pub last_modified: std::time::SystemTime,
+}
+
+/// XML-escapes `s` as the rss writer does in attribute values and text.
+fn escaped(s: &str) -> String {
+    quick_xml::escape::escape(s).into_owned()
+}
+
+impl Template {
+    /// Cuts `xml` (a members feed rendered with `public_url`, whose own path is `self_path`)
+    /// after `public_url` wherever a personal prefix belongs.
+    pub fn new(xml: &Rope, public_url: &str, self_path: &str, hash: String) -> Template {
+        let base = escaped(public_url);
+        let followers = [
+            "/media/".to_owned(),
+            "/artwork/".to_owned(),
+            escaped(self_path),
+        ];
+        let mut pieces = Vec::new();
+        let mut current: Vec<Bytes> = Vec::new();
+        for part in xml.parts() {
+            let mut start = 0;
+            let mut from = 0;
+            while let Some(at) = find(&part[from..], base.as_bytes()).map(|i| i + from) {
+                let after = at + base.len();
+                let rest = &part[after..];
+                if followers.iter().any(|f| rest.starts_with(f.as_bytes())) {
+                    current.push(part.slice(start..after));
+                    pieces.push(join(std::mem::take(&mut current)));
+                    start = after;
+                }
+                from = after;
+            }
+            if start < part.len() {
+                current.push(part.slice(start..));
+            }
+        }
+        pieces.push(join(current));
+        let text_len = pieces.iter().map(Bytes::len).sum();
+        Template {
+            pieces,
+            text_len,
+            hash,
+            last_modified: super::encoded::now_seconds(),
+        }
+    }
+
+    /// How many holes there are.
+    pub fn holes(&self) -> usize {
+        self.pieces.len() - 1
+    }
+
+    /// The feed's length with `prefix_len` bytes in every hole.
+    pub fn len_with(&self, prefix_len: usize) -> usize {
+        self.text_len + self.holes() * prefix_len
+    }
+
+    /// The feed with `prefix` in every hole.
+    pub fn fill(&self, prefix: &[u8]) -> Bytes {
+        let mut out = Vec::with_capacity(self.len_with(prefix.len()));
+        let (last, rest) = self.pieces.split_last().expect("at least one piece");
+        for piece in rest {
+            out.extend_from_slice(piece);
+            out.extend_from_slice(prefix);
+        }
+        out.extend_from_slice(last);
+        out.into()
+    }
+}
+
+/// One piece from consecutive slices (usually one, so no copy).
+fn join(mut parts: Vec<Bytes>) -> Bytes {
+    match parts.len() {
+        0 => Bytes::new(),
+        1 => parts.pop().expect("one part"),
+        _ => parts.concat().into(),
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rope(parts: &[&str]) -> Rope {
+        Rope::from_parts(parts.iter().map(|p| Bytes::from(p.to_string())).collect())
+    }
+
+    #[test]
+    fn holes_go_after_public_url_before_media_artwork_and_self() {
+        let xml = rope(&[
+            r#"<atom:link href="https://x.org/feeds/m.xml" rel="self"/><link>https://x.org/feeds/m</link>"#,
+            r#"<enclosure url="https://x.org/media/a/1/a.mp3"/><link>https://x.org/episodes/a</link>"#,
+            r#"<itunes:image href="https://x.org/artwork/m/1/c.jpg"/>"#,
+        ]);
+        let t = Template::new(&xml, "https://x.org", "/feeds/m.xml", "h".into());
+        assert_eq!(t.holes(), 3);
+        let filled = t.fill(b"/p/TOKEN");
+        let text = std::str::from_utf8(&filled).unwrap();
+        assert!(text.contains(r#"href="https://x.org/p/TOKEN/feeds/m.xml""#));
+        assert!(text.contains(r#"url="https://x.org/p/TOKEN/media/a/1/a.mp3""#));
+        assert!(text.contains(r#"href="https://x.org/p/TOKEN/artwork/m/1/c.jpg""#));
+        // Page links stay public.
+        assert!(text.contains("<link>https://x.org/feeds/m</link>"));
+        assert!(text.contains("<link>https://x.org/episodes/a</link>"));
+        assert_eq!(filled.len(), t.len_with(8));
+        assert_eq!(filled.len(), xml.len() + 3 * 8);
+    }
+
+    #[test]
+    fn a_feed_with_no_personal_urls_is_one_piece() {
+        let xml = rope(&["<rss>", "</rss>"]);
+        let t = Template::new(&xml, "https://x.org", "/feeds/m.xml", "h".into());
+        assert_eq!(t.holes(), 0);
+        assert_eq!(&t.fill(b"/p/T")[..], b"<rss></rss>");
+    }
+}

@@ -1,0 +1,175 @@
+//! Use of personal feed URLs: when each officer's token was last used, from how many distinct
+//! addresses, and with which apps, plus flags for tokens that look shared.
+//!
+//! A [`Recorder`] subscribes to the delivery records like the access log does, on its own
+//! thread, and once a second writes the uses of personal tokens to the store in one transaction.
+//! Client addresses are never stored: each is reduced to a keyed hash (HMAC-SHA256 with a salt
+//! drawn for that UTC day and deleted the day after next; IPv6 addresses are cut to their /64
+//! first), which is enough to count distinct addresses within a day and nothing more. When one
+//! account's uses in a day come from more than `sharing_alert_addresses` addresses, the store
+//! raises a flag, which the admin shows, and the log records it.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::{agents, Deliveries, Delivery, Subscription};
+use crate::access::Credentials;
+use crate::store::{Store, TokenUse};
+
+/// How often uses are written.
+const INTERVAL: Duration = Duration::from_secs(1);
+
+/// The running recorder; [`Recorder::finish`] writes what is left and stops it.
+pub struct Recorder {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Recorder {
+    pub fn start(
+        deliveries: &Deliveries,
+        store: Arc<Store>,
+        alert_above: u64,
+    ) -> std::io::Result<Recorder> {
+        let sub = deliveries.subscribe("token usage", 64 * 1024);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("token-usage".into())
+            .spawn(move || run(sub, &store, alert_above, &stopping))?;
+        Ok(Recorder {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Records everything published so far, then stops.
+    pub fn finish(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+/// The address as counted: IPv6 by its /64.
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
+/// The keyed hash of an address, as 16 hex digits.
+fn address_hash(salt: &[u8; 32], ip: IpAddr) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(salt).expect("any key length works");
+    mac.update(address_key(ip).to_string().as_bytes());
+    mac.finalize().into_bytes()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn day_of(at: SystemTime) -> chrono::NaiveDate {
+    chrono::DateTime::<chrono::Utc>::from(at).date_naive()
+}
+
+fn run(sub: Subscription, store: &Store, alert_above: u64, stop: &AtomicBool) {
+    let mut salt: Option<(chrono::NaiveDate, [u8; 32])> = None;
+    loop {
+        let last = stop.load(Ordering::Relaxed);
+        let records: Vec<Arc<Delivery>> = sub
+            .records
+            .try_iter()
+            .filter(|d| matches!(d.credentials, Credentials::Personal { .. }))
+            .collect();
+        let mut uses = Vec::with_capacity(records.len());
+        for d in &records {
+            let Credentials::Personal { id, .. } = d.credentials else {
+                continue;
+            };
+            let day = day_of(d.at);
+            let salt = match salt {
+                Some((salt_day, s)) if salt_day == day => s,
+                _ => {
+                    let keep_from = (day - chrono::Days::new(1)).to_string();
+                    match store.daily_salt(&day.to_string(), &keep_from) {
+                        Ok(s) => {
+                            salt = Some((day, s));
+                            s
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot read the daily salt; token uses not recorded");
+                            continue;
+                        }
+                    }
+                }
+            };
+            uses.push(TokenUse {
+                user_id: id,
+                at: chrono::DateTime::<chrono::Utc>::from(d.at).timestamp(),
+                day: day.to_string(),
+                address: address_hash(&salt, d.client),
+                app: agents::app_name(d.request.user_agent().unwrap_or_default()).to_owned(),
+            });
+        }
+        if !uses.is_empty() {
+            match store.record_token_uses(&uses, alert_above) {
+                Ok(flags) => {
+                    for f in flags {
+                        tracing::warn!(
+                            user = f.user,
+                            day = f.day,
+                            addresses = f.addresses,
+                            "personal feed URL used from more addresses in a day than sharing_alert_addresses allows; it may be shared (see /admin/officers)"
+                        );
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot record personal URL use"),
+            }
+        }
+        if last {
+            return;
+        }
+        std::thread::park_timeout(INTERVAL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_hash_per_salt_and_v6_by_its_64() {
+        let a: IpAddr = "2001:db8::1".parse().unwrap();
+        let b: IpAddr = "2001:db8::ffff".parse().unwrap();
+        let c: IpAddr = "2001:db8:0:1::1".parse().unwrap();
+        let salt = [1u8; 32];
+        assert_eq!(address_hash(&salt, a), address_hash(&salt, b));
+        assert_ne!(address_hash(&salt, a), address_hash(&salt, c));
+        assert_ne!(address_hash(&salt, a), address_hash(&[2u8; 32], a));
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert!(!address_hash(&salt, v4).contains("192"));
+        assert_eq!(address_hash(&salt, v4).len(), 16);
+    }
+}
