@@ -424,6 +424,16 @@ impl Store {
         Ok(())
     }
 
+    /// Whether a valid personal feed token (of an account not suspended) has this hash.
+    pub fn has_feed_token(&self, hash: &SecretHash) -> Result<bool, StoreError> {
+        Ok(self.conn().query_row(
+            "SELECT count(*) > 0 FROM feed_tokens t JOIN users u ON u.id = t.user_id
+             WHERE t.hash = ?1 AND u.suspended = 0",
+            params![&hash.0[..]],
+            |r| r.get(0),
+        )?)
+    }
+
     /// Revokes `user`'s personal feed token, if it has one.
     pub fn revoke_feed_token(&self, user: &str) -> Result<bool, StoreError> {
         let n = self.conn().execute(

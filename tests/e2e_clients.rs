@@ -237,3 +237,109 @@ fn ffmpeg_seeks_over_http_with_range_requests() {
         "the seek fetched the whole file: {seek}"
     );
 }
+
+/// The officer's journey with a real podcast app: the personal URL from `rollcall user token`,
+/// subscribed and downloaded by gPodder; then the token is revoked and the next refresh and the
+/// next media request both fail, while another officer's URL keeps working.
+#[test]
+fn gpodder_subscribes_with_a_personal_url_until_it_is_revoked() {
+    let demo = Demo::new();
+    let server = Running::start(&demo);
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+            .arg("--config")
+            .arg(demo.path("config.toml"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(input) = stdin {
+            use std::io::Write;
+            writeln!(child.stdin.take().unwrap(), "{input}").unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let feed_of = |out: &str| {
+        out.lines()
+            .find(|l| l.ends_with("/feeds/valor-members.xml"))
+            .unwrap()
+            .to_owned()
+    };
+    for name in ["patrol", "sergeant"] {
+        run(
+            &["user", "add", name, "--role", "officer", "--password-stdin"],
+            Some("officer password 1"),
+        );
+    }
+    let feed = feed_of(&run(&["user", "token", "patrol"], None));
+    let other = feed_of(&run(&["user", "token", "sergeant"], None));
+    let fetch = |url: &str| {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", url])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // The server learns of tokens made by the CLI within about a second.
+    assert!(eventually(10, || fetch(&feed) == "200"));
+
+    let home = tempfile::tempdir().unwrap();
+    let out = gpo(home.path(), &["subscribe", &feed]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listing = String::from_utf8(gpo(home.path(), &["episodes"]).stdout).unwrap();
+    assert!(listing.contains("Roll-Call Briefing"), "{listing}");
+    let out = gpo(home.path(), &["download"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let briefing = "episodes/roll-call-briefing-defusing-difficult-encounters/audio.mp3";
+    let got = find(
+        home.path(),
+        "roll-call-briefing-defusing-difficult-encounters.mp3",
+    )
+    .expect("gPodder downloaded the members-only briefing");
+    assert!(std::fs::read(got).unwrap() == std::fs::read(demo.path(briefing)).unwrap());
+    let xml = Command::new("curl")
+        .args(["-s", &feed])
+        .output()
+        .unwrap()
+        .stdout;
+    let xml = String::from_utf8(xml).unwrap();
+    let at = xml.find("<enclosure url=\"").unwrap() + 16;
+    let media = xml[at..at + xml[at..].find('"').unwrap()].to_owned();
+
+    // Revoke: the admin rotates the token; the old URLs stop working.
+    run(&["user", "token", "patrol", "--rotate"], None);
+    assert!(eventually(10, || fetch(&feed) == "404"));
+    assert_eq!(fetch(&media), "404");
+    let before = String::from_utf8(gpo(home.path(), &["episodes"]).stdout).unwrap();
+    let out = gpo(home.path(), &["update"]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("[FAIL]"),
+        "gPodder reports the refresh failed: {said}"
+    );
+    let after = String::from_utf8(gpo(home.path(), &["episodes"]).stdout).unwrap();
+    assert_eq!(before, after, "a failed refresh changes nothing in the app");
+    assert_eq!(fetch(&other), "200", "another officer is unaffected");
+    let log = server.stop();
+    assert!(log.contains("gPodder"), "{log}");
+}

@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{get, parse_response, Demo, Server};
+use common::{evict, get, split_responses, Demo, Server};
 use rollcall::stats::{Delivery, Subscription};
 
 const STRESS: &str = "behavioral-response-to-stress-and-fear";
@@ -115,36 +115,6 @@ fn an_abandoned_download_records_what_the_socket_took_not_what_was_queued() {
 
 /// Drops a file's pages from the page cache, so the server must read it from disk (through the
 /// blocking pool) rather than send it with `sendfile`.
-fn evict(path: &std::path::Path) {
-    let f = std::fs::File::open(path).unwrap();
-    f.sync_all().unwrap();
-    rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed).unwrap();
-}
-
-/// Splits pipelined responses by their Content-Length.
-fn split_responses(mut buf: &[u8], heads: &[bool]) -> Vec<common::Resp> {
-    let mut out = Vec::new();
-    for &head in heads {
-        let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-        let r = parse_response(&buf[..end], true).unwrap();
-        let len: usize = if head || r.status == 304 {
-            0
-        } else {
-            r.header("content-length").unwrap().parse().unwrap()
-        };
-        let mut r = r;
-        r.body = buf[end..end + len].to_vec();
-        out.push(r);
-        buf = &buf[end + len..];
-    }
-    assert!(
-        buf.is_empty(),
-        "{} stray bytes after the last response",
-        buf.len()
-    );
-    out
-}
-
 #[test]
 fn pipelined_media_responses_larger_than_a_zero_copy_chunk_keep_their_own_bytes() {
     let demo = Demo::new();

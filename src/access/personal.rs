@@ -150,6 +150,19 @@ impl Tokens {
         Ok(())
     }
 
+    /// The holder of `token`, asking the store when the map does not know it: a token issued a
+    /// moment ago by another process (the CLI) works at once. Blocking.
+    pub fn lookup_fresh(&self, store: &Store, token: &str) -> Option<Arc<Holder>> {
+        if let Some(h) = self.lookup(token) {
+            return Some(h);
+        }
+        let hash = Secret::parse(token)?.hash();
+        if store.has_feed_token(&hash).unwrap_or(false) && self.reload(store).is_ok() {
+            return self.lookup(token);
+        }
+        None
+    }
+
     /// The holder of `token`, if it is valid now. Malformed tokens are not even hashed.
     pub fn lookup(&self, token: &str) -> Option<Arc<Holder>> {
         let token = Secret::parse(token)?;

@@ -65,6 +65,7 @@ pub struct App {
     throttle: Arc<throttle::Throttle>,
     /// Valid personal-URL tokens.
     tokens: Arc<Tokens>,
+    store: Arc<crate::store::Store>,
 }
 
 /// What the server's parts share: the live catalog, the store, the token map and its key, and
@@ -121,6 +122,7 @@ pub fn app(
         admin: admin::AdminApp::new(shared, admin),
         throttle: Arc::clone(&shared.throttle),
         tokens: Arc::clone(&shared.tokens),
+        store: Arc::clone(&shared.store),
     }
 }
 
@@ -139,7 +141,7 @@ impl App {
         // A personal URL's token is settled before routing: a valid one gives the request its
         // holder's credentials; any other answers exactly as a path that never existed.
         let refused = match route {
-            Route::Personal { token, .. } => self.refuse_personal(token, &mut ctx),
+            Route::Personal { token, .. } => self.refuse_personal(token, &mut ctx).await,
             _ => None,
         };
         let (response, episode) = if req.headers.contains_key(header::HOST) {
@@ -183,11 +185,26 @@ impl App {
     /// Sets in `ctx` the credentials a personal URL's token proves, or returns the response to
     /// send instead: 404 for any token that is not valid now (malformed, wrong, revoked,
     /// suspended: all the same), 429 once the address has guessed too often.
-    fn refuse_personal(&self, token: &str, ctx: &mut RequestContext) -> Option<Response> {
+    async fn refuse_personal(&self, token: &str, ctx: &mut RequestContext) -> Option<Response> {
         if let Some(wait) = self.throttle.blocked_for(ctx.client) {
             return Some(too_many(wait));
         }
-        match self.tokens.lookup(token) {
+        let holder = match self.tokens.lookup(token) {
+            Some(h) => Some(h),
+            // Unknown to the map: perhaps issued by the CLI a moment ago; the store knows.
+            None => {
+                let (tokens, store, token) = (
+                    Arc::clone(&self.tokens),
+                    Arc::clone(&self.store),
+                    token.to_owned(),
+                );
+                tokio::task::spawn_blocking(move || tokens.lookup_fresh(&store, &token))
+                    .await
+                    .ok()
+                    .flatten()
+            }
+        };
+        match holder {
             Some(holder) => {
                 ctx.credentials = holder.credentials();
                 None

@@ -336,3 +336,34 @@ pub fn path_of(url: &str) -> String {
         .expect("URL under public_url")
         .to_owned()
 }
+
+/// Drops a file's pages from the page cache, so the next read comes from disk.
+pub fn evict(path: &std::path::Path) {
+    let f = std::fs::File::open(path).unwrap();
+    f.sync_all().unwrap();
+    rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+}
+
+/// Splits pipelined responses by their Content-Length.
+pub fn split_responses(mut buf: &[u8], heads: &[bool]) -> Vec<Resp> {
+    let mut out = Vec::new();
+    for &head in heads {
+        let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let r = parse_response(&buf[..end], true).unwrap();
+        let len: usize = if head || r.status == 304 {
+            0
+        } else {
+            r.header("content-length").unwrap().parse().unwrap()
+        };
+        let mut r = r;
+        r.body = buf[end..end + len].to_vec();
+        out.push(r);
+        buf = &buf[end + len..];
+    }
+    assert!(
+        buf.is_empty(),
+        "{} stray bytes after the last response",
+        buf.len()
+    );
+    out
+}
