@@ -125,6 +125,16 @@ pub struct FeedToken {
     pub last_used_at: Option<i64>,
 }
 
+/// An account as the officers page lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Officer {
+    pub account: Account,
+    pub suspended: bool,
+    /// When its personal token was issued, if it has one.
+    pub token_issued: Option<i64>,
+    pub token_last_used: Option<i64>,
+}
+
 /// One account's personal-feed use on one day, per app.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Usage {
@@ -422,6 +432,28 @@ impl Store {
             params![id, &hash.0[..], &seed[..], now()],
         )?;
         Ok(())
+    }
+
+    /// Every account with its status and personal token, by name.
+    pub fn officers(&self) -> Result<Vec<Officer>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT u.id, u.name, u.role, u.suspended, t.created_at, t.last_used_at
+             FROM users u LEFT JOIN feed_tokens t ON t.user_id = u.id ORDER BY u.name",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Officer {
+                account: Account {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    role: role_of(&r.get::<_, String>(2)?),
+                },
+                suspended: r.get(3)?,
+                token_issued: r.get(4)?,
+                token_last_used: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Whether a valid personal feed token (of an account not suspended) has this hash.

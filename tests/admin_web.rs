@@ -6,7 +6,7 @@ mod common;
 
 use std::io::Write;
 
-use common::{tone_mp3, Demo, Server, PUBLIC_URL};
+use common::{tone_mp3, Browser, Demo, Server, PUBLIC_URL};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -21,119 +21,6 @@ fn add_user(demo: &Demo, name: &str, role: &str) {
         .unwrap();
     writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
     assert!(child.wait().unwrap().success());
-}
-
-/// A curl session with its own cookie jar.
-struct Browser {
-    base: String,
-    jar: std::path::PathBuf,
-}
-
-/// A response: status, headers (lowercase names) and body.
-struct Got {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Got {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn cookies(&self) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(k, _)| k == "set-cookie")
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    /// The first form's CSRF token on the page.
-    fn csrf(&self) -> String {
-        let at = self
-            .body
-            .find("name=\"csrf\" value=\"")
-            .expect("a form with a CSRF token");
-        self.body[at + 19..at + 19 + 64].to_owned()
-    }
-}
-
-impl Browser {
-    fn new(server: &Server, dir: &std::path::Path, name: &str) -> Browser {
-        Browser {
-            base: format!("http://{}", server.addr),
-            jar: dir.join(format!("{name}.jar")),
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> Got {
-        let out = std::process::Command::new("curl")
-            .args(["-s", "-S", "-i", "-c"])
-            .arg(&self.jar)
-            .arg("-b")
-            .arg(&self.jar)
-            .args(args)
-            .output()
-            .expect("curl must be installed (bash .ci/run installs it)");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let mut lines = head.lines();
-        let status = lines
-            .next()
-            .and_then(|l| l.split(' ').nth(1))
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-            .collect();
-        Got {
-            status,
-            headers,
-            body: body.to_owned(),
-        }
-    }
-
-    fn get(&self, path: &str) -> Got {
-        self.run(&[&format!("{}{path}", self.base)])
-    }
-
-    fn post(&self, path: &str, form: &[(&str, &str)]) -> Got {
-        let mut args: Vec<String> = Vec::new();
-        for (k, v) in form {
-            args.push("--data-urlencode".into());
-            args.push(format!("{k}={v}"));
-        }
-        args.push(format!("{}{path}", self.base));
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.run(&refs)
-    }
-
-    fn sign_in(&self, name: &str, password: &str) -> Got {
-        let form = self.get("/admin/sign-in");
-        assert_eq!(form.status, 200);
-        self.post(
-            "/admin/sign-in",
-            &[
-                ("csrf", &form.csrf()),
-                ("name", name),
-                ("password", password),
-            ],
-        )
-    }
-
-    fn session_cookie(&self) -> Option<String> {
-        let jar = std::fs::read_to_string(&self.jar).ok()?;
-        jar.lines()
-            .filter(|l| l.contains("rollcall_session"))
-            .filter_map(|l| l.split('\t').nth(6))
-            .find(|v| !v.is_empty())
-            .map(str::to_owned)
-    }
 }
 
 #[test]

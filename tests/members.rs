@@ -378,3 +378,125 @@ fn members_media_keeps_its_own_bytes_on_a_shared_connection() {
         assert!(got.body == body, "response {i}: not the file's own bytes");
     }
 }
+
+#[test]
+fn the_admin_sees_use_flags_sharing_and_revokes_at_once() {
+    let demo = Demo::new();
+    cli(
+        &demo,
+        &[
+            "user",
+            "add",
+            "chief",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        Some("correct horse battery"),
+    );
+    let feed = officer(&demo, "patrol");
+    let other = officer(&demo, "sergeant");
+    let mut config = demo.config();
+    config.server.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    config.admin.sharing_alert_addresses = 2;
+    let server = Server::start_with(config);
+    // One URL from three addresses, with two apps, in one day: more than 2 addresses.
+    for (addr, app) in [
+        ("192.0.2.1", "AntennaPod/3.4.0"),
+        ("192.0.2.2", "AntennaPod/3.4.0"),
+        ("192.0.2.3", "gPodder/3.11.1 (+http://gpodder.org/) Linux"),
+    ] {
+        let r = get(
+            server.addr,
+            &feed,
+            &[("X-Forwarded-For", addr), ("User-Agent", app)],
+        );
+        assert_eq!(r.status, 200);
+    }
+    let b = common::Browser::new(&server, demo.root(), "chief");
+    assert_eq!(b.sign_in("chief", "correct horse battery").status, 303);
+    let page = || b.get("/admin/officers");
+    assert!(
+        eventually(10, || page().body.contains("Possible shared URLs")),
+        "{}",
+        page().body
+    );
+    let p = page();
+    assert!(
+        p.body.contains("patrol: used from 3 addresses"),
+        "{}",
+        p.body
+    );
+    assert!(
+        p.body.contains("3 addresses; AntennaPod (2), gPodder (1)"),
+        "{}",
+        p.body
+    );
+    assert!(
+        !p.body.contains("192.0.2."),
+        "no raw address is shown or stored"
+    );
+    let db = std::fs::read(demo.path(".rollcall/rollcall.db")).unwrap();
+    let wal = std::fs::read(demo.path(".rollcall/rollcall.db-wal")).unwrap_or_default();
+    for bytes in [&db, &wal] {
+        assert!(
+            !bytes.windows(9).any(|w| w == b"192.0.2.1"),
+            "a raw address was stored"
+        );
+    }
+    // Dismissing the flag.
+    let csrf = p.csrf();
+    let day = chrono::Utc::now().date_naive().to_string();
+    let r = b.post(
+        &format!("/admin/flags/patrol/{day}/dismiss"),
+        &[("csrf", &csrf)],
+    );
+    assert_eq!(r.status, 303);
+    assert!(!page().body.contains("Possible shared URLs"));
+
+    // Revoking from the web ends the URL at the next request; the other officer is unaffected.
+    let r = b.post("/admin/officers/patrol/revoke", &[("csrf", &csrf)]);
+    assert_eq!(r.status, 303);
+    assert_eq!(get(server.addr, &feed, &[]).status, 404);
+    assert_eq!(get(server.addr, &other, &[]).status, 200);
+    // Suspending the other officer ends its URL too, and reinstating restores it.
+    assert_eq!(
+        b.post("/admin/officers/sergeant/suspend", &[("csrf", &csrf)])
+            .status,
+        303
+    );
+    assert_eq!(get(server.addr, &other, &[]).status, 404);
+    assert_eq!(
+        b.post("/admin/officers/sergeant/reinstate", &[("csrf", &csrf)])
+            .status,
+        303
+    );
+    assert_eq!(get(server.addr, &other, &[]).status, 200);
+    // Regenerating makes a new URL, which the CLI prints.
+    assert_eq!(
+        b.post("/admin/officers/patrol/rotate", &[("csrf", &csrf)])
+            .status,
+        303
+    );
+    let fresh = personal_feed(&demo, "patrol", false);
+    assert_ne!(fresh, feed);
+    assert_eq!(get(server.addr, &fresh, &[]).status, 200);
+    // Every action is in the audit log.
+    let home = b.get("/admin").body;
+    for action in [
+        "officer revoke",
+        "officer suspend",
+        "officer reinstate",
+        "officer rotate",
+        "sharing flag dismiss",
+    ] {
+        assert!(home.contains(action), "{action} not audited");
+    }
+    // Without the CSRF token, nothing happens.
+    assert_eq!(
+        b.post("/admin/officers/patrol/revoke", &[("csrf", "x")])
+            .status,
+        403
+    );
+    assert_eq!(get(server.addr, &fresh, &[]).status, 200);
+}

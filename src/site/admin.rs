@@ -6,7 +6,7 @@ use askama::Template;
 
 use super::{format, render, static_url};
 use crate::catalog::{Catalog, Episode, Guest, Resource};
-use crate::store::AuditEntry;
+use crate::store::{AuditEntry, Officer, SharingFlag, Usage};
 
 /// What the shared admin layout (`admin_base.html`) shows.
 struct Layout<'a> {
@@ -229,6 +229,77 @@ pub fn episode_form(
         version,
         v,
         feeds,
+    })
+}
+
+struct OfficerRow<'a> {
+    name: &'a str,
+    role: &'static str,
+    suspended: bool,
+    issued: Option<String>,
+    last_used: Option<String>,
+    /// One line per day: "2026-12-01: 2 addresses; AntennaPod (14), gPodder (3)".
+    usage: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin_officers.html")]
+struct OfficersPage<'a> {
+    l: Layout<'a>,
+    officers: Vec<OfficerRow<'a>>,
+    flags: &'a [SharingFlag],
+    alert: u64,
+}
+
+fn when(at: i64) -> String {
+    chrono::DateTime::from_timestamp(at, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default()
+}
+
+/// Accounts with their personal URL's state and use, and the open sharing flags.
+pub fn officers_page(
+    user: &str,
+    csrf: &str,
+    officers: &[Officer],
+    usage: &[Usage],
+    flags: &[SharingFlag],
+    alert: u64,
+    notice: Option<&str>,
+) -> String {
+    let rows = officers
+        .iter()
+        .map(|o| OfficerRow {
+            name: &o.account.name,
+            role: o.account.role.as_str(),
+            suspended: o.suspended,
+            issued: o.token_issued.map(when),
+            last_used: o.token_last_used.map(when),
+            usage: usage
+                .iter()
+                .filter(|u| u.user == o.account.name)
+                .map(|u| {
+                    let apps: Vec<String> =
+                        u.apps.iter().map(|(a, n)| format!("{a} ({n})")).collect();
+                    let s = if u.addresses == 1 { "" } else { "es" };
+                    format!("{}: {} address{s}; {}", u.day, u.addresses, apps.join(", "))
+                })
+                .collect(),
+        })
+        .collect();
+    render(&OfficersPage {
+        l: Layout {
+            title: "Officers",
+            css: static_url("site.css"),
+            js: static_url("admin.js"),
+            user: Some(user),
+            csrf,
+            notice,
+            error: None,
+        },
+        officers: rows,
+        flags,
+        alert,
     })
 }
 

@@ -367,3 +367,119 @@ pub fn split_responses(mut buf: &[u8], heads: &[bool]) -> Vec<Resp> {
     );
     out
 }
+
+// ---------------------------------------------------------------------------------------------
+// A browser-like HTTP client (curl with a cookie jar), for the admin's pages and forms.
+
+/// A curl session with its own cookie jar.
+pub struct Browser {
+    pub base: String,
+    jar: std::path::PathBuf,
+}
+
+/// A response: status, headers (lowercase names) and body.
+pub struct Got {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Got {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn cookies(&self) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k == "set-cookie")
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// The first form's CSRF token on the page.
+    pub fn csrf(&self) -> String {
+        let at = self
+            .body
+            .find("name=\"csrf\" value=\"")
+            .expect("a form with a CSRF token");
+        self.body[at + 19..at + 19 + 64].to_owned()
+    }
+}
+
+impl Browser {
+    pub fn new(server: &Server, dir: &std::path::Path, name: &str) -> Browser {
+        Browser {
+            base: format!("http://{}", server.addr),
+            jar: dir.join(format!("{name}.jar")),
+        }
+    }
+
+    pub fn run(&self, args: &[&str]) -> Got {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-S", "-i", "-c"])
+            .arg(&self.jar)
+            .arg("-b")
+            .arg(&self.jar)
+            .args(args)
+            .output()
+            .expect("curl must be installed (bash .ci/run installs it)");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        Got {
+            status,
+            headers,
+            body: body.to_owned(),
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Got {
+        self.run(&[&format!("{}{path}", self.base)])
+    }
+
+    pub fn post(&self, path: &str, form: &[(&str, &str)]) -> Got {
+        let mut args: Vec<String> = Vec::new();
+        for (k, v) in form {
+            args.push("--data-urlencode".into());
+            args.push(format!("{k}={v}"));
+        }
+        args.push(format!("{}{path}", self.base));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.run(&refs)
+    }
+
+    pub fn sign_in(&self, name: &str, password: &str) -> Got {
+        let form = self.get("/admin/sign-in");
+        assert_eq!(form.status, 200);
+        self.post(
+            "/admin/sign-in",
+            &[
+                ("csrf", &form.csrf()),
+                ("name", name),
+                ("password", password),
+            ],
+        )
+    }
+
+    pub fn session_cookie(&self) -> Option<String> {
+        let jar = std::fs::read_to_string(&self.jar).ok()?;
+        jar.lines()
+            .filter(|l| l.contains("rollcall_session"))
+            .filter_map(|l| l.split('\t').nth(6))
+            .find(|v| !v.is_empty())
+            .map(str::to_owned)
+    }
+}

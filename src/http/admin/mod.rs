@@ -26,6 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 
 use super::throttle::Throttle;
+use crate::access::personal::{TokenKey, Tokens};
 use crate::access::{self, Account, Credentials, Secret};
 use crate::catalog::write::{self, Attachments, Draft, Patch, Staging, WriteError};
 use crate::config::AdminConfig;
@@ -41,6 +42,8 @@ struct Admin {
     store: Arc<Store>,
     config: AdminConfig,
     throttle: Arc<Throttle>,
+    tokens: Arc<Tokens>,
+    key: Arc<TokenKey>,
 }
 
 /// The admin surface, ready to answer requests.
@@ -56,6 +59,8 @@ impl AdminApp {
             store: Arc::clone(&shared.store),
             config,
             throttle: Arc::clone(&shared.throttle),
+            tokens: Arc::clone(&shared.tokens),
+            key: Arc::clone(&shared.key),
         };
         AdminApp {
             router: router(admin),
@@ -426,7 +431,7 @@ async fn edit_episode(
 }
 
 /// Writes an audit entry from a blocking job; a failure is logged, never fatal.
-fn record(store: &Store, actor: &str, action: &str, subject: &str, client: IpAddr) {
+pub(super) fn record(store: &Store, actor: &str, action: &str, subject: &str, client: IpAddr) {
     if let Err(e) = store.audit(actor, action, subject, &client.to_string()) {
         tracing::error!(error = %e, "cannot write the audit log");
     }

@@ -43,6 +43,9 @@ pub(super) fn routes(upload_limit: usize) -> Router<Admin> {
         )
         .route("/admin/episodes/{slug}/unpublish", post(unpublish))
         .route("/admin/episodes/{slug}/republish", post(republish))
+        .route("/admin/officers", get(officers))
+        .route("/admin/officers/{name}/{action}", post(officer_action))
+        .route("/admin/flags/{name}/{day}/dismiss", post(dismiss_flag))
         .route(
             "/admin/preview",
             post(preview).layer(DefaultBodyLimit::max(2 << 20)),
@@ -514,5 +517,148 @@ async fn preview(State(admin): State<Admin>, req: Request) -> Response {
             let status = e.status();
             (status, e.message()).into_response()
         }
+    }
+}
+
+async fn officers(State(admin): State<Admin>, req: Request) -> Response {
+    let who = match signed_in(&admin, req.headers()).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let notice = req
+        .uri()
+        .query()
+        .and_then(|q| q.strip_prefix("done="))
+        .map(|s| s.replace('+', " "));
+    let store = Arc::clone(&admin.store);
+    let since = (chrono::Utc::now().date_naive() - chrono::Days::new(6)).to_string();
+    let data = blocking(move || {
+        Ok::<_, crate::store::StoreError>((
+            store.officers()?,
+            store.usage(&since)?,
+            store.sharing_flags()?,
+        ))
+    })
+    .await;
+    let (officers, usage, flags) = match data {
+        Ok(d) => d,
+        Err(e) => return failure(e.into(), false, Some(&who)),
+    };
+    let html = pages::officers_page(
+        &who.account.name,
+        &who.csrf,
+        &officers,
+        &usage,
+        &flags,
+        admin.config.sharing_alert_addresses,
+        notice.as_deref(),
+    );
+    page(&who, html)
+}
+
+/// Regenerate or revoke an account's personal URL, or suspend or reinstate the account. The
+/// token map is rebuilt before the answer, so the change holds from the next request on.
+async fn officer_action(
+    State(admin): State<Admin>,
+    Path((name, action)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    let who = match signed_in(&admin, req.headers()).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let client = context(&req).client;
+    if let Err(e) = checked_form::<CsrfForm>(&who, req).await {
+        return failure(e, false, Some(&who));
+    }
+    let (store, tokens, key, actor) = (
+        Arc::clone(&admin.store),
+        Arc::clone(&admin.tokens),
+        Arc::clone(&admin.key),
+        who.account.name.clone(),
+    );
+    let done = blocking(move || -> Result<Option<String>, AdminError> {
+        let account = store
+            .users()?
+            .into_iter()
+            .find(|a| a.name == name)
+            .ok_or(AdminError::NotFound)?;
+        let (verb, detail) = match action.as_str() {
+            "rotate" => {
+                let t = crate::access::personal::issue(&store, &key, &account)?;
+                ("regenerated the personal URL of", t.hash().fingerprint())
+            }
+            "revoke" => {
+                store.revoke_feed_token(&name)?;
+                ("revoked the personal URL of", String::new())
+            }
+            "suspend" => {
+                store.set_suspended(&name, true)?;
+                ("suspended", String::new())
+            }
+            "reinstate" => {
+                store.set_suspended(&name, false)?;
+                ("reinstated", String::new())
+            }
+            _ => return Ok(None),
+        };
+        tokens.reload(&store)?;
+        let subject = if detail.is_empty() {
+            name.clone()
+        } else {
+            format!("{name} ({detail})")
+        };
+        super::record(
+            &store,
+            &actor,
+            &format!("officer {action}"),
+            &subject,
+            client,
+        );
+        Ok(Some(format!("{verb} {name}")))
+    })
+    .await;
+    match done {
+        Ok(Some(notice)) => {
+            let location = format!("/admin/officers?done={}", notice.replace(' ', "+"));
+            proved(
+                private(Redirect::to(&location).into_response()),
+                Credentials::of(&who.account),
+            )
+        }
+        Ok(None) => failure(AdminError::NotFound, false, Some(&who)),
+        Err(e) => failure(e, false, Some(&who)),
+    }
+}
+
+async fn dismiss_flag(
+    State(admin): State<Admin>,
+    Path((name, day)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    let who = match signed_in(&admin, req.headers()).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let client = context(&req).client;
+    if let Err(e) = checked_form::<CsrfForm>(&who, req).await {
+        return failure(e, false, Some(&who));
+    }
+    let (store, actor) = (Arc::clone(&admin.store), who.account.name.clone());
+    let subject = format!("{name} {day}");
+    let done = blocking(move || {
+        let found = store.dismiss_flag(&name, &day)?;
+        if found {
+            super::record(&store, &actor, "sharing flag dismiss", &subject, client);
+        }
+        Ok::<_, crate::store::StoreError>(found)
+    })
+    .await;
+    match done {
+        Ok(true) => {
+            private(Redirect::to("/admin/officers?done=dismissed+the+flag").into_response())
+        }
+        Ok(false) => failure(AdminError::NotFound, false, Some(&who)),
+        Err(e) => failure(e.into(), false, Some(&who)),
     }
 }
