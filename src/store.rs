@@ -654,6 +654,11 @@ impl Store {
                 None => u.apps.push((app, requests as u64)),
             }
         }
+        // Most used first, then by name, whatever order the rows came in.
+        for u in &mut out {
+            u.apps
+                .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        }
         Ok(out)
     }
 

@@ -500,3 +500,112 @@ fn the_admin_sees_use_flags_sharing_and_revokes_at_once() {
     );
     assert_eq!(get(server.addr, &fresh, &[]).status, 200);
 }
+
+#[test]
+fn a_preview_feed_is_a_public_teaser_without_any_media_or_feed_url() {
+    let demo = Demo::new();
+    let server = Server::start(&demo);
+    let home = text(&get(server.addr, "/", &[]));
+    assert!(home.contains("Spotlight on Safety: Members"), "{home}");
+    assert!(home.contains("Members only"));
+    for path in [format!("/feeds/{MEMBERS}"), format!("/episodes/{BRIEFING}")] {
+        let r = get(server.addr, &path, &[]);
+        assert_eq!(r.status, 200, "{path}");
+        let page = text(&r);
+        assert!(
+            page.contains("Roll-Call Briefing: Defusing Difficult Encounters"),
+            "{page}"
+        );
+        assert!(page.contains("Sign in to listen"), "{page}");
+        // Notes and resources are the teaser; no way in to the media or the feed.
+        assert!(page.contains("VALOR For Blue eLearning"), "{page}");
+        for forbidden in [
+            "/media/",
+            "/artwork/",
+            "/p/",
+            &format!("{MEMBERS}.xml"),
+            "<audio",
+        ] {
+            assert!(
+                !page.contains(forbidden),
+                "{path} shows {forbidden}:\n{page}"
+            );
+        }
+    }
+    // The teaser lists the feed's public episodes too, locked like the rest.
+    let theme = text(&get(server.addr, &format!("/feeds/{MEMBERS}"), &[]));
+    assert!(theme.contains("Defining De-Escalation"));
+    assert_eq!(
+        theme.matches("class=\"listen locked\"").count(),
+        3,
+        "{theme}"
+    );
+}
+
+#[test]
+fn a_signed_in_officer_sees_members_feeds_plays_them_and_resets_the_link() {
+    let demo = Demo::new();
+    let old_feed = officer(&demo, "patrol");
+    let server = Server::start(&demo);
+    let b = common::Browser::new(&server, demo.root(), "patrol");
+    let signed = b.sign_in("patrol", "officer password 1");
+    assert_eq!(signed.status, 303);
+    assert_eq!(
+        signed.header("location"),
+        Some("/"),
+        "officers land on the site"
+    );
+    let home = b.get("/");
+    assert_eq!(home.header("cache-control"), Some("private, no-store"));
+    assert!(home.body.contains("Sign out patrol"), "{}", home.body);
+    let theme = b.get(&format!("/feeds/{MEMBERS}"));
+    assert_eq!(theme.status, 200);
+    let personal = format!("{PUBLIC_URL}{old_feed}");
+    assert!(
+        theme.body.contains(&personal),
+        "the personal URL is shown: {}",
+        theme.body
+    );
+    assert!(theme.body.contains("<svg"), "with a QR code");
+    assert!(theme
+        .body
+        .contains("antennapod.org/deeplink/subscribe?url="));
+    assert!(!theme.body.contains("Sign in to listen"));
+    // The player's media URL is the public path; the session cookie authorizes it.
+    let at = theme.body.find("<audio").unwrap();
+    let src_at = theme.body[at..].find("src=\"").unwrap() + at + 5;
+    let src = &theme.body[src_at..src_at + theme.body[src_at..].find('"').unwrap()];
+    assert!(src.contains(BRIEFING), "{src}");
+    let played = b.run(&["-r", "0-99", &format!("{}{src}", b.base)]);
+    assert_eq!(played.status, 206);
+    assert_eq!(
+        get(server.addr, src, &[]).status,
+        404,
+        "not without the session"
+    );
+    // Reset my link: a new personal URL; the old one stops working at once.
+    let csrf = theme.csrf();
+    let reset = b.post(
+        "/admin/reset-my-link",
+        &[("csrf", &csrf), ("feed", MEMBERS)],
+    );
+    assert_eq!(reset.status, 303);
+    assert_eq!(
+        reset.header("location"),
+        Some(format!("/feeds/{MEMBERS}").as_str())
+    );
+    assert_eq!(get(server.addr, &old_feed, &[]).status, 404);
+    let after = b.get(&format!("/feeds/{MEMBERS}")).body;
+    assert!(!after.contains(&personal));
+    let new_feed = personal_feed(&demo, "patrol", false);
+    assert_ne!(new_feed, old_feed);
+    assert!(after.contains(&format!("{PUBLIC_URL}{new_feed}")));
+    assert_eq!(get(server.addr, &new_feed, &[]).status, 200);
+    // Signed out, the teaser again.
+    let csrf = b.get("/").csrf();
+    assert_eq!(b.post("/admin/sign-out", &[("csrf", &csrf)]).status, 303);
+    assert!(b
+        .get(&format!("/feeds/{MEMBERS}"))
+        .body
+        .contains("Sign in to listen"));
+}

@@ -225,7 +225,8 @@ fn pages_have_strong_etags_304_and_compression() {
     for path in ["/", THEME, EPISODE] {
         let r = get(server.addr, path, &[]);
         assert_eq!(r.status, 200, "{path}");
-        assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+        // A signed-in member gets another page at the same URL.
+        assert_eq!(r.header("vary"), Some("Accept-Encoding, Cookie"));
         let etag = r.header("etag").unwrap().to_owned();
         assert!(etag.starts_with('"'), "strong ETag: {etag}");
         let again = get(server.addr, path, &[("If-None-Match", &etag)]);
@@ -322,6 +323,12 @@ fn members_only_feeds_and_their_episodes_have_no_pages() {
         "episodes/defining-de-escalation/episode.toml",
         "feeds = [\"defusing-difficult-encounters\"]",
         "feeds = []",
+    );
+    // Without preview, the demo's members feed shows no teaser pages either.
+    demo.edit(
+        "feeds/valor-members.toml",
+        "preview = true",
+        "preview = false",
     );
     let server = Server::start(&demo);
     let hidden = get(server.addr, "/feeds/spotlight-on-safety", &[]);

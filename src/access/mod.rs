@@ -138,6 +138,32 @@ pub fn may_see_feed(feed: &Feed, who: Credentials) -> bool {
     decide(feed.access, who) == AccessDecision::Allow
 }
 
+/// How a feed's website pages appear to someone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageView {
+    /// Everything: players, downloads, the feed URL.
+    Full,
+    /// A members feed in preview mode, to someone who may not see it: titles, dates, guests,
+    /// notes and resources, but no media, no feed URL and "Sign in to listen".
+    Teaser,
+}
+
+/// How `feed`'s pages appear to `who`, if at all.
+pub fn page_view(feed: &Feed, who: Credentials) -> Option<PageView> {
+    if may_see_feed(feed, who) {
+        Some(PageView::Full)
+    } else if feed.preview {
+        Some(PageView::Teaser)
+    } else {
+        None
+    }
+}
+
+/// Whether `who` may play `ep`: some feed it may see carries it.
+pub fn may_play(catalog: &Catalog, ep: &Episode, who: Credentials) -> bool {
+    catalog.feeds_of(ep).any(|f| may_see_feed(f, who))
+}
+
 /// Whether anyone at all may see this feed: it is listed publicly, and clients may index it.
 pub fn is_public(feed: &Feed) -> bool {
     may_see_feed(feed, Credentials::Anonymous)

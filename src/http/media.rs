@@ -38,18 +38,28 @@ pub async fn media(
         return (Error::NotFound.into_response(), None);
     };
     if access::decide(served.access, ctx.credentials) == AccessDecision::Hide {
-        return (Error::NotFound.into_response(), None);
+        // A member listening on the website: the session cookie authorizes members media.
+        let member = match super::session::signed_in(&state.store, headers).await {
+            Ok(Some((account, _))) => crate::access::Credentials::of(&account),
+            _ => return (Error::NotFound.into_response(), None),
+        };
+        if access::decide(served.access, member) == AccessDecision::Hide {
+            return (Error::NotFound.into_response(), None);
+        }
     }
+    let public = served.access == crate::catalog::Access::Public;
     let download = uri
         .query()
         .is_some_and(|q| q.split('&').any(|p| p == "download" || p == "download=1"));
     let response = match serve(&state.files, served, download, headers, zero_copy).await {
         Ok(mut r) => {
             // Web players and transcript viewers on other sites need CORS for public files.
-            r.headers_mut().insert(
-                header::ACCESS_CONTROL_ALLOW_ORIGIN,
-                HeaderValue::from_static("*"),
-            );
+            if public {
+                r.headers_mut().insert(
+                    header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                    HeaderValue::from_static("*"),
+                );
+            }
             r
         }
         Err(e) => e.into_response(),

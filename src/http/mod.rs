@@ -21,6 +21,7 @@ mod media;
 mod rendered;
 pub mod route;
 pub mod server;
+mod session;
 mod throttle;
 mod wire;
 
@@ -48,6 +49,10 @@ pub struct AppState {
     pub live: Arc<Live>,
     /// Open media files, reused across requests.
     pub files: Arc<media::FileCache>,
+    /// Accounts and sessions, for members who browse the site signed in.
+    pub store: Arc<crate::store::Store>,
+    /// Derives a signed-in member's personal URLs for the pages.
+    pub key: Arc<TokenKey>,
 }
 
 /// The application: every route. Cloning is cheap.
@@ -116,6 +121,8 @@ pub fn app(
         state: AppState {
             live: Arc::clone(&shared.live),
             files: Arc::default(),
+            store: Arc::clone(&shared.store),
+            key: Arc::clone(&shared.key),
         },
         deliveries,
         trusted_proxies: trusted_proxies.into(),
@@ -285,6 +292,17 @@ impl App {
             }
             Route::Public(resource) => resource,
         };
+        // A signed-in member gets pages made for them: members feeds, players, their own URLs.
+        if matches!(
+            resource,
+            Resource::Home | Resource::Theme { .. } | Resource::Episode { .. }
+        ) && session::has_session(headers)
+        {
+            if let Some(r) = rendered::member_page(state, resource, req.uri.query(), headers).await
+            {
+                return (r, None);
+            }
+        }
         let zero_copy = Some(&conn.wire.regions);
         let response = match resource {
             Resource::Home => rendered::home(state, headers).await,

@@ -109,7 +109,12 @@ pub async fn theme(
     headers: &HeaderMap,
 ) -> Response {
     let snap = state.live.snapshot();
-    if visible(&snap, ctx, file).is_none() {
+    // A theme page shows to whoever may see its feed, and as a teaser for a preview feed.
+    let shown = snap
+        .catalog
+        .feed(file)
+        .is_some_and(|f| access::page_view(f, ctx.credentials).is_some());
+    if !shown {
         let page = PageRef::Theme {
             id: file.to_owned(),
             page: 0,
@@ -148,6 +153,83 @@ pub async fn home(state: &AppState, headers: &HeaderMap) -> Response {
 pub async fn episode(state: &AppState, slug: &str, headers: &HeaderMap) -> Response {
     let slug = slug.to_owned();
     page(state.live.snapshot(), PageRef::Episode { slug }, headers).await
+}
+
+/// A page made for the signed-in member behind the request's session cookie (members feeds,
+/// players, their personal feed URL), or `None` if the cookie names no live session, so the
+/// shared anonymous page is served instead. Rendered on the blocking pool; never cached.
+pub async fn member_page(
+    state: &AppState,
+    resource: super::route::Resource<'_>,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Option<Response> {
+    use super::route::Resource;
+    let (account, secret) = super::session::signed_in(&state.store, headers)
+        .await
+        .ok()
+        .flatten()?;
+    let page = match resource {
+        Resource::Home => PageRef::Home,
+        Resource::Theme { id } => match ThemeQuery::parse(query) {
+            ThemeQuery::Canonical => PageRef::Theme {
+                id: id.to_owned(),
+                page: 1,
+            },
+            ThemeQuery::Page(n) => PageRef::Theme {
+                id: id.to_owned(),
+                page: n,
+            },
+            ThemeQuery::Invalid => return None,
+        },
+        Resource::Episode { slug } => PageRef::Episode {
+            slug: slug.to_owned(),
+        },
+        _ => return None,
+    };
+    let (snap, store, key) = (
+        state.live.snapshot(),
+        Arc::clone(&state.store),
+        Arc::clone(&state.key),
+    );
+    let rendered = tokio::task::spawn_blocking(move || {
+        // A member's personal URL, made on their first visit if they have none yet.
+        let token = match crate::access::personal::current(&store, &key, &account) {
+            Ok(Some(t)) => Some(t),
+            Ok(None) => crate::access::personal::issue(&store, &key, &account).ok(),
+            Err(_) => None,
+        };
+        let personal = token.map(|t| format!("{}/p/{}", snap.catalog.public_url, t.expose()));
+        let csrf = secret.derive("csrf");
+        let viewer = site::Viewer {
+            who: crate::access::Credentials::of(&account),
+            user: Some(&account.name),
+            csrf: &csrf,
+            personal: personal.as_deref(),
+        };
+        site::render_for(&snap.catalog, &page, &viewer)
+    })
+    .await
+    .ok()?;
+    let Some(html) = rendered else {
+        let snap = state.live.snapshot();
+        return Some(error_page(&snap.pages.not_found, StatusCode::NOT_FOUND));
+    };
+    let mut r = (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(site::HTML_TYPE),
+        )],
+        html,
+    )
+        .into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("Cookie"));
+    Some(r)
 }
 
 /// A page from the snapshot. A page not rendered yet is rendered and compressed on the blocking
@@ -341,7 +423,13 @@ pub(super) fn respond_with(
     h.reserve(6);
     h.insert(header::ETAG, etag_value.clone());
     h.insert(header::LAST_MODIFIED, enc.headers.last_modified.clone());
-    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    // A signed-in member gets another page at the same URL.
+    let vary = if enc.content_type == site::HTML_TYPE {
+        "Accept-Encoding, Cookie"
+    } else {
+        "Accept-Encoding"
+    };
+    h.insert(header::VARY, HeaderValue::from_static(vary));
     h.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=60"),

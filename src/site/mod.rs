@@ -15,6 +15,7 @@ use std::sync::LazyLock;
 
 use askama::Template;
 
+use crate::access::{self, Credentials, PageView};
 use crate::catalog::{Catalog, Episode, Feed, Guest, Resource};
 use crate::render::notes::show_notes_html;
 use crate::render::Encoded;
@@ -71,27 +72,61 @@ fn static_url(name: &str) -> &'static str {
     static_file(name).map(|f| f.url.as_str()).unwrap_or("")
 }
 
+/// Who a page is rendered for. Anonymous pages are rendered once per snapshot and shared;
+/// a signed-in member's are rendered for them on each request.
+#[derive(Debug, Clone, Copy)]
+pub struct Viewer<'a> {
+    pub who: Credentials,
+    /// The signed-in account's name.
+    pub user: Option<&'a str>,
+    /// The session's CSRF token, for the forms in the page (sign out, reset my link).
+    pub csrf: &'a str,
+    /// The start of this member's personal URLs, `{public_url}/p/<token>`.
+    pub personal: Option<&'a str>,
+}
+
+impl Viewer<'_> {
+    pub const ANONYMOUS: Viewer<'static> = Viewer {
+        who: Credentials::Anonymous,
+        user: None,
+        csrf: "",
+        personal: None,
+    };
+}
+
 /// What every page's `<head>` and header need.
 struct Head {
     title: String,
     description: String,
-    /// Feeds to announce with `<link rel="alternate">`: (title, absolute URL).
+    /// Feeds to announce with `<link rel="alternate">`: (title, absolute URL). Public feeds only:
+    /// a members feed's URL is personal.
     alternates: Vec<(String, String)>,
     css: &'static str,
     js: &'static str,
+    user: Option<String>,
+    csrf: String,
 }
 
 impl Head {
-    fn new(title: String, description: &str, feeds: &[&Feed], catalog: &Catalog) -> Head {
+    fn new(
+        title: String,
+        description: &str,
+        feeds: &[&Feed],
+        catalog: &Catalog,
+        viewer: &Viewer,
+    ) -> Head {
         Head {
             title,
             description: description.to_owned(),
             alternates: feeds
                 .iter()
+                .filter(|f| access::is_public(f))
                 .map(|f| (f.title.clone(), feed_url(catalog, f)))
                 .collect(),
             css: static_url("site.css"),
             js: static_url("site.js"),
+            user: viewer.user.map(str::to_owned),
+            csrf: viewer.csrf.to_owned(),
         }
     }
 }
@@ -103,8 +138,11 @@ fn feed_url(catalog: &Catalog, feed: &Feed) -> String {
 struct FeedCard<'a> {
     feed: &'a Feed,
     page: String,
-    artwork: &'a str,
+    /// `None` where the viewer may not fetch it (a teaser's artwork is members media).
+    artwork: Option<&'a str>,
     episode_count: usize,
+    /// A members feed.
+    members: bool,
 }
 
 struct EpisodeView<'a> {
@@ -118,10 +156,12 @@ struct EpisodeView<'a> {
     download: String,
     guests: &'a [Guest],
     resources: &'a [Resource],
+    /// The viewer may not play it: "Sign in to listen" instead of the player and download.
+    locked: bool,
 }
 
 impl<'a> EpisodeView<'a> {
-    fn new(ep: &'a Episode) -> EpisodeView<'a> {
+    fn new(ep: &'a Episode, locked: bool) -> EpisodeView<'a> {
         EpisodeView {
             ep,
             page: format!("/episodes/{}", ep.slug),
@@ -133,6 +173,7 @@ impl<'a> EpisodeView<'a> {
             download: format!("{}?download=1", ep.audio.url_path),
             guests: &ep.guests,
             resources: &ep.resources,
+            locked,
         }
     }
 }
@@ -149,8 +190,10 @@ struct HomePage<'a> {
 struct ThemePage<'a> {
     head: Head,
     card: FeedCard<'a>,
-    subscribe: Subscribe,
-    qr: String,
+    /// The feed URL to subscribe with (a member's personal one for a members feed), or `None`
+    /// for a teaser or a member without a personal URL.
+    subscribe: Option<Subscribe>,
+    qr: Option<String>,
     episodes: Vec<EpisodeView<'a>>,
     /// This page's number, from 1, and how many there are.
     page: usize,
@@ -184,42 +227,87 @@ struct ErrorPage<'a> {
     feeds: Vec<FeedCard<'a>>,
 }
 
-fn card(feed: &Feed) -> FeedCard<'_> {
+fn card<'a>(feed: &'a Feed, viewer: &Viewer) -> FeedCard<'a> {
+    let full = access::page_view(feed, viewer.who) == Some(PageView::Full);
     FeedCard {
         feed,
         page: format!("/feeds/{}", feed.id),
-        artwork: &feed.artwork.url_path,
+        artwork: full.then_some(feed.artwork.url_path.as_str()),
         episode_count: feed.episodes.len(),
+        members: !access::is_public(feed),
     }
 }
 
-/// The home page: every public feed as a card.
-fn render_home(catalog: &Catalog, public: &[&Feed]) -> String {
+/// The feeds whose pages `viewer` sees, fully or as teasers, in catalog order.
+pub fn page_feeds<'a>(catalog: &'a Catalog, viewer: &Viewer) -> Vec<&'a Feed> {
+    let who = viewer.who;
+    catalog
+        .feeds
+        .iter()
+        .filter(|f| access::page_view(f, who).is_some())
+        .collect()
+}
+
+/// The home page: every feed the viewer sees as a card.
+fn render_home(catalog: &Catalog, viewer: &Viewer) -> String {
+    let feeds = page_feeds(catalog, viewer);
     render(&HomePage {
         head: Head::new(
             "Podcasts".to_owned(),
             "Every podcast theme, with episodes to listen to, download or subscribe to.",
-            public,
+            &feeds,
             catalog,
+            viewer,
         ),
-        feeds: public.iter().map(|f| card(f)).collect(),
+        feeds: feeds.iter().map(|f| card(f, viewer)).collect(),
     })
 }
 
 /// A styled error page listing the public feeds.
 fn render_error(catalog: &Catalog, public: &[&Feed], heading: &str, message: &str) -> String {
+    let viewer = Viewer::ANONYMOUS;
     render(&ErrorPage {
-        head: Head::new(heading.to_owned(), message, public, catalog),
+        head: Head::new(heading.to_owned(), message, public, catalog, &viewer),
         heading,
         message,
-        feeds: public.iter().map(|f| card(f)).collect(),
+        feeds: public.iter().map(|f| card(f, &viewer)).collect(),
     })
+}
+
+/// A page rendered for a signed-in viewer, or `None` if the viewer has no such page.
+pub fn render_for(catalog: &Catalog, page: &PageRef, viewer: &Viewer) -> Option<String> {
+    match page {
+        PageRef::Home => Some(render_home(catalog, viewer)),
+        PageRef::Theme { id, page } => {
+            let feed = catalog.feed(id)?;
+            access::page_view(feed, viewer.who)?;
+            (*page >= 1 && *page <= page_count(feed.episodes.len()))
+                .then(|| render_theme(catalog, feed, *page, viewer))
+        }
+        PageRef::Episode { slug } => {
+            let ep = catalog.episode(slug)?;
+            let feeds: Vec<&Feed> = catalog
+                .feeds_of(ep)
+                .filter(|f| access::page_view(f, viewer.who).is_some())
+                .collect();
+            (!feeds.is_empty()).then(|| render_episode(catalog, ep, &feeds, viewer))
+        }
+    }
 }
 
 /// Page `page` (from 1) of a theme: its subscribe controls and [`THEME_PAGE_SIZE`] episodes.
 /// The caller checks that the page exists.
-fn render_theme(catalog: &Catalog, feed: &Feed, page: usize) -> String {
-    let url = feed_url(catalog, feed);
+fn render_theme(catalog: &Catalog, feed: &Feed, page: usize, viewer: &Viewer) -> String {
+    let teaser = access::page_view(feed, viewer.who) != Some(PageView::Full);
+    let url = if access::is_public(feed) {
+        Some(feed_url(catalog, feed))
+    } else if teaser {
+        None
+    } else {
+        viewer
+            .personal
+            .map(|p| format!("{p}/feeds/{}.xml", feed.id))
+    };
     let total = feed.episodes.len();
     let pages = page_count(total);
     let first = (page - 1) * THEME_PAGE_SIZE;
@@ -231,13 +319,19 @@ fn render_theme(catalog: &Catalog, feed: &Feed, page: usize) -> String {
         format!("{}, page {page} of {pages}", feed.title)
     };
     render(&ThemePage {
-        head: Head::new(title, &feed.description, &[feed], catalog),
-        card: card(feed),
-        qr: format::qr_svg(&url, &format!("QR code of the feed URL {url}")),
-        subscribe: Subscribe::new(&url),
+        head: Head::new(title, &feed.description, &[feed], catalog, viewer),
+        card: card(feed, viewer),
+        qr: url
+            .as_ref()
+            .map(|u| format::qr_svg(u, &format!("QR code of the feed URL {u}"))),
+        subscribe: url.as_deref().map(Subscribe::new),
         episodes: on_page
             .iter()
-            .map(|&i| EpisodeView::new(&catalog.episodes[i]))
+            .map(|&i| {
+                let ep = &catalog.episodes[i];
+                // A teaser shows no media at all, not even an episode public elsewhere.
+                EpisodeView::new(ep, teaser)
+            })
             .collect(),
         page,
         pages,
@@ -257,29 +351,30 @@ pub fn page_count(episodes: usize) -> usize {
     episodes.div_ceil(THEME_PAGE_SIZE).max(1)
 }
 
-/// An episode's page. `feeds` are the public feeds carrying it. Reads its transcript and chapters
-/// files, so it runs off the async threads.
-fn render_episode(catalog: &Catalog, ep: &Episode, feeds: &[&Feed]) -> String {
+/// An episode's page. `feeds` are the feeds carrying it whose pages the viewer sees. Reads its
+/// transcript and chapters files, so it runs off the async threads; a locked episode (a teaser)
+/// shows neither, nor any media URL.
+fn render_episode(catalog: &Catalog, ep: &Episode, feeds: &[&Feed], viewer: &Viewer) -> String {
+    let locked = !access::may_play(catalog, ep, viewer.who);
+    let text_of = |a: &Option<crate::catalog::Asset>| {
+        a.as_ref()
+            .filter(|_| !locked)
+            .and_then(|a| read_text(&a.path))
+    };
     render(&EpisodePage {
-        head: Head::new(ep.title.clone(), &ep.summary, feeds, catalog),
+        head: Head::new(ep.title.clone(), &ep.summary, feeds, catalog, viewer),
         themes: feeds
             .iter()
             .map(|f| (f.title.as_str(), format!("/feeds/{}", f.id)))
             .collect(),
         notes_html: show_notes_html(ep),
-        chapters: ep
-            .chapters
-            .as_ref()
-            .and_then(|a| read_text(&a.path))
+        chapters: text_of(&ep.chapters)
             .map(|t| format::parse_chapters(&t))
             .unwrap_or_default(),
-        cues: ep
-            .transcript
-            .as_ref()
-            .and_then(|a| read_text(&a.path))
+        cues: text_of(&ep.transcript)
             .map(|t| format::parse_cues(&t))
             .unwrap_or_default(),
-        view: EpisodeView::new(ep),
+        view: EpisodeView::new(ep, locked),
     })
 }
 

@@ -14,7 +14,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use super::{page_count, render_episode, render_error, render_home, render_theme, HTML_TYPE};
+use super::{
+    page_count, render_episode, render_error, render_home, render_theme, Viewer, HTML_TYPE,
+};
 use crate::access::{self, Credentials};
 use crate::catalog::{Catalog, Feed};
 use crate::render::Encoded;
@@ -153,8 +155,12 @@ impl Pages {
     /// Makes the slots for `catalog`'s pages; renders only the home and error pages. `previous` is
     /// the snapshot being replaced, whose unchanged pages are reused. Linear in the catalog's size.
     pub fn build(catalog: &Catalog, previous: Option<(&Catalog, &Pages)>) -> Pages {
-        let public = access::visible_feed_indexes(catalog, Credentials::Anonymous);
-        let public_feeds: Vec<&Feed> = public.iter().map(|&i| &catalog.feeds[i]).collect();
+        // Theme and episode pages: the public feeds', and the teasers of preview feeds.
+        let public: Vec<usize> = (0..catalog.feeds.len())
+            .filter(|&i| access::page_view(&catalog.feeds[i], Credentials::Anonymous).is_some())
+            .collect();
+        let public_feeds: Vec<&Feed> =
+            access::visible_feeds(catalog, Credentials::Anonymous).collect();
         let old_pages = previous.map(|(_, p)| p);
 
         let themes = public
@@ -206,7 +212,7 @@ impl Pages {
         };
         Pages {
             home: eager(
-                render_home(catalog, &public_feeds),
+                render_home(catalog, &Viewer::ANONYMOUS),
                 old_pages.map(|p| &p.home),
             ),
             themes,
@@ -256,13 +262,25 @@ impl Pages {
             PageRef::Theme { id, page } => {
                 let theme = self.themes.get(id)?;
                 let slot = theme.pages.get(page.checked_sub(1)?)?;
-                Some(slot.fill(|| render_theme(catalog, &catalog.feeds[theme.feed], *page)))
+                Some(slot.fill(|| {
+                    render_theme(
+                        catalog,
+                        &catalog.feeds[theme.feed],
+                        *page,
+                        &Viewer::ANONYMOUS,
+                    )
+                }))
             }
             PageRef::Episode { slug } => {
                 let e = self.episodes.get(slug)?;
                 Some(e.page.fill(|| {
                     let feeds: Vec<&Feed> = e.feeds.iter().map(|&i| &catalog.feeds[i]).collect();
-                    render_episode(catalog, &catalog.episodes[e.episode], &feeds)
+                    render_episode(
+                        catalog,
+                        &catalog.episodes[e.episode],
+                        &feeds,
+                        &Viewer::ANONYMOUS,
+                    )
                 }))
             }
         }

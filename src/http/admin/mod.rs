@@ -255,19 +255,8 @@ fn private(mut r: Response) -> Response {
     r
 }
 
-/// The value of cookie `name`, if the request sent one.
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
+use super::session::{cookie, SESSION_COOKIE};
 
-const SESSION_COOKIE: &str = "rollcall_session";
 const SIGN_IN_COOKIE: &str = "rollcall_sign_in";
 
 /// A `Set-Cookie` value: HttpOnly and SameSite=Lax always, Secure when `public_url` is https.
@@ -289,13 +278,7 @@ async fn session(
     admin: &Admin,
     headers: &HeaderMap,
 ) -> Result<Option<(Account, Secret)>, AdminError> {
-    let Some(secret) = cookie(headers, SESSION_COOKIE).and_then(Secret::parse) else {
-        return Ok(None);
-    };
-    let store = Arc::clone(&admin.store);
-    let hash = secret.hash();
-    let account = blocking(move || store.session(&hash)).await?;
-    Ok(account.map(|a| (a, secret)))
+    Ok(super::session::signed_in(&admin.store, headers).await?)
 }
 
 /// The account behind `Authorization: Bearer <token>`. Bad tokens count as failed attempts.

@@ -35,6 +35,7 @@ pub(super) fn routes(upload_limit: usize) -> Router<Admin> {
         .route("/admin/", get(|| async { Redirect::to("/admin") }))
         .route("/admin/sign-in", get(sign_in_form).post(sign_in))
         .route("/admin/sign-out", post(sign_out))
+        .route("/admin/reset-my-link", post(reset_my_link))
         .route("/admin/episodes/new", get(new_form))
         .route("/admin/episodes", post(add).layer(uploads))
         .route(
@@ -251,7 +252,13 @@ async fn sign_in(State(admin): State<Admin>, req: Request) -> Response {
         return failure(e.into(), false, None);
     }
     audit(&admin, &account, "sign in", &account.name, client).await;
-    let mut r = private(Redirect::to("/admin").into_response());
+    // Admins go to the admin; officers to the site, where members feeds now show.
+    let to = if access::may_administer(Credentials::of(&account)) {
+        "/admin"
+    } else {
+        "/"
+    };
+    let mut r = private(Redirect::to(to).into_response());
     let headers = r.headers_mut();
     headers.append(
         header::SET_COOKIE,
@@ -324,12 +331,64 @@ async fn sign_out(State(admin): State<Admin>, req: Request) -> Response {
         return failure(e.into(), false, Some(&who));
     }
     audit(&admin, &who.account, "sign out", &who.account.name, client).await;
-    let mut r = private(Redirect::to("/admin/sign-in").into_response());
+    let mut r = private(Redirect::to("/").into_response());
     r.headers_mut().insert(
         header::SET_COOKIE,
         set_cookie(&admin.config, SESSION_COOKIE, "", Duration::ZERO),
     );
     r
+}
+
+#[derive(Deserialize)]
+struct ResetForm {
+    csrf: String,
+    /// The theme page to go back to.
+    feed: Option<String>,
+}
+
+impl AsRef<str> for ResetForm {
+    fn as_ref(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// "Reset my link": any signed-in account replaces its own personal token; the old URLs stop
+/// working at the next request.
+async fn reset_my_link(State(admin): State<Admin>, req: Request) -> Response {
+    let client = context(&req).client;
+    let Ok(Some((account, secret))) = session(&admin, req.headers()).await else {
+        return Redirect::to("/admin/sign-in").into_response();
+    };
+    let who = SignedIn {
+        csrf: csrf_of(&secret),
+        account,
+    };
+    let form = match checked_form::<ResetForm>(&who, req).await {
+        Ok(f) => f,
+        Err(e) => return failure(e, false, Some(&who)),
+    };
+    let (store, tokens, key, account) = (
+        Arc::clone(&admin.store),
+        Arc::clone(&admin.tokens),
+        Arc::clone(&admin.key),
+        who.account.clone(),
+    );
+    let done = blocking(move || -> Result<(), AdminError> {
+        let t = crate::access::personal::issue(&store, &key, &account)?;
+        tokens.reload(&store)?;
+        let subject = format!("{} ({})", account.name, t.hash().fingerprint());
+        super::record(&store, &account.name, "reset my link", &subject, client);
+        Ok(())
+    })
+    .await;
+    if let Err(e) = done {
+        return failure(e, false, Some(&who));
+    }
+    let back = form
+        .feed
+        .filter(|f| crate::catalog::valid_slug(f))
+        .map_or_else(|| "/".to_owned(), |f| format!("/feeds/{f}"));
+    private(Redirect::to(&back).into_response())
 }
 
 async fn new_form(State(admin): State<Admin>, headers: HeaderMap) -> Response {
