@@ -3,7 +3,11 @@
 // `rollcall user add`. It signs in through the form, adds an episode with the add form (a guest
 // row, an added resource row, a feed, Markdown notes with a preview, and an audio file uploaded
 // with the progress bar), lands on the episode list, and checks the feed carries the new episode
-// with its measured duration. It also checks that a wrong password is refused on the page.
+// with its measured duration. It also checks that a wrong password is refused on the page. Then
+// an officer's whole journey: signs in from a members teaser, copies the personal feed URL, plays
+// a members-only episode in the page, gPodder subscribes with the URL and downloads it, and once
+// the admin revokes the URL in the officers page, the next refresh and media request fail while
+// another officer's URL keeps working.
 //
 // Run: cargo build && (cd tests/browser && npm ci && node --test admin.test.mjs)
 // Env: ROLLCALL_BIN (default target/debug/rollcall), CHROMIUM (default /usr/bin/chromium).
@@ -43,6 +47,11 @@ function freePort() {
       s.close(() => resolve(port));
     });
   });
+}
+
+/** Polls `fn` in the page until it returns a truthy value. */
+function until(page, fn, arg, timeout = 15000) {
+  return page.waitForFunction(fn, arg, { timeout, polling: 50 });
 }
 
 before(async () => {
@@ -172,4 +181,81 @@ test("an admin signs in and adds an episode with the form; the feed has it at on
   const toml = fs.readFileSync(path.join(root, "episodes/officer-wellness-briefing/episode.toml"), "utf8");
   assert.match(toml, /url = "https:\/\/bja.ojp.gov\/"/);
   await page.close();
+});
+
+test("an officer signs in, copies the personal URL, gPodder subscribes, and revoking ends it", async () => {
+  const config = path.join(root, "config.toml");
+  const cli = (args, input) => {
+    const r = spawnSync(bin, ["--config", config, ...args], { input: input ?? "" });
+    assert.equal(r.status, 0, `rollcall ${args.join(" ")}: ${r.stderr}`);
+    return r.stdout.toString();
+  };
+  for (const name of ["patrol", "sergeant"]) {
+    cli(["user", "add", name, "--role", "officer", "--password-stdin"], "officer password 1\n");
+  }
+  const otherUrl = cli(["user", "token", "sergeant"]).trim().split("\n").find((l) => l.endsWith("/feeds/valor-members.xml"));
+
+  // The officer, in a browser of their own.
+  const officerProfile = fs.mkdtempSync(path.join(os.tmpdir(), "rollcall-officer-"));
+  const officer = await chromium.launchPersistentContext(officerProfile, {
+    executablePath,
+    headless: true,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--autoplay-policy=no-user-gesture-required", "--mute-audio"],
+  });
+  try {
+    await officer.grantPermissions(["clipboard-read", "clipboard-write"], { origin: base });
+    const page = await officer.newPage();
+    await page.goto(`${base}/feeds/valor-members`);
+    assert.match(await page.textContent("main"), /Sign in to listen/, "signed out: the teaser");
+    await page.click("text=Sign in to listen >> nth=0");
+    await page.fill("#name", "patrol");
+    await page.fill("#password", "officer password 1");
+    await Promise.all([page.waitForURL(`${base}/`), page.click("button[type=submit]")]);
+    await page.goto(`${base}/feeds/valor-members`);
+    await page.getByLabel("Feed URL", { exact: true }).focus();
+    await page.keyboard.press("Tab");
+    await page.keyboard.press("Enter");
+    await until(page, () => document.querySelector(".copy-status").textContent === "Feed URL copied.");
+    const feedUrl = await page.evaluate(() => navigator.clipboard.readText());
+    assert.match(feedUrl, new RegExp(`^${base}/p/[0-9a-f]{64}/feeds/valor-members\\.xml$`));
+    // The members-only briefing plays in the page: the session authorizes its media.
+    const audio = page.locator("article#roll-call-briefing-defusing-difficult-encounters audio");
+    await audio.evaluate((a) => a.play());
+    await until(page, () => {
+      const a = document.querySelector("article#roll-call-briefing-defusing-difficult-encounters audio");
+      return a.currentTime > 0.5;
+    });
+    await page.screenshot({ path: path.join(artifacts, "members-theme-signed-in.png"), fullPage: true });
+
+    // gPodder subscribes with the copied URL and downloads the briefing.
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), "rollcall-gpo-"));
+    const gpo = (...args) => spawnSync("gpo", args, { env: { ...process.env, GPODDER_HOME: home, GPODDER_DOWNLOAD_DIR: path.join(home, "downloads") } });
+    assert.equal(gpo("subscribe", feedUrl).status, 0);
+    assert.equal(gpo("download").status, 0);
+    const downloaded = fs.readdirSync(path.join(home, "downloads"), { recursive: true }).map(String);
+    assert.ok(downloaded.some((f) => f.endsWith("roll-call-briefing-defusing-difficult-encounters.mp3")), downloaded.join(", "));
+    const xml = await (await fetch(feedUrl)).text();
+    const media = xml.match(/<enclosure url="([^"]+)"/)[1];
+    assert.equal((await fetch(media, { headers: { Range: "bytes=0-9" } })).status, 206);
+
+    // The admin revokes the officer's URL in the admin's own browser.
+    const admin = await context.newPage();
+    await admin.goto(`${base}/admin/officers`);
+    await Promise.all([
+      admin.waitForURL(/\/admin\/officers\?done=/),
+      admin.click("tr[data-user=patrol] >> text=Revoke URL"),
+    ]);
+    assert.match(await admin.textContent("p.notice"), /revoked the personal URL of patrol/);
+    await admin.screenshot({ path: path.join(artifacts, "admin-officers.png"), fullPage: true });
+    await admin.close();
+    assert.equal((await fetch(feedUrl)).status, 404, "the next feed refresh fails");
+    assert.equal((await fetch(media)).status, 404, "and the next media request");
+    const update = gpo("update");
+    assert.match(update.stdout.toString() + update.stderr.toString(), /\[FAIL\]/);
+    assert.equal((await fetch(otherUrl)).status, 200, "another officer is unaffected");
+    fs.rmSync(home, { recursive: true, force: true });
+  } finally {
+    await officer.close();
+    fs.rmSync(officerProfile, { recursive: true, force: true });
+  }
 });

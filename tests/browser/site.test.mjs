@@ -155,7 +155,7 @@ test("home page lists the themes", async () => {
   assert.equal(res.status(), 200);
   assert.equal(await page.title(), "Podcasts");
   const themes = await page.locator("main h2 a").allTextContents();
-  assert.deepEqual(themes, ["Spotlight on Safety: Defusing Difficult Encounters", "Spotlight on Safety"]);
+  assert.deepEqual(themes, ["Spotlight on Safety: Defusing Difficult Encounters", "Spotlight on Safety", "Spotlight on Safety: Members"]);
   // Artwork loaded (the browser decoded it).
   const widths = await page.locator("main img").evaluateAll((imgs) => imgs.map((i) => i.naturalWidth));
   assert.ok(widths.every((w) => w > 0), `artwork widths ${widths}`);
