@@ -105,7 +105,7 @@ pub struct Snapshot {
     pub feeds: HashMap<String, ServedFeed>,
     pub opml: Encoded,
     /// Members feeds, as templates that personal URLs fill with their token, by id.
-    pub personal: HashMap<String, Template>,
+    pub personal: HashMap<String, Arc<Template>>,
     /// Every servable file by URL path. Requests resolve only through this map.
     pub media: HashMap<String, Served>,
     /// Rendered feed items, shared with the next snapshot so a reload renders only changed items.
@@ -163,7 +163,7 @@ impl Snapshot {
             {
                 template.last_modified = p.last_modified;
             }
-            personal.insert(feed.id.clone(), template);
+            personal.insert(feed.id.clone(), Arc::new(template));
         }
         let opml = Encoded::new(OPML_TYPE, opml(&catalog), previous.map(|p| &p.opml));
         let feeds_ms = started.elapsed().as_millis() as u64;

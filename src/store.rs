@@ -557,23 +557,39 @@ impl Store {
         uses: &[TokenUse],
         alert_above: u64,
     ) -> Result<Vec<SharingFlag>, StoreError> {
+        // One row per (account, day, address, app) and one last-use per account, however many
+        // requests the batch holds: a busy app polling costs a handful of statements a second.
+        let mut groups: std::collections::BTreeMap<(i64, &str, &str, &str), (i64, i64)> =
+            Default::default();
+        let mut last: std::collections::BTreeMap<i64, i64> = Default::default();
+        for u in uses {
+            let g = groups
+                .entry((u.user_id, &u.day, &u.address, &u.app))
+                .or_insert((0, 0));
+            g.0 += 1;
+            g.1 = g.1.max(u.at);
+            let l = last.entry(u.user_id).or_insert(0);
+            *l = (*l).max(u.at);
+        }
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let mut touched = std::collections::BTreeSet::new();
-        for u in uses {
+        for ((user_id, day, address, app), (requests, at)) in groups {
             tx.execute(
                 "INSERT INTO token_uses (user_id, day, address, app, requests, last_at)
-                 VALUES (?1, ?2, ?3, ?4, 1, ?5)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (user_id, day, address, app)
-                 DO UPDATE SET requests = requests + 1, last_at = max(last_at, ?5)",
-                params![u.user_id, u.day, u.address, u.app, u.at],
+                 DO UPDATE SET requests = requests + ?5, last_at = max(last_at, ?6)",
+                params![user_id, day, address, app, requests, at],
             )?;
+            touched.insert((user_id, day.to_owned()));
+        }
+        for (user_id, at) in last {
             tx.execute(
                 "UPDATE feed_tokens SET last_used_at = max(coalesce(last_used_at, 0), ?2)
                  WHERE user_id = ?1",
-                params![u.user_id, u.at],
+                params![user_id, at],
             )?;
-            touched.insert((u.user_id, u.day.clone()));
         }
         let mut flags = Vec::new();
         for (user_id, day) in touched {

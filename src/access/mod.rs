@@ -63,8 +63,13 @@ pub enum Credentials {
     Anonymous,
     /// A signed-in account (session cookie or API token).
     Account { id: i64, role: Role },
-    /// A personal feed URL's token (`/p/<token>/…`).
-    Personal { id: i64, role: Role },
+    /// A personal feed URL's token (`/p/<token>/…`), with the first bytes of the token's hash:
+    /// a fingerprint that logs and records may show instead of the token.
+    Personal {
+        id: i64,
+        role: Role,
+        fingerprint: [u8; 4],
+    },
 }
 
 impl Credentials {

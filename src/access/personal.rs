@@ -117,9 +117,12 @@ pub struct Holder {
 
 impl Holder {
     pub fn credentials(&self) -> Credentials {
+        let mut fingerprint = [0u8; 4];
+        fingerprint.copy_from_slice(&self.hash.0[..4]);
         Credentials::Personal {
             id: self.id,
             role: self.role,
+            fingerprint,
         }
     }
 }

@@ -104,7 +104,7 @@ fn line(out: &mut String, d: &Delivery) {
     use std::fmt::Write;
     timestamp(out, d.at + d.duration);
     let micros = d.duration.as_micros();
-    let _ = writeln!(
+    let _ = write!(
         out,
         "  INFO access: method={} path={} status={} bytes={} length={} ms={}.{:03} ua={}",
         d.request.method(),
@@ -116,6 +116,15 @@ fn line(out: &mut String, d: &Delivery) {
         micros % 1000,
         d.request.user_agent().unwrap_or("-"),
     );
+    // A personal URL's token shows only as its fingerprint.
+    if let crate::access::Credentials::Personal {
+        fingerprint: [a, b, c, e],
+        ..
+    } = d.credentials
+    {
+        let _ = write!(out, " token={a:02x}{b:02x}{c:02x}{e:02x}");
+    }
+    out.push('\n');
 }
 
 /// `2026-11-23T15:16:44.848805Z`, as tracing-subscriber writes it.

@@ -60,10 +60,11 @@ pub fn personal_feed(
     if access::decide(catalog::Access::Members, ctx.credentials) != AccessDecision::Allow {
         return Error::NotFound.into_response();
     }
-    let fingerprint = access::Secret::parse(token)
-        .map(|t| t.hash().fingerprint())
-        .unwrap_or_default();
-    let etag = format!("\"{}-{fingerprint}\"", &template.hash[..16]);
+    let access::Credentials::Personal { fingerprint, .. } = ctx.credentials else {
+        return Error::NotFound.into_response();
+    };
+    let [a, b, c, d] = fingerprint;
+    let etag = format!("\"{}-{a:02x}{b:02x}{c:02x}{d:02x}\"", &template.hash[..16]);
     let v = Validators {
         etag: &etag,
         alternates: &[],
@@ -75,8 +76,15 @@ pub fn personal_feed(
         Precondition::Failed => StatusCode::PRECONDITION_FAILED,
     };
     let mut response = if status == StatusCode::OK {
-        let prefix = format!("/p/{token}");
-        Response::new(Body::from(template.fill(prefix.as_bytes())))
+        // Filled as it goes out, a quarter MiB at a time, with the exact length announced.
+        let prefix = bytes::Bytes::from(format!("/p/{token}"));
+        let len = template.len_with(prefix.len());
+        let chunks = template.chunks(prefix, 256 * 1024);
+        let stream = futures_util::stream::iter(chunks.map(Ok::<_, std::convert::Infallible>));
+        let mut r = Response::new(Body::from_stream(stream));
+        r.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        r
     } else {
         Response::new(Body::empty())
     };

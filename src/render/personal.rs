@@ -78,6 +78,17 @@ impl Template {
         self.text_len + self.holes() * prefix_len
     }
 
+    /// The feed with `prefix` in every hole, as chunks of about `chunk` bytes: the copy is
+    /// made as the response goes out, in bounded memory, however large the feed.
+    pub fn chunks(self: &std::sync::Arc<Self>, prefix: Bytes, chunk: usize) -> Chunks {
+        Chunks {
+            template: std::sync::Arc::clone(self),
+            prefix,
+            next: 0,
+            chunk,
+        }
+    }
+
     /// The feed with `prefix` in every hole.
     pub fn fill(&self, prefix: &[u8]) -> Bytes {
         let mut out = Vec::with_capacity(self.len_with(prefix.len()));
@@ -88,6 +99,35 @@ impl Template {
         }
         out.extend_from_slice(last);
         out.into()
+    }
+}
+
+/// The chunks of a filled template, in order.
+pub struct Chunks {
+    template: std::sync::Arc<Template>,
+    prefix: Bytes,
+    /// The next piece to copy.
+    next: usize,
+    chunk: usize,
+}
+
+impl Iterator for Chunks {
+    type Item = Bytes;
+
+    fn next(&mut self) -> Option<Bytes> {
+        let pieces = &self.template.pieces;
+        if self.next >= pieces.len() {
+            return None;
+        }
+        let mut out = Vec::with_capacity(self.chunk + self.prefix.len() + 4096);
+        while self.next < pieces.len() && out.len() < self.chunk {
+            out.extend_from_slice(&pieces[self.next]);
+            if self.next + 1 < pieces.len() {
+                out.extend_from_slice(&self.prefix);
+            }
+            self.next += 1;
+        }
+        Some(out.into())
     }
 }
 
@@ -131,6 +171,13 @@ mod tests {
         assert!(text.contains("<link>https://x.org/episodes/a</link>"));
         assert_eq!(filled.len(), t.len_with(8));
         assert_eq!(filled.len(), xml.len() + 3 * 8);
+        // Streaming in small chunks gives the same bytes.
+        let t = std::sync::Arc::new(t);
+        let streamed: Vec<u8> = t
+            .chunks(Bytes::from_static(b"/p/TOKEN"), 10)
+            .flat_map(|c| c.to_vec())
+            .collect();
+        assert_eq!(streamed, filled.to_vec());
     }
 
     #[test]

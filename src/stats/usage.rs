@@ -94,8 +94,43 @@ fn day_of(at: SystemTime) -> chrono::NaiveDate {
     chrono::DateTime::<chrono::Utc>::from(at).date_naive()
 }
 
+/// Remembers what was worked out for recent clients, so a busy app costs one regex match and
+/// one keyed hash per address and user agent, not per request.
+#[derive(Default)]
+struct Seen {
+    apps: std::collections::HashMap<String, &'static str>,
+    addresses: std::collections::HashMap<IpAddr, String>,
+}
+
+impl Seen {
+    fn app(&mut self, user_agent: &str) -> &'static str {
+        if let Some(a) = self.apps.get(user_agent) {
+            return a;
+        }
+        if self.apps.len() > 10_000 {
+            self.apps.clear();
+        }
+        let a = agents::app_name(user_agent);
+        self.apps.insert(user_agent.to_owned(), a);
+        a
+    }
+
+    /// The keyed hash of `ip`; forgotten whenever the salt changes.
+    fn address(&mut self, salt: &[u8; 32], ip: IpAddr) -> String {
+        if self.addresses.len() > 10_000 {
+            self.addresses.clear();
+        }
+        self.addresses
+            .entry(ip)
+            .or_insert_with(|| address_hash(salt, ip))
+            .clone()
+    }
+}
+
 fn run(sub: Subscription, store: &Store, alert_above: u64, stop: &AtomicBool) {
     let mut salt: Option<(chrono::NaiveDate, [u8; 32])> = None;
+    let mut seen = Seen::default();
+    let mut today: Option<(chrono::NaiveDate, String)> = None;
     loop {
         let last = stop.load(Ordering::Relaxed);
         let records: Vec<Arc<Delivery>> = sub
@@ -116,6 +151,7 @@ fn run(sub: Subscription, store: &Store, alert_above: u64, stop: &AtomicBool) {
                     match store.daily_salt(&day.to_string(), &keep_from) {
                         Ok(s) => {
                             salt = Some((day, s));
+                            seen.addresses.clear();
                             s
                         }
                         Err(e) => {
@@ -125,12 +161,22 @@ fn run(sub: Subscription, store: &Store, alert_above: u64, stop: &AtomicBool) {
                     }
                 }
             };
+            let day_text = match &today {
+                Some((d, text)) if *d == day => text.clone(),
+                _ => {
+                    let text = day.to_string();
+                    today = Some((day, text.clone()));
+                    text
+                }
+            };
             uses.push(TokenUse {
                 user_id: id,
                 at: chrono::DateTime::<chrono::Utc>::from(d.at).timestamp(),
-                day: day.to_string(),
-                address: address_hash(&salt, d.client),
-                app: agents::app_name(d.request.user_agent().unwrap_or_default()).to_owned(),
+                day: day_text,
+                address: seen.address(&salt, d.client),
+                app: seen
+                    .app(d.request.user_agent().unwrap_or_default())
+                    .to_owned(),
             });
         }
         if !uses.is_empty() {
