@@ -141,7 +141,8 @@ impl Snapshot {
                 rendered.xml,
                 rendered.hash,
                 prev.map(|p| &p.encoded),
-            );
+            )
+            .with_gzip(rendered.gzip);
             let served = ServedFeed {
                 access: feed.access,
                 encoded,
@@ -151,11 +152,13 @@ impl Snapshot {
         let mut personal = HashMap::new();
         for feed in catalog.feeds.iter().filter(|f| !access::is_public(f)) {
             let rendered = render_feed_with(&catalog, feed, &items);
+            let before = previous.and_then(|p| p.personal.get(&feed.id));
             let mut template = Template::new(
                 &rendered.xml,
                 &catalog.public_url,
                 &format!("/feeds/{}.xml", feed.id),
                 rendered.hash,
+                before.map(|t| &**t),
             );
             if let Some(p) = previous
                 .and_then(|p| p.personal.get(&feed.id))
@@ -166,6 +169,8 @@ impl Snapshot {
             personal.insert(feed.id.clone(), Arc::new(template));
         }
         let opml = Encoded::new(OPML_TYPE, opml(&catalog), previous.map(|p| &p.opml));
+        // Small: its compressed variants are made now, so they exist when the snapshot goes live.
+        opml.compress();
         let feeds_ms = started.elapsed().as_millis() as u64;
         let pages = site::Pages::build(&catalog, previous.map(|p| (&p.catalog, &p.pages)));
         tracing::debug!(

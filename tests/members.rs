@@ -609,3 +609,43 @@ fn a_signed_in_officer_sees_members_feeds_plays_them_and_resets_the_link() {
         .body
         .contains("Sign in to listen"));
 }
+
+#[test]
+fn a_personal_feed_comes_gzipped_and_revalidates_in_either_encoding() {
+    let demo = Demo::new();
+    let feed = officer(&demo, "patrol");
+    let server = Server::start(&demo);
+    let plain = get(server.addr, &feed, &[]);
+    let gz = get(server.addr, &feed, &[("Accept-Encoding", "gzip")]);
+    assert_eq!(gz.status, 200);
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    assert_eq!(gz.header("vary"), Some("Accept-Encoding"));
+    assert_eq!(
+        gz.body.len(),
+        gz.header("content-length")
+            .unwrap()
+            .parse::<usize>()
+            .unwrap()
+    );
+    assert!(
+        gz.body.len() * 2 < plain.body.len(),
+        "{} vs {}",
+        gz.body.len(),
+        plain.body.len()
+    );
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(&gz.body[..])
+        .read_to_end(&mut out)
+        .unwrap();
+    assert_eq!(out, plain.body);
+    let (e_plain, e_gz) = (plain.header("etag").unwrap(), gz.header("etag").unwrap());
+    assert_ne!(e_plain, e_gz);
+    for etag in [e_plain, e_gz] {
+        let r = get(
+            server.addr,
+            &feed,
+            &[("Accept-Encoding", "gzip"), ("If-None-Match", etag)],
+        );
+        assert_eq!(r.status, 304, "{etag}");
+    }
+}

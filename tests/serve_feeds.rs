@@ -283,3 +283,45 @@ fn routes_answer_get_and_head_and_nothing_else() {
         );
     }
 }
+
+fn gunzip(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(b)
+        .read_to_end(&mut out)
+        .expect("valid gzip");
+    out
+}
+
+/// Regression: the gzip variant used to appear only when a background job finished after each
+/// start or reload, and clients that asked for gzip got identity bytes meanwhile.
+#[test]
+fn gzip_is_there_the_moment_a_snapshot_goes_live() {
+    let demo = Demo::new();
+    let server = Server::start(&demo);
+    // The very first request after the start.
+    let gz = get(server.addr, FEED, &[("Accept-Encoding", "gzip")]);
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    let plain = get(server.addr, FEED, &[]).body;
+    assert_eq!(gunzip(&gz.body), plain);
+    // And the first request after a reload made live by Live::reload.
+    demo.edit(
+        "episodes/defining-de-escalation/episode.toml",
+        "title = \"Defining De-Escalation\"",
+        "title = \"Defining De-Escalation, revised\"",
+    );
+    assert!(server.live.reload().unwrap());
+    // Set when the snapshot is built, before it is stored: no background job to wait for.
+    for (id, feed) in &server.live.snapshot().feeds {
+        assert!(feed.encoded.gzip().is_some(), "{id} has no gzip yet");
+    }
+    let gz = get(server.addr, FEED, &[("Accept-Encoding", "gzip")]);
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    let text = String::from_utf8(gunzip(&gz.body)).unwrap();
+    assert!(text.contains("Defining De-Escalation, revised"));
+    assert_eq!(text.as_bytes(), &get(server.addr, FEED, &[]).body[..]);
+    // The OPML list and the home page too.
+    for path in ["/feeds.opml", "/"] {
+        let r = get(server.addr, path, &[("Accept-Encoding", "gzip")]);
+        assert_eq!(r.header("content-encoding"), Some("gzip"), "{path}");
+    }
+}

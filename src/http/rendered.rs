@@ -65,9 +65,13 @@ pub fn personal_feed(
     };
     let [a, b, c, d] = fingerprint;
     let etag = format!("\"{}-{a:02x}{b:02x}{c:02x}{d:02x}\"", &template.hash[..16]);
+    // The gzip variant is there from the start: only the prefix is compressed per request.
+    let gzip = accepted(header_str(headers, header::ACCEPT_ENCODING)).1;
+    let etag_gzip = format!("{}-gzip\"", &etag[..etag.len() - 1]);
+    let alternates = [etag.as_str(), etag_gzip.as_str()];
     let v = Validators {
-        etag: &etag,
-        alternates: &[],
+        etag: if gzip { &etag_gzip } else { &etag },
+        alternates: &alternates,
         last_modified: template.last_modified,
     };
     let status = match conditional::evaluate(&conditions(headers), &v, true) {
@@ -78,12 +82,23 @@ pub fn personal_feed(
     let mut response = if status == StatusCode::OK {
         // Filled as it goes out, a quarter MiB at a time, with the exact length announced.
         let prefix = bytes::Bytes::from(format!("/p/{token}"));
-        let len = template.len_with(prefix.len());
-        let chunks = template.chunks(prefix, 256 * 1024);
-        let stream = futures_util::stream::iter(chunks.map(Ok::<_, std::convert::Infallible>));
-        let mut r = Response::new(Body::from_stream(stream));
+        let (body, len) = if gzip {
+            let (chunks, len) = template.gzip_chunks(prefix, 256 * 1024);
+            let stream = futures_util::stream::iter(chunks.map(Ok::<_, std::convert::Infallible>));
+            (Body::from_stream(stream), len)
+        } else {
+            let len = template.len_with(prefix.len());
+            let chunks = template.chunks(prefix, 256 * 1024);
+            let stream = futures_util::stream::iter(chunks.map(Ok::<_, std::convert::Infallible>));
+            (Body::from_stream(stream), len)
+        };
+        let mut r = Response::new(body);
         r.headers_mut()
             .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        if gzip {
+            r.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
         r
     } else {
         Response::new(Body::empty())
@@ -92,8 +107,9 @@ pub fn personal_feed(
     let h = response.headers_mut();
     h.insert(
         header::ETAG,
-        HeaderValue::from_str(&etag).expect("hex digits"),
+        HeaderValue::from_str(v.etag).expect("hex digits"),
     );
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     h.insert(
         header::LAST_MODIFIED,
         HeaderValue::from_str(&httpdate::fmt_http_date(template.last_modified))
@@ -320,8 +336,17 @@ enum Coding {
 
 /// Picks br, then gzip, then identity, honouring `q=0` exclusions.
 fn negotiate(accept: Option<&str>) -> Coding {
+    match accepted(accept) {
+        (true, _) => Coding::Br,
+        (false, true) => Coding::Gzip,
+        _ => Coding::Identity,
+    }
+}
+
+/// Whether `Accept-Encoding` allows brotli, and gzip.
+fn accepted(accept: Option<&str>) -> (bool, bool) {
     let Some(accept) = accept else {
-        return Coding::Identity;
+        return (false, false);
     };
     let mut gzip = false;
     let mut br = false;
@@ -344,13 +369,7 @@ fn negotiate(accept: Option<&str>) -> Coding {
             _ => {}
         }
     }
-    if br {
-        Coding::Br
-    } else if gzip {
-        Coding::Gzip
-    } else {
-        Coding::Identity
-    }
+    (br, gzip)
 }
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {

@@ -94,6 +94,13 @@ impl Encoded {
         }
     }
 
+    /// Gives the gzip variant now (one stitched from pieces compressed earlier), unless the
+    /// resource already carries one from the previous snapshot.
+    pub fn with_gzip(self, gzip: Bytes) -> Encoded {
+        let _ = self.gzip.set(gzip);
+        self
+    }
+
     /// The gzip variant, once compressed.
     pub fn gzip(&self) -> Option<&Bytes> {
         self.gzip.get()

@@ -6,6 +6,7 @@
 //! hash-map order.
 
 mod encoded;
+pub mod gzip;
 pub mod notes;
 mod opml;
 pub mod personal;
@@ -211,8 +212,9 @@ pub fn render_feed_with(catalog: &Catalog, feed: &Feed, cache: &ItemCache) -> Re
         parts.push(f.xml.clone());
         hasher.update(f.hash);
     }
-    parts.push(shell.slice(split..));
-    parts.push(Bytes::from_static(b"\n"));
+    let tail = Bytes::from([&shell[split..], b"\n"].concat());
+    let gzip = stitched_gzip(&parts[0], &fragments, &tail);
+    parts.push(tail);
     hasher.update(&shell[split..]);
     let hash = hasher
         .finalize()
@@ -223,7 +225,52 @@ pub fn render_feed_with(catalog: &Catalog, feed: &Feed, cache: &ItemCache) -> Re
     RenderedFeed {
         xml: Rope::from_parts(parts),
         hash,
+        gzip,
     }
+}
+
+/// The feed's gzip, stitched from its pieces (see [`gzip`]): the channel's head and tail,
+/// compressed now (they are small), and every item compressed after the item before it, kept
+/// with the item so that a reload compresses only new items and their successors. Items are
+/// compressed on every core when many are new (the first render of a large catalog).
+fn stitched_gzip(head: &Bytes, fragments: &[Arc<Fragment>], tail: &Bytes) -> Bytes {
+    let head_hash: [u8; 32] = Sha256::digest(head).into();
+    let item = |i: usize| {
+        let (before, before_hash) = match i {
+            0 => (&head[..], head_hash),
+            _ => (&fragments[i - 1].xml[..], fragments[i - 1].hash),
+        };
+        fragments[i].deflated_after(before, before_hash)
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    let items: Vec<Bytes> = if fragments.len() < 1024 || threads == 1 {
+        (0..fragments.len()).map(item).collect()
+    } else {
+        let per_thread = fragments.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..fragments.len())
+                .collect::<Vec<_>>()
+                .chunks(per_thread)
+                .map(|chunk| {
+                    let chunk = chunk.to_vec();
+                    scope.spawn(move || chunk.into_iter().map(item).collect::<Vec<_>>())
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().expect("item compressor panicked"))
+                .collect()
+        })
+    };
+    let last = fragments.last().map_or(&head[..], |f| &f.xml[..]);
+    let (head_z, tail_z) = (gzip::deflate(head), gzip::deflate_after(last, tail));
+    gzip::stitch(
+        std::iter::once((&head[..], &head_z))
+            .chain(fragments.iter().map(|f| &f.xml[..]).zip(&items))
+            .chain(std::iter::once((&tail[..], &tail_z))),
+    )
 }
 
 /// A rendered feed and a hash of its content, derived from the items' hashes so it costs nothing
@@ -233,6 +280,8 @@ pub struct RenderedFeed {
     pub xml: Rope,
     /// 32 hex digits.
     pub hash: String,
+    /// The same bytes as gzip, ready when the feed is.
+    pub gzip: Bytes,
 }
 
 fn write_pretty(channel: &Channel) -> String {
@@ -250,6 +299,31 @@ pub struct Fragment {
     public_url: String,
     xml: Bytes,
     hash: [u8; 32],
+    /// The item compressed after each predecessor it has had (by the predecessor's hash): an
+    /// item usually follows the same one in every feed it is in, and rarely more than a few.
+    deflated: Mutex<Vec<([u8; 32], Bytes)>>,
+}
+
+impl Fragment {
+    /// This item as deflate blocks for a place right after `before` (whose hash is given).
+    fn deflated_after(&self, before: &[u8], before_hash: [u8; 32]) -> Bytes {
+        if let Some((_, z)) = self
+            .deflated
+            .lock()
+            .expect("fragment lock")
+            .iter()
+            .find(|(h, _)| *h == before_hash)
+        {
+            return z.clone();
+        }
+        let z = gzip::deflate_after(before, &self.xml);
+        let mut kept = self.deflated.lock().expect("fragment lock");
+        if kept.len() >= 4 {
+            kept.remove(0);
+        }
+        kept.push((before_hash, z.clone()));
+        z
+    }
 }
 
 /// Rendered items by episode slug, reused while the episode is unchanged.
@@ -310,6 +384,7 @@ impl ItemCache {
             episode: Arc::clone(ep),
             public_url: catalog.public_url.clone(),
             xml,
+            deflated: Mutex::default(),
         });
         self.items
             .lock()

@@ -18,6 +18,10 @@ pub struct Template {
     /// Text, with a hole after every piece but the last.
     pieces: Vec<Bytes>,
     text_len: usize,
+    /// Each piece as deflate blocks for its place after the piece before it and a prefix of
+    /// [`PREFIX_LEN`] bytes, with its content hash and its predecessor's, for reuse by the next
+    /// snapshot's template (see [`super::gzip`]).
+    deflated: Vec<([u8; 32], Bytes)>,
     /// The rendered feed's content hash (32 hex digits): with the token, it makes the ETag.
     pub hash: String,
     /// When these bytes were first served; kept across reloads that do not change them.
@@ -31,8 +35,15 @@ fn escaped(s: &str) -> String {
 
 impl Template {
     /// Cuts `xml` (a members feed rendered with `public_url`, whose own path is `self_path`)
-    /// after `public_url` wherever a personal prefix belongs.
-    pub fn new(xml: &Rope, public_url: &str, self_path: &str, hash: String) -> Template {
+    /// after `public_url` wherever a personal prefix belongs, and compresses the pieces, reusing
+    /// what `previous` (the last snapshot's template of this feed) compressed.
+    pub fn new(
+        xml: &Rope,
+        public_url: &str,
+        self_path: &str,
+        hash: String,
+        previous: Option<&Template>,
+    ) -> Template {
         let base = escaped(public_url);
         let followers = [
             "/media/".to_owned(),
@@ -60,9 +71,11 @@ impl Template {
         }
         pieces.push(join(current));
         let text_len = pieces.iter().map(Bytes::len).sum();
+        let deflated = deflate_pieces(&pieces, previous);
         Template {
             pieces,
             text_len,
+            deflated,
             hash,
             last_modified: super::encoded::now_seconds(),
         }
@@ -99,6 +112,117 @@ impl Template {
         }
         out.extend_from_slice(last);
         out.into()
+    }
+}
+
+/// The length of every personal prefix: `/p/` and 64 hex digits.
+pub const PREFIX_LEN: usize = 67;
+
+/// Deflates each piece after its predecessor followed by a hole (NUL bytes in the dictionary,
+/// where each officer's prefix will be), reusing the previous template's work for any piece
+/// whose bytes and predecessor are unchanged.
+fn deflate_pieces(pieces: &[Bytes], previous: Option<&Template>) -> Vec<([u8; 32], Bytes)> {
+    use sha2::{Digest, Sha256};
+    let hashes: Vec<[u8; 32]> = pieces.iter().map(|p| Sha256::digest(p).into()).collect();
+    let mut reuse: std::collections::HashMap<([u8; 32], [u8; 32]), &Bytes> = Default::default();
+    if let Some(prev) = previous {
+        for (i, (h, z)) in prev.deflated.iter().enumerate() {
+            let before = if i == 0 {
+                [0; 32]
+            } else {
+                prev.deflated[i - 1].0
+            };
+            reuse.insert((before, *h), z);
+        }
+    }
+    (0..pieces.len())
+        .map(|i| {
+            let before = if i == 0 { [0; 32] } else { hashes[i - 1] };
+            let z = match reuse.get(&(before, hashes[i])) {
+                Some(z) => (*z).clone(),
+                None if i == 0 => super::gzip::deflate(&pieces[0]),
+                None => {
+                    let prev = &pieces[i - 1];
+                    let keep = prev.len().min(32 * 1024 - PREFIX_LEN);
+                    let mut dict = Vec::with_capacity(keep + PREFIX_LEN);
+                    dict.extend_from_slice(&prev[prev.len() - keep..]);
+                    dict.resize(keep + PREFIX_LEN, 0);
+                    super::gzip::deflate_after(&dict, &pieces[i])
+                }
+            };
+            (hashes[i], z)
+        })
+        .collect()
+}
+
+impl Template {
+    /// The gzip of the feed with `prefix` (of [`PREFIX_LEN`] bytes) in every hole, in chunks of
+    /// about `chunk` bytes, and its exact length. Only the prefix is compressed per request.
+    pub fn gzip_chunks(
+        self: &std::sync::Arc<Self>,
+        prefix: Bytes,
+        chunk: usize,
+    ) -> (GzipChunks, usize) {
+        assert_eq!(
+            prefix.len(),
+            PREFIX_LEN,
+            "a personal prefix is /p/ and 64 hex digits"
+        );
+        let prefix_z = super::gzip::deflate(&prefix);
+        let holes = self.holes();
+        let len = 10
+            + self.deflated.iter().map(|(_, z)| z.len()).sum::<usize>()
+            + holes * prefix_z.len()
+            + 10;
+        let chunks = GzipChunks {
+            template: std::sync::Arc::clone(self),
+            prefix,
+            prefix_z,
+            next: 0,
+            chunk,
+            crc: Some(super::gzip::Stitcher::default()),
+            started: false,
+        };
+        (chunks, len)
+    }
+}
+
+/// The chunks of a personal feed's gzip, in order.
+pub struct GzipChunks {
+    template: std::sync::Arc<Template>,
+    prefix: Bytes,
+    prefix_z: Bytes,
+    next: usize,
+    chunk: usize,
+    crc: Option<super::gzip::Stitcher>,
+    started: bool,
+}
+
+impl Iterator for GzipChunks {
+    type Item = Bytes;
+
+    fn next(&mut self) -> Option<Bytes> {
+        let crc = self.crc.as_mut()?;
+        let t = &self.template;
+        let mut out = Vec::with_capacity(self.chunk + 4096);
+        if !self.started {
+            out.extend_from_slice(&super::gzip::Stitcher::header());
+            self.started = true;
+        }
+        while self.next < t.pieces.len() && out.len() < self.chunk {
+            crc.update(&t.pieces[self.next]);
+            out.extend_from_slice(&t.deflated[self.next].1);
+            if self.next + 1 < t.pieces.len() {
+                crc.update(&self.prefix);
+                out.extend_from_slice(&self.prefix_z);
+            }
+            self.next += 1;
+        }
+        if self.next >= t.pieces.len() {
+            let done = self.crc.take().expect("present");
+            out.extend_from_slice(&done.trailer());
+        }
+        Some(out.into())
     }
 }
 
@@ -159,7 +283,7 @@ mod tests {
             r#"<enclosure url="https://x.org/media/a/1/a.mp3"/><link>https://x.org/episodes/a</link>"#,
             r#"<itunes:image href="https://x.org/artwork/m/1/c.jpg"/>"#,
         ]);
-        let t = Template::new(&xml, "https://x.org", "/feeds/m.xml", "h".into());
+        let t = Template::new(&xml, "https://x.org", "/feeds/m.xml", "h".into(), None);
         assert_eq!(t.holes(), 3);
         let filled = t.fill(b"/p/TOKEN");
         let text = std::str::from_utf8(&filled).unwrap();
@@ -178,12 +302,27 @@ mod tests {
             .flat_map(|c| c.to_vec())
             .collect();
         assert_eq!(streamed, filled.to_vec());
+        // The gzip of the same, with a real-length prefix, decodes to the filled feed; and the
+        // next snapshot's template reuses the compressed pieces.
+        let prefix = Bytes::from(format!("/p/{}", "ab".repeat(32)));
+        let (chunks, len) = t.gzip_chunks(prefix.clone(), 16);
+        let gz: Vec<u8> = chunks.flat_map(|c| c.to_vec()).collect();
+        assert_eq!(gz.len(), len);
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut plain).unwrap();
+        assert_eq!(plain, t.fill(&prefix).to_vec());
+        let again = Template::new(&xml, "https://x.org", "/feeds/m.xml", "h".into(), Some(&t));
+        assert!(again
+            .deflated
+            .iter()
+            .zip(&t.deflated)
+            .all(|(a, b)| a.1.as_ptr() == b.1.as_ptr()));
     }
 
     #[test]
     fn a_feed_with_no_personal_urls_is_one_piece() {
         let xml = rope(&["<rss>", "</rss>"]);
-        let t = Template::new(&xml, "https://x.org", "/feeds/m.xml", "h".into());
+        let t = Template::new(&xml, "https://x.org", "/feeds/m.xml", "h".into(), None);
         assert_eq!(t.holes(), 0);
         assert_eq!(&t.fill(b"/p/T")[..], b"<rss></rss>");
     }

@@ -207,8 +207,11 @@ impl Pages {
             })
             .collect();
 
+        // Small pages, compressed now so their variants exist when the snapshot goes live.
         let eager = |html: String, before: Option<&Encoded>| {
-            Encoded::new(HTML_TYPE, html.into_bytes(), before)
+            let enc = Encoded::new(HTML_TYPE, html.into_bytes(), before);
+            enc.compress();
+            enc
         };
         Pages {
             home: eager(
