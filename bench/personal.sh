@@ -44,15 +44,18 @@ PUBLIC=/feeds/bench.xml
 etag() { curl -sI "http://127.0.0.1:$PORT$1" | tr -d '\r' | awk -F': ' 'tolower($1)=="etag"{print $2}'; }
 P_ETAG=$(etag $PUBLIC); M_ETAG=$(etag "$PERSONAL")
 P_BYTES=$(curl -s "http://127.0.0.1:$PORT$PUBLIC" | wc -c); M_BYTES=$(curl -s "http://127.0.0.1:$PORT$PERSONAL" | wc -c)
+gz_bytes() { curl -s -H 'Accept-Encoding: gzip' "http://127.0.0.1:$PORT$1" | wc -c; }
+# The first gzip request, right after the start: stitched at build time, not compressed later.
+P_GZ=$(gz_bytes $PUBLIC); M_GZ=$(gz_bytes "$PERSONAL")
 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT$PERSONAL")" = 200 ] || { echo "the personal feed does not answer" >&2; exit 1; }
 
 HZ=$(getconf CLK_TCK)
 ticks() { sed 's/.*) //' "/proc/$PID/stat" | awk '{print $12 + $13}'; }
-# run PATH INM CONNS -> "req_per_sec cpu_us_per_req"
+# run PATH INM CONNS [AE] -> "req_per_sec cpu_us_per_req"
 run() {
   local t0 t1 out reqs
   t0=$(ticks)
-  out=$(BENCH_PATH=$1 BENCH_INM=$2 taskset -c 1 wrk -t1 -c"$3" -d"${SECS}s" --timeout 10s -s "$REPO/bench/headers.lua" "http://127.0.0.1:$PORT" 2>&1)
+  out=$(BENCH_PATH=$1 BENCH_INM=$2 BENCH_AE=${4:-} taskset -c 1 wrk -t1 -c"$3" -d"${SECS}s" --timeout 10s -s "$REPO/bench/headers.lua" "http://127.0.0.1:$PORT" 2>&1)
   t1=$(ticks)
   reqs=$(awk '/ requests in / {print $1}' <<<"$out")
   if grep -q "Non-2xx" <<<"$out"; then echo "non-2xx answers for $1" >&2; exit 1; fi
@@ -60,13 +63,13 @@ run() {
 }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 rows=()
-pair() { # label public-path public-inm personal-path personal-inm conns
+pair() { # label public-path public-inm personal-path personal-inm conns [accept-encoding]
   local pr=() pc=() mr=() mc=() r c
   for rep in $(seq 1 "$REPS"); do
     local order="p m"; [ $((rep % 2)) -eq 0 ] && order="m p"
     for s in $order; do
-      if [ "$s" = p ]; then read -r r c <<<"$(run "$2" "$3" "$6")"; pr+=("$r"); pc+=("$c")
-      else read -r r c <<<"$(run "$4" "$5" "$6")"; mr+=("$r"); mc+=("$c"); fi
+      if [ "$s" = p ]; then read -r r c <<<"$(run "$2" "$3" "$6" "${7:-}")"; pr+=("$r"); pc+=("$c")
+      else read -r r c <<<"$(run "$4" "$5" "$6" "${7:-}")"; mr+=("$r"); mc+=("$c"); fi
     done
   done
   local a b ca cb
@@ -78,9 +81,10 @@ pair() { # label public-path public-inm personal-path personal-inm conns
 }
 for c in 16 256; do
   pair "feed GET" $PUBLIC "" "$PERSONAL" "" $c
+  pair "feed GET, gzip" $PUBLIC "" "$PERSONAL" "" $c gzip
   pair "feed 304" $PUBLIC "$P_ETAG" "$PERSONAL" "$M_ETAG" $c
 done
-echo "Personal feeds, $(date -u +%Y-%m-%d), rollcall $(git -C "$REPO" rev-parse --short HEAD): public feed $P_BYTES bytes, personal feed $M_BYTES bytes (5,000 episodes each); medians of $REPS alternating ${SECS}-second runs."
+echo "Personal feeds, $(date -u +%Y-%m-%d), rollcall $(git -C "$REPO" rev-parse --short HEAD): public feed $P_BYTES bytes, personal feed $M_BYTES bytes (5,000 episodes each); gzip $P_GZ and $M_GZ bytes on the first request after the start; medians of $REPS alternating ${SECS}-second runs."
 echo
 echo "| request | connections | public req/s | personal req/s | personal/public | public CPU µs/req | personal CPU µs/req |"
 echo "| --- | --- | --- | --- | --- | --- | --- |"

@@ -102,6 +102,145 @@ pub fn stitch<'a>(pieces: impl IntoIterator<Item = (&'a [u8], &'a Bytes)>) -> By
     out.into()
 }
 
+/// CRC-32 of a text with the same bytes in many holes, computed once per text and finished per
+/// filling in constant time.
+///
+/// CRC-32 is affine in the message: for messages of one length, `crc(A ^ B) = crc(A) ^ raw(B)`,
+/// where `raw` is the CRC register run from zero with no final inversion. So the CRC of the text
+/// with prefix `P` in every hole is the CRC of the text with NUL bytes there, XOR the sum over holes
+/// of `raw(P)` shifted through the bytes that follow that hole. Shifting through `n` zero bytes is
+/// a linear map (a 32x32 bit matrix, `A^n`), so the sum is `S · raw(P)` with `S = Σ A^(n_k)`,
+/// summed once when the template is built.
+#[derive(Debug, Clone)]
+pub struct HoleCrc {
+    /// CRC-32 of the text with NUL bytes in the holes.
+    zeros: u32,
+    /// `S`, as the images of the 32 unit vectors.
+    sum: [u32; 32],
+    len: u64,
+}
+
+const POLY: u32 = 0xEDB8_8320;
+
+/// Column `j` is the effect of one zero byte on a register holding only bit `j`.
+fn zero_byte() -> [u32; 32] {
+    let mut m = [0u32; 32];
+    for (j, col) in m.iter_mut().enumerate() {
+        let mut r = 1u32 << j;
+        for _ in 0..8 {
+            r = if r & 1 == 1 { (r >> 1) ^ POLY } else { r >> 1 };
+        }
+        *col = r;
+    }
+    m
+}
+
+fn apply(m: &[u32; 32], mut v: u32) -> u32 {
+    let mut out = 0;
+    let mut j = 0;
+    while v != 0 {
+        if v & 1 == 1 {
+            out ^= m[j];
+        }
+        v >>= 1;
+        j += 1;
+    }
+    out
+}
+
+fn mul(a: &[u32; 32], b: &[u32; 32]) -> [u32; 32] {
+    let mut out = [0u32; 32];
+    for (o, col) in out.iter_mut().zip(b) {
+        *o = apply(a, *col);
+    }
+    out
+}
+
+/// `A^(2^i)` for every `i`: shifting through `2^i` zero bytes.
+static POWERS: std::sync::LazyLock<[[u32; 32]; 40]> = std::sync::LazyLock::new(|| {
+    let mut p = [[0u32; 32]; 40];
+    p[0] = zero_byte();
+    for i in 1..40 {
+        p[i] = mul(&p[i - 1], &p[i - 1]);
+    }
+    p
+});
+
+/// `A^n`: shifting through `n` zero bytes.
+fn shift(n: u64) -> [u32; 32] {
+    let mut m: [u32; 32] = std::array::from_fn(|j| 1u32 << j);
+    for (i, p) in POWERS.iter().enumerate() {
+        if n >> i & 1 == 1 {
+            m = mul(p, &m);
+        }
+    }
+    m
+}
+
+/// The CRC register after `bytes`, from zero, not inverted.
+fn raw(bytes: &[u8]) -> u32 {
+    let mut r = 0u32;
+    for &b in bytes {
+        r ^= u32::from(b);
+        for _ in 0..8 {
+            r = if r & 1 == 1 { (r >> 1) ^ POLY } else { r >> 1 };
+        }
+    }
+    r
+}
+
+impl HoleCrc {
+    /// For `pieces` with a hole of `hole_len` bytes after every piece but the last.
+    pub fn new(pieces: &[Bytes], hole_len: usize) -> HoleCrc {
+        let zeros_hole = vec![0u8; hole_len];
+        let mut h = crc32fast::Hasher::new();
+        let mut len = 0u64;
+        for (i, p) in pieces.iter().enumerate() {
+            h.update(p);
+            len += p.len() as u64;
+            if i + 1 < pieces.len() {
+                h.update(&zeros_hole);
+                len += hole_len as u64;
+            }
+        }
+        // From the last hole backwards: `after` bytes follow the current hole's end.
+        let mut sum = [0u32; 32];
+        if pieces.len() > 1 {
+            let last = pieces.len() - 1;
+            let mut current = shift(pieces[last].len() as u64);
+            for (c, s) in current.iter().zip(sum.iter_mut()) {
+                *s ^= c;
+            }
+            for k in (1..last).rev() {
+                let step = shift((hole_len + pieces[k].len()) as u64);
+                current = mul(&current, &step);
+                for (c, s) in current.iter().zip(sum.iter_mut()) {
+                    *s ^= c;
+                }
+            }
+        }
+        HoleCrc {
+            zeros: h.finalize(),
+            sum,
+            len,
+        }
+    }
+
+    /// The CRC-32 and length of the text with `prefix` (of the hole length) in every hole.
+    pub fn with(&self, prefix: &[u8]) -> (u32, u64) {
+        (self.zeros ^ apply(&self.sum, raw(prefix)), self.len)
+    }
+}
+
+/// A gzip trailer (after the final block) for a CRC and length.
+pub fn trailer(crc: u32, len: u64) -> Bytes {
+    let mut t = Vec::with_capacity(10);
+    t.extend_from_slice(&FINAL);
+    t.extend_from_slice(&crc.to_le_bytes());
+    t.extend_from_slice(&(len as u32).to_le_bytes());
+    t.into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +252,32 @@ mod tests {
             .read_to_end(&mut out)
             .expect("valid gzip");
         out
+    }
+
+    #[test]
+    fn hole_crc_matches_the_crc_of_the_filled_text() {
+        let pieces: Vec<Bytes> = vec![
+            Bytes::from_static(b"<rss>"),
+            Bytes::from("<item>one</item>".repeat(300)),
+            Bytes::new(),
+            Bytes::from_static(b"tail"),
+        ];
+        let crc = HoleCrc::new(&pieces, 5);
+        for prefix in [b"/p/ab", b"/p/zz", b"\0\0\0\0\0"] {
+            let mut filled = Vec::new();
+            for (i, p) in pieces.iter().enumerate() {
+                filled.extend_from_slice(p);
+                if i + 1 < pieces.len() {
+                    filled.extend_from_slice(prefix);
+                }
+            }
+            assert_eq!(
+                crc.with(prefix),
+                (crc32fast::hash(&filled), filled.len() as u64)
+            );
+        }
+        let one = HoleCrc::new(&[Bytes::from_static(b"no holes")], 5);
+        assert_eq!(one.with(b"/p/ab").0, crc32fast::hash(b"no holes"));
     }
 
     #[test]

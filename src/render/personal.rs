@@ -22,6 +22,8 @@ pub struct Template {
     /// [`PREFIX_LEN`] bytes, with its content hash and its predecessor's, for reuse by the next
     /// snapshot's template (see [`super::gzip`]).
     deflated: Vec<([u8; 32], Bytes)>,
+    /// The CRC-32 of the filled feed, for any prefix, in constant time.
+    crc: super::gzip::HoleCrc,
     /// The rendered feed's content hash (32 hex digits): with the token, it makes the ETag.
     pub hash: String,
     /// When these bytes were first served; kept across reloads that do not change them.
@@ -72,10 +74,12 @@ impl Template {
         pieces.push(join(current));
         let text_len = pieces.iter().map(Bytes::len).sum();
         let deflated = deflate_pieces(&pieces, previous);
+        let crc = super::gzip::HoleCrc::new(&pieces, PREFIX_LEN);
         Template {
             pieces,
             text_len,
             deflated,
+            crc,
             hash,
             last_modified: super::encoded::now_seconds(),
         }
@@ -174,13 +178,13 @@ impl Template {
             + self.deflated.iter().map(|(_, z)| z.len()).sum::<usize>()
             + holes * prefix_z.len()
             + 10;
+        let (crc, plain_len) = self.crc.with(&prefix);
         let chunks = GzipChunks {
             template: std::sync::Arc::clone(self),
-            prefix,
             prefix_z,
             next: 0,
             chunk,
-            crc: Some(super::gzip::Stitcher::default()),
+            trailer: Some(super::gzip::trailer(crc, plain_len)),
             started: false,
         };
         (chunks, len)
@@ -190,11 +194,11 @@ impl Template {
 /// The chunks of a personal feed's gzip, in order.
 pub struct GzipChunks {
     template: std::sync::Arc<Template>,
-    prefix: Bytes,
     prefix_z: Bytes,
     next: usize,
     chunk: usize,
-    crc: Option<super::gzip::Stitcher>,
+    /// Sent after the last piece.
+    trailer: Option<Bytes>,
     started: bool,
 }
 
@@ -202,7 +206,7 @@ impl Iterator for GzipChunks {
     type Item = Bytes;
 
     fn next(&mut self) -> Option<Bytes> {
-        let crc = self.crc.as_mut()?;
+        self.trailer.as_ref()?;
         let t = &self.template;
         let mut out = Vec::with_capacity(self.chunk + 4096);
         if !self.started {
@@ -210,17 +214,14 @@ impl Iterator for GzipChunks {
             self.started = true;
         }
         while self.next < t.pieces.len() && out.len() < self.chunk {
-            crc.update(&t.pieces[self.next]);
             out.extend_from_slice(&t.deflated[self.next].1);
             if self.next + 1 < t.pieces.len() {
-                crc.update(&self.prefix);
                 out.extend_from_slice(&self.prefix_z);
             }
             self.next += 1;
         }
         if self.next >= t.pieces.len() {
-            let done = self.crc.take().expect("present");
-            out.extend_from_slice(&done.trailer());
+            out.extend_from_slice(&self.trailer.take().expect("present"));
         }
         Some(out.into())
     }
