@@ -7,8 +7,9 @@ usage: gen_catalog.py OUT N_EPISODES AUDIO ARTWORK [NAME=FILE ...]
 Every episode has two guests, four resources and show notes of realistic length; its audio is a
 hard link to AUDIO (each episode still has its own path). NAME=FILE adds an episode NAME whose audio
 is FILE, in a separate feed "big", so the "bench" feed's size depends only on N_EPISODES.
---add writes one more episode into OUT/episodes/SLUG, dated after all others.
+--add writes one more episode into OUT/episodes/SLUG, dated after all others (a minute ago).
 """
+import datetime
 import os
 import shutil
 import sys
@@ -37,17 +38,17 @@ def toml_str(s):
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def episode(out, slug, n, audio, feed="bench", year=None):
+def episode(out, slug, n, audio, feed="bench", at=None):
     d = os.path.join(out, "episodes", slug)
     os.makedirs(d, exist_ok=True)
     guid = uuid.uuid5(uuid.NAMESPACE_URL, "rollcall-bench:" + slug)
-    day = n % 28 + 1
-    month = n // 28 % 12 + 1
-    year = year or 2000 + n // (28 * 12)
+    # One episode an hour from 2000 on: 100,000 episodes end in 2011, so every one is released
+    # (an episode dated in the future would be scheduled, and withheld from the feeds).
+    at = at or datetime.datetime(2000, 1, 1, 9) + datetime.timedelta(hours=n)
     with open(os.path.join(d, "episode.toml"), "w") as f:
         f.write(f"""guid = "{guid}"
 title = {toml_str(f"Briefing {n}: Defusing difficult encounters, part {n % 7 + 1}")}
-published = {year:04d}-{month:02d}-{day:02d}T09:{n % 60:02d}:00-05:00
+published = {at.strftime("%Y-%m-%dT%H:%M:00")}-05:00
 summary = {toml_str(f"Episode {n} of the synthetic benchmark catalog: tactics, communication and safety.")}
 feeds = ["{feed}"]
 
@@ -111,7 +112,10 @@ email = "bench@example.org"
 def main():
     if sys.argv[1] == "--add":
         out, slug, n, audio = sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
-        episode(out, slug, n, audio, year=2999)
+        # Newest of all, and already released: a minute ago (local wall time, written as -05:00
+        # like the others, so at most five hours earlier than now in UTC).
+        now = datetime.datetime.now(datetime.timezone(datetime.timedelta(hours=-5)))
+        episode(out, slug, n, audio, at=now.replace(tzinfo=None) - datetime.timedelta(minutes=1))
         return
     out, n, audio, artwork = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
     bigs = [a.split("=", 1) for a in sys.argv[5:] if "=" in a]

@@ -3,7 +3,7 @@
 #
 #   bash bench/run.sh
 #
-# Environment: BENCH_PARTS (default "throughput memory scale"), BENCH_DIR (data, default
+# Environment: BENCH_PARTS (default "throughput personal memory scale"), BENCH_DIR (data, default
 # /tmp/rollcall-bench, outside the repo), BENCH_SECONDS (per
 # wrk run, default 5), BENCH_REPS (alternating runs per scenario, default 3), BENCH_SCALE=0 to skip
 # the 1k/10k/100k catalog-scale part, BENCH_OUT (default BENCHMARKS.md), BENCH_NO_BUILD=1 to use the
@@ -16,7 +16,7 @@ DIR=${BENCH_DIR:-/tmp/rollcall-bench}
 SECS=${BENCH_SECONDS:-5}
 REPS=${BENCH_REPS:-3}
 SCALE=${BENCH_SCALE:-1}
-PARTS=${BENCH_PARTS:-throughput memory scale}
+PARTS=${BENCH_PARTS:-throughput personal memory scale}
 OUT=${BENCH_OUT:-$REPO/BENCHMARKS.md}
 NGINX_PORT=18080
 ROLL_PORT=18081
@@ -232,6 +232,14 @@ scenario "5,000-episode feed, gzip" "$L/headers.lua" "BENCH_PATH=$FEED BENCH_AE=
 scenario "5,000-episode feed, 304" "$L/headers.lua" "BENCH_PATH=$FEED BENCH_INM=$N_ETAG" "BENCH_PATH=$FEED BENCH_INM=$R_ETAG" rps
 scenario "episode page, gzip" "$L/headers.lua" "BENCH_PATH=$PAGE BENCH_AE=gzip" "BENCH_PATH=$PAGE BENCH_AE=gzip"
 
+# --- personal feeds --------------------------------------------------------------------------
+# A members feed through an officer's personal URL against the public feed it is built like
+# (bench/personal.sh, its own catalog and server on the same CPUs; the servers above sit idle).
+PERSONAL=""
+if has_part personal; then
+  PERSONAL=$(BENCH_DIR="$DIR/personal" BENCH_SECONDS=$SECS BENCH_REPS=$REPS bash "$REPO/bench/personal.sh")
+fi
+
 # --- memory per connection ---------------------------------------------------------------------
 rss_kb() { local t=0; for p in "$@"; do t=$((t + $(awk '/^VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo $t; }
 MEM_ROWS=()
@@ -336,6 +344,12 @@ fi
   echo
   echo "The feed is $FEED_BYTES bytes uncompressed."
   echo
+  if [ -n "$PERSONAL" ]; then
+    echo "## Personal feeds against the public feed"
+    echo
+    echo "$PERSONAL"
+    echo
+  fi
   echo "## Memory per connection during slow downloads"
   echo
   echo "Clients hold \`Range: bytes=X-\` requests for the 100 MB file open, read 4 KB, then stop reading"
@@ -359,7 +373,8 @@ fi
     echo "## Re-render after adding one episode"
     echo
     echo "\`reload\` is the server's own timing of load + render until the new feed is live (log line"
-    echo "\`catalog reloaded\`; gzip and brotli variants follow on a background thread);"
+    echo "\`catalog reloaded\`; the gzip variant is stitched before the feed goes live, brotli follows on a"
+    echo "background thread);"
     echo "\`visible after\` runs from the new folder's creation until the feed shows it, including the"
     echo "watcher's 200 ms settle time. Max latency is wrk's, for \`/healthz\` requests, before and during the reload."
     echo
