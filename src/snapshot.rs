@@ -142,7 +142,7 @@ impl Snapshot {
                 rendered.hash,
                 prev.map(|p| &p.encoded),
             )
-            .with_gzip(rendered.gzip);
+            .with_stitched_gzip(rendered.gzip);
             let served = ServedFeed {
                 access: feed.access,
                 encoded,

@@ -303,6 +303,25 @@ fn gzip_is_there_the_moment_a_snapshot_goes_live() {
     assert_eq!(gz.header("content-encoding"), Some("gzip"));
     let plain = get(server.addr, FEED, &[]).body;
     assert_eq!(gunzip(&gz.body), plain);
+    // Later the whole-feed gzip (smaller) replaces the stitched one: another ETag, the same
+    // bytes once decoded, and either ETag revalidates.
+    let snapshot = server.live.snapshot();
+    let encoded = &snapshot.feeds["defusing-difficult-encounters"].encoded;
+    assert!(encoded.stitched().is_some());
+    assert!(common::eventually(10, || encoded.gzip().is_some()));
+    let whole = get(server.addr, FEED, &[("Accept-Encoding", "gzip")]);
+    assert_eq!(whole.header("etag"), Some(encoded.etag_gzip.as_str()));
+    assert_eq!(gunzip(&whole.body), plain);
+    assert!(whole.body.len() <= encoded.stitched().unwrap().len());
+    for etag in [encoded.etag_stitched.as_str(), encoded.etag_gzip.as_str()] {
+        let r = get(
+            server.addr,
+            FEED,
+            &[("Accept-Encoding", "gzip"), ("If-None-Match", etag)],
+        );
+        assert_eq!(r.status, 304, "{etag}");
+    }
+    drop(snapshot);
     // And the first request after a reload made live by Live::reload.
     demo.edit(
         "episodes/defining-de-escalation/episode.toml",
@@ -312,7 +331,11 @@ fn gzip_is_there_the_moment_a_snapshot_goes_live() {
     assert!(server.live.reload().unwrap());
     // Set when the snapshot is built, before it is stored: no background job to wait for.
     for (id, feed) in &server.live.snapshot().feeds {
-        assert!(feed.encoded.gzip().is_some(), "{id} has no gzip yet");
+        let e = &feed.encoded;
+        assert!(
+            e.gzip().is_some() || e.stitched().is_some(),
+            "{id} has no gzip yet"
+        );
     }
     let gz = get(server.addr, FEED, &[("Accept-Encoding", "gzip")]);
     assert_eq!(gz.header("content-encoding"), Some("gzip"));

@@ -398,15 +398,31 @@ pub(super) fn respond_with(
     zero_copy: Option<&Arc<Regions>>,
 ) -> Response {
     let coding = negotiate(header_str(headers, header::ACCEPT_ENCODING));
-    // A variant still being compressed after a reload falls back to identity.
-    let (compressed, etag, encoding) = match coding {
-        Coding::Br if enc.br().is_some() => (enc.br(), &enc.etag_br, Some("br")),
-        Coding::Gzip if enc.gzip().is_some() => (enc.gzip(), &enc.etag_gzip, Some("gzip")),
-        _ => (None, &enc.etag, None),
+    // A variant still being compressed after a reload falls back to the stitched gzip (feeds),
+    // then to identity.
+    let gzip_ok = accepted(header_str(headers, header::ACCEPT_ENCODING)).1;
+    let (compressed, etag, encoding, etag_value) = match coding {
+        Coding::Br if enc.br().is_some() => {
+            (enc.br(), &enc.etag_br, Some("br"), &enc.headers.etag_br)
+        }
+        _ if gzip_ok && enc.gzip().is_some() => (
+            enc.gzip(),
+            &enc.etag_gzip,
+            Some("gzip"),
+            &enc.headers.etag_gzip,
+        ),
+        _ if gzip_ok && enc.stitched().is_some() => (
+            enc.stitched(),
+            &enc.etag_stitched,
+            Some("gzip"),
+            &enc.headers.etag_stitched,
+        ),
+        _ => (None, &enc.etag, None, &enc.headers.etag),
     };
     let alternates = [
         enc.etag.as_str(),
         enc.etag_gzip.as_str(),
+        enc.etag_stitched.as_str(),
         enc.etag_br.as_str(),
     ];
     let v = Validators {
@@ -420,11 +436,6 @@ pub(super) fn respond_with(
         Precondition::Failed => StatusCode::PRECONDITION_FAILED,
     };
     // Header values are formatted once per resource, not per request.
-    let etag_value = match encoding {
-        Some("br") => &enc.headers.etag_br,
-        Some(_) => &enc.headers.etag_gzip,
-        None => &enc.headers.etag,
-    };
     let mut response = if status == StatusCode::OK {
         match compressed {
             Some(bytes) => Response::new(Body::from(bytes.clone())),

@@ -27,6 +27,10 @@ pub struct Encoded {
     pub content_type: &'static str,
     pub identity: Rope,
     gzip: OnceLock<Bytes>,
+    /// A gzip stitched from pieces compressed earlier, there from the start and served until
+    /// the background job's whole-feed gzip (smaller) is ready. Its own ETag, since its bytes
+    /// differ from the whole-feed gzip's.
+    stitched: Option<Bytes>,
     br: OnceLock<Bytes>,
     /// The identity bytes in a sealed in-memory file, for resources of at least [`FILE_AT`]
     /// bytes: the http layer sends them with `sendfile` instead of copying every byte into the
@@ -35,6 +39,7 @@ pub struct Encoded {
     /// Strong ETag of the identity bytes; the compressed variants append `-gzip` / `-br`.
     pub etag: String,
     pub etag_gzip: String,
+    pub etag_stitched: String,
     pub etag_br: String,
     /// When these bytes were first served by this process.
     pub last_modified: SystemTime,
@@ -46,6 +51,7 @@ pub struct Encoded {
 pub struct ValidatorHeaders {
     pub etag: HeaderValue,
     pub etag_gzip: HeaderValue,
+    pub etag_stitched: HeaderValue,
     pub etag_br: HeaderValue,
     pub last_modified: HeaderValue,
 }
@@ -72,6 +78,7 @@ impl Encoded {
         let etag = format!("\"{hash}\"");
         let same = previous.filter(|p| p.etag == etag);
         let etag_gzip = format!("\"{hash}-gzip\"");
+        let etag_stitched = format!("\"{hash}-gzs\"");
         let etag_br = format!("\"{hash}-br\"");
         let last_modified = same.map_or_else(now_seconds, |p| p.last_modified);
         let value = |s: &str| HeaderValue::from_str(s).expect("hex digits and quotes");
@@ -79,26 +86,35 @@ impl Encoded {
             content_type,
             identity: bytes.into(),
             gzip: carry(same.map(|p| &p.gzip)),
+            stitched: None,
             br: carry(same.map(|p| &p.br)),
             file: carry(same.map(|p| &p.file)),
             headers: ValidatorHeaders {
                 etag: value(&etag),
                 etag_gzip: value(&etag_gzip),
+                etag_stitched: value(&etag_stitched),
                 etag_br: value(&etag_br),
                 last_modified: value(&httpdate::fmt_http_date(last_modified)),
             },
             etag_gzip,
+            etag_stitched,
             etag_br,
             etag,
             last_modified,
         }
     }
 
-    /// Gives the gzip variant now (one stitched from pieces compressed earlier), unless the
-    /// resource already carries one from the previous snapshot.
-    pub fn with_gzip(self, gzip: Bytes) -> Encoded {
-        let _ = self.gzip.set(gzip);
+    /// Gives a gzip variant now, stitched from pieces compressed earlier; it is served until
+    /// the whole-resource gzip exists (carried from the previous snapshot, or compressed in the
+    /// background).
+    pub fn with_stitched_gzip(mut self, gzip: Bytes) -> Encoded {
+        self.stitched = Some(gzip);
         self
+    }
+
+    /// The stitched gzip, if the resource has one.
+    pub fn stitched(&self) -> Option<&Bytes> {
+        self.stitched.as_ref()
     }
 
     /// The gzip variant, once compressed.

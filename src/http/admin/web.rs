@@ -314,14 +314,20 @@ impl AsRef<str> for CsrfForm {
     }
 }
 
-async fn sign_out(State(admin): State<Admin>, req: Request) -> Response {
-    let client = context(&req).client;
-    let Ok(Some((account, secret))) = session(&admin, req.headers()).await else {
-        return Redirect::to("/admin/sign-in").into_response();
-    };
+/// Any signed-in account, officer or admin, with the session's secret.
+async fn member(admin: &Admin, headers: &HeaderMap) -> Option<(SignedIn, Secret)> {
+    let (account, secret) = session(admin, headers).await.ok().flatten()?;
     let who = SignedIn {
         csrf: csrf_of(&secret),
         account,
+    };
+    Some((who, secret))
+}
+
+async fn sign_out(State(admin): State<Admin>, req: Request) -> Response {
+    let client = context(&req).client;
+    let Some((who, secret)) = member(&admin, req.headers()).await else {
+        return Redirect::to("/admin/sign-in").into_response();
     };
     if let Err(e) = checked_form::<CsrfForm>(&who, req).await {
         return failure(e, false, Some(&who));
@@ -356,12 +362,8 @@ impl AsRef<str> for ResetForm {
 /// working at the next request.
 async fn reset_my_link(State(admin): State<Admin>, req: Request) -> Response {
     let client = context(&req).client;
-    let Ok(Some((account, secret))) = session(&admin, req.headers()).await else {
+    let Some((who, _)) = member(&admin, req.headers()).await else {
         return Redirect::to("/admin/sign-in").into_response();
-    };
-    let who = SignedIn {
-        csrf: csrf_of(&secret),
-        account,
     };
     let form = match checked_form::<ResetForm>(&who, req).await {
         Ok(f) => f,
