@@ -159,7 +159,10 @@ pub struct SharingFlag {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenUse {
     pub user_id: i64,
+    /// The latest of these requests.
     pub at: i64,
+    /// How many requests this is.
+    pub requests: i64,
     pub day: String,
     pub address: String,
     pub app: String,
@@ -566,7 +569,7 @@ impl Store {
             let g = groups
                 .entry((u.user_id, &u.day, &u.address, &u.app))
                 .or_insert((0, 0));
-            g.0 += 1;
+            g.0 += u.requests;
             g.1 = g.1.max(u.at);
             let l = last.entry(u.user_id).or_insert(0);
             *l = (*l).max(u.at);

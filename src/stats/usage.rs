@@ -138,12 +138,29 @@ fn run(sub: Subscription, store: &Store, alert_above: u64, stop: &AtomicBool) {
             .try_iter()
             .filter(|d| matches!(d.credentials, Credentials::Personal { .. }))
             .collect();
-        let mut uses = Vec::with_capacity(records.len());
+        // Requests from one client with one app on one day are one row: group first, so the
+        // keyed hash and the app's name are worked out once per group, not per request.
+        let mut groups: std::collections::HashMap<
+            (i64, chrono::NaiveDate, IpAddr, &str),
+            (i64, i64),
+        > = Default::default();
         for d in &records {
             let Credentials::Personal { id, .. } = d.credentials else {
                 continue;
             };
-            let day = day_of(d.at);
+            let at = chrono::DateTime::<chrono::Utc>::from(d.at).timestamp();
+            let key = (
+                id,
+                day_of(d.at),
+                d.client,
+                d.request.user_agent().unwrap_or_default(),
+            );
+            let g = groups.entry(key).or_insert((0, 0));
+            g.0 += 1;
+            g.1 = g.1.max(at);
+        }
+        let mut uses = Vec::with_capacity(groups.len());
+        for ((id, day, client, user_agent), (requests, at)) in groups {
             let salt = match salt {
                 Some((salt_day, s)) if salt_day == day => s,
                 _ => {
@@ -171,12 +188,11 @@ fn run(sub: Subscription, store: &Store, alert_above: u64, stop: &AtomicBool) {
             };
             uses.push(TokenUse {
                 user_id: id,
-                at: chrono::DateTime::<chrono::Utc>::from(d.at).timestamp(),
+                at,
+                requests,
                 day: day_text,
-                address: seen.address(&salt, d.client),
-                app: seen
-                    .app(d.request.user_agent().unwrap_or_default())
-                    .to_owned(),
+                address: seen.address(&salt, client),
+                app: seen.app(user_agent).to_owned(),
             });
         }
         if !uses.is_empty() {
