@@ -4,9 +4,11 @@
 //! A members feed is rendered like any other; then every URL that must carry the officer's token
 //! (enclosures, transcripts, chapters, images: everything under `/media/` and `/artwork/`, and the
 //! feed's own `atom:link rel="self"`, which apps may re-subscribe to) is split right after
-//! `public_url`, leaving a hole there. Filling the holes is one allocation and one copy of the
-//! feed, with the exact length known beforehand; nothing is rendered per request. The page links
-//! (`<link>`) stay public: the website has its own sign-in.
+//! `public_url`, leaving a hole there. A request copies the pieces and the officer's prefix into
+//! quarter-MiB chunks as the response goes out, with the exact length known beforehand; nothing
+//! is rendered per request. Its gzip is stitched the same way from pieces compressed once per
+//! snapshot (see [`super::gzip`]). The page links (`<link>`) stay public: the website has its own
+//! sign-in.
 
 use bytes::Bytes;
 
@@ -106,7 +108,8 @@ impl Template {
         }
     }
 
-    /// The feed with `prefix` in every hole.
+    /// The feed with `prefix` in every hole, in one buffer (what the chunks add up to).
+    #[cfg(test)]
     pub fn fill(&self, prefix: &[u8]) -> Bytes {
         let mut out = Vec::with_capacity(self.len_with(prefix.len()));
         let (last, rest) = self.pieces.split_last().expect("at least one piece");
