@@ -58,6 +58,14 @@ impl Running {
     }
 }
 
+/// A test that fails midway still stops its server.
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn gpo(home: &Path, args: &[&str]) -> std::process::Output {
     Command::new("gpo")
         .args(args)
