@@ -406,14 +406,6 @@ impl Store {
         Ok(())
     }
 
-    /// Names of suspended accounts.
-    pub fn suspended(&self) -> Result<Vec<String>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT name FROM users WHERE suspended = 1 ORDER BY name")?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
     /// Sets `user`'s personal feed token (replacing, and so revoking, any earlier one).
     pub fn set_feed_token(
         &self,

@@ -77,6 +77,10 @@ fn a_committed_add_rolls_back_to_nothing_and_an_edit_to_the_old_folder() {
 
     let slug = "defining-de-escalation";
     let before = demo.read(&format!("episodes/{slug}/episode.toml"));
+    let inode =
+        |p: &std::path::Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    let audio = demo.path(&format!("episodes/{slug}/audio.mp3"));
+    let audio_inode = inode(&audio);
     let staging = Staging::new(&source.episodes_dir).unwrap();
     let patch = Patch {
         summary: Some("New summary".into()),
@@ -96,8 +100,10 @@ fn a_committed_add_rolls_back_to_nothing_and_an_edit_to_the_old_folder() {
     assert!(demo
         .read(&format!("episodes/{slug}/episode.toml"))
         .contains("New summary"));
+    // The edit linked the audio into the new folder: the same file, never copied or rewritten.
+    assert_eq!(inode(&audio), audio_inode);
     prepared.roll_back().unwrap();
     assert_eq!(demo.read(&format!("episodes/{slug}/episode.toml")), before);
-    // The audio is the same file (the edit linked it, never copied or rewrote it).
+    assert_eq!(inode(&audio), audio_inode);
     assert!(demo.load().is_ok());
 }

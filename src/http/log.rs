@@ -11,11 +11,9 @@
 use std::cell::RefCell;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
-use crate::stats::{Deliveries, Delivery, Subscription};
+use crate::stats::{Consumer, Deliveries, Delivery, Subscription};
 
 /// How often the log thread writes what arrived.
 pub const INTERVAL: Duration = Duration::from_millis(100);
@@ -28,10 +26,7 @@ thread_local! {
 }
 
 /// The running access log; [`AccessLog::finish`] writes what is left and stops it.
-pub struct AccessLog {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
+pub struct AccessLog(Consumer);
 
 impl AccessLog {
     /// Subscribes to `deliveries` and writes a line per record to `out` from its own thread.
@@ -39,35 +34,15 @@ impl AccessLog {
         deliveries: &Deliveries,
         out: impl Write + Send + 'static,
     ) -> std::io::Result<AccessLog> {
-        let sub = deliveries.subscribe("access log", QUEUE);
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
-            .name("access-log".into())
-            .spawn(move || run(sub, out, &stopping))?;
-        Ok(AccessLog {
-            stop,
-            thread: Some(thread),
+        Consumer::spawn(deliveries, "access log", QUEUE, move |sub, stop| {
+            run(sub, out, stop)
         })
+        .map(AccessLog)
     }
 
     /// Writes every record published so far, then stops the thread.
-    pub fn finish(mut self) {
-        self.stop_and_join();
-    }
-
-    fn stop_and_join(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            t.thread().unpark();
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for AccessLog {
-    fn drop(&mut self) {
-        self.stop_and_join();
+    pub fn finish(self) {
+        self.0.finish();
     }
 }
 
@@ -161,7 +136,7 @@ impl std::fmt::Display for Length {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
 
     /// An output that keeps what it is given.
     #[derive(Clone, Default)]

@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+// An address is throttled as it is counted everywhere: IPv6 by its /64.
+use crate::stats::usage::address_key;
+
 /// Sign-in attempts and bad API tokens, counted per client address (IPv6 by its /64, which one
 /// machine usually holds whole). An address may make `attempts_per_minute` sign-in attempts in a
 /// burst, each counted *before* its password is checked, so parallel guesses cannot outrun the
@@ -21,17 +24,6 @@ pub struct Throttle {
     blocked: Mutex<HashMap<IpAddr, Instant>>,
     clock: DefaultClock,
     calls: std::sync::atomic::AtomicU32,
-}
-
-/// The key an address is throttled under.
-fn throttle_key(client: IpAddr) -> IpAddr {
-    match client {
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-        }
-        v4 => v4,
-    }
 }
 
 impl Throttle {
@@ -46,7 +38,7 @@ impl Throttle {
 
     /// How long `client` must still wait, if it is blocked.
     pub fn blocked_for(&self, client: IpAddr) -> Option<Duration> {
-        let key = throttle_key(client);
+        let key = address_key(client);
         let mut blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
         let until = *blocked.get(&key)?;
         let now = Instant::now();
@@ -60,7 +52,7 @@ impl Throttle {
 
     /// Counts an attempt; returns the wait if `client` is now blocked.
     pub fn attempt(&self, client: IpAddr) -> Option<Duration> {
-        let key = throttle_key(client);
+        let key = address_key(client);
         self.sweep();
         let refused = self.attempts.check_key(&key).err()?;
         let wait = refused

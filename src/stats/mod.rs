@@ -147,6 +147,55 @@ impl Subscription {
     }
 }
 
+/// A subscriber on its own thread: `run` gets the subscription and a stop flag, and returns
+/// once the flag is set and everything published before it has been handled. Stopping
+/// ([`Consumer::finish`], or dropping it) sets the flag, wakes the thread and waits for it.
+pub struct Consumer {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Consumer {
+    /// Subscribes as `name` with a queue of `capacity` records and runs `run` on a thread of the
+    /// same name.
+    pub fn spawn(
+        deliveries: &Deliveries,
+        name: &'static str,
+        capacity: usize,
+        run: impl FnOnce(Subscription, &std::sync::atomic::AtomicBool) + Send + 'static,
+    ) -> std::io::Result<Consumer> {
+        let sub = deliveries.subscribe(name, capacity);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name(name.replace(' ', "-"))
+            .spawn(move || run(sub, &stopping))?;
+        Ok(Consumer {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Handles every record published so far, then stops the thread.
+    pub fn finish(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
 impl Deliveries {
     /// Adds a subscriber whose queue holds up to `capacity` records. `name` appears in warnings.
     pub fn subscribe(&self, name: &'static str, capacity: usize) -> Subscription {

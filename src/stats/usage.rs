@@ -12,13 +12,12 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::{agents, Deliveries, Delivery, Subscription};
+use super::{agents, Consumer, Deliveries, Delivery, Subscription};
 use crate::access::Credentials;
 use crate::store::{Store, TokenUse};
 
@@ -26,10 +25,7 @@ use crate::store::{Store, TokenUse};
 const INTERVAL: Duration = Duration::from_secs(1);
 
 /// The running recorder; [`Recorder::finish`] writes what is left and stops it.
-pub struct Recorder {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
+pub struct Recorder(Consumer);
 
 impl Recorder {
     pub fn start(
@@ -37,35 +33,15 @@ impl Recorder {
         store: Arc<Store>,
         alert_above: u64,
     ) -> std::io::Result<Recorder> {
-        let sub = deliveries.subscribe("token usage", 64 * 1024);
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
-            .name("token-usage".into())
-            .spawn(move || run(sub, &store, alert_above, &stopping))?;
-        Ok(Recorder {
-            stop,
-            thread: Some(thread),
+        Consumer::spawn(deliveries, "token usage", 64 * 1024, move |sub, stop| {
+            run(sub, &store, alert_above, stop)
         })
+        .map(Recorder)
     }
 
     /// Records everything published so far, then stops.
-    pub fn finish(mut self) {
-        self.stop_and_join();
-    }
-
-    fn stop_and_join(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            t.thread().unpark();
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        self.stop_and_join();
+    pub fn finish(self) {
+        self.0.finish();
     }
 }
 

@@ -308,6 +308,17 @@ async fn checked_form<T: serde::de::DeserializeOwned + AsRef<str>>(
     Ok(f)
 }
 
+/// The signed-in admin behind a POST of a form that holds only its CSRF token, checked, and the
+/// client's address; or the response to send instead.
+async fn admin_post(admin: &Admin, req: Request) -> Result<(SignedIn, std::net::IpAddr), Response> {
+    let who = signed_in(admin, req.headers()).await?;
+    let client = context(&req).client;
+    match checked_form::<CsrfForm>(&who, req).await {
+        Ok(_) => Ok((who, client)),
+        Err(e) => Err(failure(e, false, Some(&who))),
+    }
+}
+
 impl AsRef<str> for CsrfForm {
     fn as_ref(&self) -> &str {
         &self.csrf
@@ -503,13 +514,11 @@ async fn edit(State(admin): State<Admin>, Path(slug): Path<String>, req: Request
 }
 
 async fn set_unpublished(admin: Admin, slug: String, req: Request, unpublished: bool) -> Response {
-    let who = match signed_in(&admin, req.headers()).await {
+    let (who, client) = match admin_post(&admin, req).await {
         Ok(w) => w,
         Err(r) => return r,
     };
-    let client = context(&req).client;
     let result = async {
-        checked_form::<CsrfForm>(&who, req).await?;
         let patch = Patch {
             unpublished: Some(unpublished),
             ..Patch::default()
@@ -624,14 +633,10 @@ async fn officer_action(
     Path((name, action)): Path<(String, String)>,
     req: Request,
 ) -> Response {
-    let who = match signed_in(&admin, req.headers()).await {
+    let (who, client) = match admin_post(&admin, req).await {
         Ok(w) => w,
         Err(r) => return r,
     };
-    let client = context(&req).client;
-    if let Err(e) = checked_form::<CsrfForm>(&who, req).await {
-        return failure(e, false, Some(&who));
-    }
     let (store, tokens, key, actor) = (
         Arc::clone(&admin.store),
         Arc::clone(&admin.tokens),
@@ -697,14 +702,10 @@ async fn dismiss_flag(
     Path((name, day)): Path<(String, String)>,
     req: Request,
 ) -> Response {
-    let who = match signed_in(&admin, req.headers()).await {
+    let (who, client) = match admin_post(&admin, req).await {
         Ok(w) => w,
         Err(r) => return r,
     };
-    let client = context(&req).client;
-    if let Err(e) = checked_form::<CsrfForm>(&who, req).await {
-        return failure(e, false, Some(&who));
-    }
     let (store, actor) = (Arc::clone(&admin.store), who.account.name.clone());
     let subject = format!("{name} {day}");
     let done = blocking(move || {
