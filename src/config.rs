@@ -61,8 +61,22 @@ pub struct RawConfig {
     /// Distinct addresses one personal URL may be used from in a day before it is flagged as
     /// possibly shared. Default: 5.
     pub sharing_alert_addresses: Option<u64>,
+    /// Addresses or CIDR ranges that may read `/metrics` without a token.
+    /// Default: `["127.0.0.1", "::1"]`.
+    pub metrics_allow: Option<Vec<String>>,
     #[serde(default)]
     pub server: RawServer,
+    #[serde(default)]
+    pub measurement: RawMeasurement,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawMeasurement {
+    /// Whether media responses are stored as events and counted as downloads. Default: true.
+    pub enabled: Option<bool>,
+    /// Days raw events are kept before they are rolled up into daily totals. Default: 30.
+    pub retention_days: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -92,6 +106,16 @@ pub struct Config {
     pub token_key: PathBuf,
     pub admin: AdminConfig,
     pub server: ServerConfig,
+    pub measurement: MeasurementConfig,
+    /// Who may read `/metrics` without a token.
+    pub metrics_allow: Vec<ipnet::IpNet>,
+}
+
+/// Download measurement (see `docs/measurement.md`).
+#[derive(Debug, Clone)]
+pub struct MeasurementConfig {
+    pub enabled: bool,
+    pub retention_days: u64,
 }
 
 /// Limits of the admin surface.
@@ -174,23 +198,32 @@ impl Config {
                 base.join(p)
             }
         };
-        let mut trusted_proxies = Vec::new();
-        for entry in raw.trusted_proxies.unwrap_or_default() {
-            let net = entry
-                .parse::<ipnet::IpNet>()
-                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
-            match net {
-                Ok(net) => trusted_proxies.push(net.trunc()),
-                Err(_) => {
-                    return Err(invalid(
-                        "trusted_proxies",
-                        format!(
-                            "{entry:?} is not an IP address or CIDR range: write it like \"127.0.0.1\" or \"10.0.0.0/8\""
-                        ),
-                    ))
+        let networks = |field: &'static str, entries: Vec<String>| {
+            let mut nets = Vec::new();
+            for entry in entries {
+                let net = entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+                match net {
+                    Ok(net) => nets.push(net.trunc()),
+                    Err(_) => {
+                        return Err(invalid(
+                            field,
+                            format!(
+                                "{entry:?} is not an IP address or CIDR range: write it like \"127.0.0.1\" or \"10.0.0.0/8\""
+                            ),
+                        ))
+                    }
                 }
             }
-        }
+            Ok(nets)
+        };
+        let trusted_proxies = networks("trusted_proxies", raw.trusted_proxies.unwrap_or_default())?;
+        let metrics_allow = networks(
+            "metrics_allow",
+            raw.metrics_allow
+                .unwrap_or_else(|| vec!["127.0.0.1".into(), "::1".into()]),
+        )?;
         let positive =
             |field: &'static str, value: Option<u64>, default: u64, why: &str| match value
                 .unwrap_or(default)
@@ -270,6 +303,15 @@ impl Config {
             send_buffer,
             trusted_proxies,
         };
+        let measurement = MeasurementConfig {
+            enabled: raw.measurement.enabled.unwrap_or(true),
+            retention_days: positive(
+                "measurement.retention_days",
+                raw.measurement.retention_days,
+                30,
+                "would roll up every event before it is counted",
+            )?,
+        };
         let state_dir = abs(raw.state_dir, ".rollcall");
         Ok(Config {
             public_url,
@@ -287,6 +329,8 @@ impl Config {
             state_dir,
             admin,
             server,
+            measurement,
+            metrics_allow,
         })
     }
 

@@ -94,6 +94,19 @@ pub async fn serve(
         Arc::clone(&store),
         config.admin.sharing_alert_addresses,
     )?;
+    let measurement = if config.measurement.enabled {
+        let store = Arc::clone(&store);
+        let retention = config.measurement.retention_days;
+        let deliveries = Arc::clone(&deliveries);
+        Some(
+            tokio::task::spawn_blocking(move || {
+                stats::measure::Measurement::start(&deliveries, store, retention)
+            })
+            .await??,
+        )
+    } else {
+        None
+    };
     let shared = http::Shared::new(
         Arc::clone(&live),
         Arc::clone(&store),
@@ -126,5 +139,8 @@ pub async fn serve(
         log.finish();
     }
     usage.finish();
+    if let Some(m) = measurement {
+        tokio::task::spawn_blocking(move || m.finish()).await?;
+    }
     Ok(())
 }

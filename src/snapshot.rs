@@ -40,6 +40,8 @@ pub struct Served {
     pub access: Access,
     /// The episode it belongs to, if any.
     pub episode: Option<Arc<str>>,
+    /// For an episode's audio: what download measurement needs.
+    pub audio: Option<Arc<crate::stats::AudioFile>>,
     /// Its response header values, formatted on first use and kept for the snapshot's life.
     headers: OnceLock<Arc<MediaHeaders>>,
 }
@@ -61,6 +63,7 @@ impl Served {
             asset,
             access,
             episode,
+            audio: None,
             headers: OnceLock::new(),
         }
     }
@@ -130,6 +133,15 @@ impl Snapshot {
         for ep in &catalog.episodes {
             let slug: Arc<str> = ep.slug.as_str().into();
             media.extend(ep.assets().map(|a| served(a, Some(&slug))));
+            if let Some(s) = media.get_mut(&ep.audio.url_path) {
+                s.audio = Some(Arc::new(crate::stats::AudioFile {
+                    episode: Arc::clone(&slug),
+                    path: ep.audio.path.clone(),
+                    size: ep.audio.size,
+                    duration: ep.duration,
+                    released_ms: ep.published.timestamp_millis(),
+                }));
+            }
         }
         media.extend(catalog.feeds.iter().map(|f| served(&f.artwork, None)));
         drop(required);

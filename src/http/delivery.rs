@@ -121,6 +121,15 @@ impl Drop for Pending {
     }
 }
 
+/// What a media response adds to its record: the audio it belongs to, which bytes of the file
+/// its body carries, and the credentials a session cookie proved (set as a response extension).
+#[derive(Debug, Clone)]
+pub(super) struct Sent {
+    pub audio: Option<Arc<crate::stats::AudioFile>>,
+    pub extent: crate::stats::Extent,
+    pub credentials: Option<Credentials>,
+}
+
 /// Who asked, for the record.
 pub(super) struct Asker {
     pub route: RouteKind,
@@ -138,7 +147,8 @@ pub(super) fn finish(
     wire: Arc<Wire>,
     sink: &Arc<Deliveries>,
 ) -> http::Response<Counted> {
-    let (parts, body) = response.into_parts();
+    let (mut parts, body) = response.into_parts();
+    let sent = parts.extensions.remove::<Sent>();
     // The header when a handler set it, else the body's exact size, which hyper announces.
     let length = parts
         .headers
@@ -152,13 +162,17 @@ pub(super) fn finish(
         request: started.request,
         route: asker.route,
         episode: asker.episode,
+        audio: sent.as_ref().and_then(|s| s.audio.clone()),
+        extent: sent.as_ref().map(|s| s.extent.clone()).unwrap_or_default(),
         status: parts.status.as_u16(),
         length,
         bytes: 0,
         sendfile_bytes: 0,
         complete: false,
         client: asker.client,
-        credentials: asker.credentials,
+        credentials: sent
+            .and_then(|s| s.credentials)
+            .unwrap_or(asker.credentials),
     };
     let pending = Arc::new(Pending {
         draft: Some(draft),

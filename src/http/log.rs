@@ -159,6 +159,8 @@ mod tests {
             request: crate::stats::RequestLine::new("GET", path, None, Some("gPodder/3")),
             route: crate::stats::RouteKind::Feed,
             episode: None,
+            audio: None,
+            extent: Default::default(),
             status: 200,
             length: Some(10),
             bytes: 4,

@@ -13,8 +13,9 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::{future, stream, StreamExt};
 
+use super::delivery::Sent;
 use super::{rendered::conditions, AppState, Error, RequestContext};
-use crate::access::{self, AccessDecision};
+use crate::access::{self, AccessDecision, Credentials};
 use crate::catalog::Asset;
 use crate::media::conditional::Validators;
 use crate::media::range::ByteRange;
@@ -22,6 +23,7 @@ use crate::media::stream::FileStream;
 use crate::media::zerocopy::Regions;
 use crate::media::{content_range, decide, Decision, MediaRequest, Multipart};
 use crate::snapshot::{MediaHeaders, Served};
+use crate::stats::{Extent, Piece};
 
 /// A media or artwork file by its URL path (`path`, without any personal prefix). The request is
 /// read by reference: the HeaderMap and Uri extractors clone.
@@ -37,22 +39,30 @@ pub async fn media(
     let Some(served) = snap.media.get(path) else {
         return (Error::NotFound.into_response(), None);
     };
-    if access::decide(served.access, ctx.credentials) == AccessDecision::Hide {
-        // A member listening on the website: the session cookie authorizes members media.
-        let member = match super::session::signed_in(&state.store, headers).await {
-            Ok(Some((account, _))) => crate::access::Credentials::of(&account),
-            _ => return (Error::NotFound.into_response(), None),
-        };
-        if access::decide(served.access, member) == AccessDecision::Hide {
-            return (Error::NotFound.into_response(), None);
+    // Someone listening on the website: the session cookie authorizes members media, and says
+    // who listened (an admin's own listening is never a download). Podcast apps send no cookie,
+    // so their requests never ask the store.
+    let mut signed_in = None;
+    if ctx.credentials == Credentials::Anonymous && super::session::has_session(headers) {
+        if let Ok(Some((account, _))) = super::session::signed_in(&state.store, headers).await {
+            signed_in = Some(Credentials::of(&account));
         }
+    }
+    let credentials = signed_in.unwrap_or(ctx.credentials);
+    if access::decide(served.access, credentials) == AccessDecision::Hide {
+        return (Error::NotFound.into_response(), None);
     }
     let public = served.access == crate::catalog::Access::Public;
     let download = uri
         .query()
         .is_some_and(|q| q.split('&').any(|p| p == "download" || p == "download=1"));
     let response = match serve(&state.files, served, download, headers, zero_copy).await {
-        Ok(mut r) => {
+        Ok((mut r, extent)) => {
+            r.extensions_mut().insert(Sent {
+                audio: served.audio.clone(),
+                extent,
+                credentials: signed_in,
+            });
             // Web players and transcript viewers on other sites need CORS for public files.
             if public {
                 r.headers_mut().insert(
@@ -73,7 +83,7 @@ async fn serve(
     download: bool,
     headers: &HeaderMap,
     zero_copy: Option<Arc<Regions>>,
-) -> Result<Response, Error> {
+) -> Result<(Response, Extent), Error> {
     let asset = &served.asset;
     let fixed = served.headers();
     let file = open_checked(files, asset).await?;
@@ -101,20 +111,27 @@ async fn serve(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=31536000, immutable"),
     );
-    let (status, body): (StatusCode, Body) = match decision {
-        Decision::NotModified => return Ok(response(StatusCode::NOT_MODIFIED, h, Body::empty())),
+    let (status, body, extent): (StatusCode, Body, Extent) = match decision {
+        Decision::NotModified => {
+            return Ok((
+                response(StatusCode::NOT_MODIFIED, h, Body::empty()),
+                Extent::None,
+            ))
+        }
         Decision::PreconditionFailed => {
-            return Ok(response(StatusCode::PRECONDITION_FAILED, h, Body::empty()))
+            return Ok((
+                response(StatusCode::PRECONDITION_FAILED, h, Body::empty()),
+                Extent::None,
+            ))
         }
         Decision::Unsatisfiable => {
             h.insert(
                 header::CONTENT_RANGE,
                 value(&format!("bytes */{}", asset.size)),
             );
-            return Ok(response(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                h,
-                Body::empty(),
+            return Ok((
+                response(StatusCode::RANGE_NOT_SATISFIABLE, h, Body::empty()),
+                Extent::None,
             ));
         }
         Decision::Full => {
@@ -124,24 +141,43 @@ async fn serve(
                 last: asset.size.saturating_sub(1),
             };
             let body = range_body(file, whole, asset.size, zero_copy);
-            (StatusCode::OK, body)
+            (StatusCode::OK, body, Extent::From(0))
         }
         Decision::Partial(r) => {
             entity_headers(&mut h, fixed, download, r.len());
             h.insert(header::CONTENT_RANGE, value(&content_range(r, asset.size)));
             let body = range_body(file, r, asset.size, zero_copy);
-            (StatusCode::PARTIAL_CONTENT, body)
+            (StatusCode::PARTIAL_CONTENT, body, Extent::From(r.first))
         }
         Decision::Multipart(ranges) => {
             let boundary = format!("rollcall-{}", asset.etag.trim_matches('"'));
             let m = Multipart::new(&ranges, asset.size, &asset.mime, boundary);
             entity_headers(&mut h, fixed, download, m.content_length);
             h.insert(header::CONTENT_TYPE, value(&m.content_type()));
+            let extent = Extent::Parts(pieces(&m));
             let body = multipart_body(file, m);
-            (StatusCode::PARTIAL_CONTENT, body)
+            (StatusCode::PARTIAL_CONTENT, body, extent)
         }
     };
-    Ok(response(status, h, body))
+    Ok((response(status, h, body), extent))
+}
+
+/// Where each part's file bytes sit in a multipart body.
+fn pieces(m: &Multipart) -> Arc<[Piece]> {
+    let mut at = 0u64;
+    m.parts
+        .iter()
+        .map(|(head, r)| {
+            at += head.len() as u64;
+            let piece = Piece {
+                body_at: at,
+                file_at: r.first,
+                len: r.len(),
+            };
+            at += r.len();
+            piece
+        })
+        .collect()
 }
 
 /// A response with exactly these headers (axum's tuple conversion would copy them one by one).

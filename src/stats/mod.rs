@@ -15,6 +15,8 @@ use std::time::{Duration, SystemTime};
 use crate::access::Credentials;
 
 pub mod agents;
+pub mod count;
+pub mod measure;
 pub mod usage;
 
 /// Which kind of resource a request named, publicly or under a personal URL; `route` in a
@@ -48,6 +50,10 @@ pub struct Delivery {
     pub route: RouteKind,
     /// The episode's slug, for media that belongs to an episode.
     pub episode: Option<Arc<str>>,
+    /// For an episode's audio: what counting needs to know of the file.
+    pub audio: Option<Arc<AudioFile>>,
+    /// Which bytes of the file the body carried, for media.
+    pub extent: Extent,
     pub status: u16,
     /// The announced `Content-Length`, if any.
     pub length: Option<u64>,
@@ -61,6 +67,59 @@ pub struct Delivery {
     /// The client's address: the peer, or the forwarded address when the peer is a trusted proxy.
     pub client: IpAddr,
     pub credentials: Credentials,
+}
+
+impl Delivery {
+    /// The file's byte intervals `[start, end)` that reached the socket: the body's first
+    /// `bytes` bytes, mapped through its extent.
+    pub fn delivered(&self) -> Vec<(u64, u64)> {
+        match &self.extent {
+            Extent::None => Vec::new(),
+            Extent::From(first) if self.bytes > 0 => vec![(*first, first + self.bytes)],
+            Extent::From(_) => Vec::new(),
+            Extent::Parts(parts) => parts
+                .iter()
+                .filter(|p| p.body_at < self.bytes)
+                .map(|p| {
+                    let len = p.len.min(self.bytes - p.body_at);
+                    (p.file_at, p.file_at + len)
+                })
+                .filter(|(s, e)| s < e)
+                .collect(),
+        }
+    }
+}
+
+/// An episode's audio file, as measurement needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioFile {
+    pub episode: Arc<str>,
+    /// On disk, to read its ID3 tag's length.
+    pub path: std::path::PathBuf,
+    pub size: u64,
+    pub duration: Duration,
+    /// The episode's release, Unix milliseconds.
+    pub released_ms: i64,
+}
+
+/// Which bytes of a file a media response's body carries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Extent {
+    /// None: not media, or no body.
+    #[default]
+    None,
+    /// The body is the file's bytes from this offset on (a whole file or one range).
+    From(u64),
+    /// A multipart body: each part's file bytes and where they sit in the body.
+    Parts(Arc<[Piece]>),
+}
+
+/// One part of a multipart body: `len` file bytes from `file_at`, at `body_at` in the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Piece {
+    pub body_at: u64,
+    pub file_at: u64,
+    pub len: u64,
 }
 
 /// What a record keeps of the request: its method, its path without the query (queries may carry
@@ -153,6 +212,7 @@ impl Subscription {
 pub struct Consumer {
     stop: Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
+    dropped: Arc<AtomicU64>,
 }
 
 impl Consumer {
@@ -165,6 +225,7 @@ impl Consumer {
         run: impl FnOnce(Subscription, &std::sync::atomic::AtomicBool) + Send + 'static,
     ) -> std::io::Result<Consumer> {
         let sub = deliveries.subscribe(name, capacity);
+        let dropped = Arc::clone(&sub.dropped);
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stopping = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
@@ -173,7 +234,13 @@ impl Consumer {
         Ok(Consumer {
             stop,
             thread: Some(thread),
+            dropped,
         })
+    }
+
+    /// The count of records this consumer's full queue lost.
+    pub fn drop_count(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.dropped)
     }
 
     /// Handles every record published so far, then stops the thread.
@@ -242,6 +309,8 @@ mod tests {
             request: RequestLine::new("GET", "/", None, None),
             route: RouteKind::Home,
             episode: None,
+            audio: None,
+            extent: Extent::None,
             status,
             length: None,
             bytes: 0,
@@ -279,6 +348,37 @@ mod tests {
         assert_eq!((r.range(), r.user_agent()), (None, Some("curl")));
         let r = RequestLine::new("GET", "/", Some(""), None);
         assert_eq!((r.range(), r.user_agent()), (Some(""), None));
+    }
+
+    #[test]
+    fn delivered_intervals_follow_the_extent_and_stop_at_the_bytes_sent() {
+        let mut d = delivery(206);
+        d.bytes = 100;
+        assert!(d.delivered().is_empty());
+        d.extent = Extent::From(1000);
+        assert_eq!(d.delivered(), [(1000, 1100)]);
+        // Two parts of 50 file bytes, each after a 20-byte part header.
+        d.extent = Extent::Parts(
+            vec![
+                Piece {
+                    body_at: 20,
+                    file_at: 0,
+                    len: 50,
+                },
+                Piece {
+                    body_at: 90,
+                    file_at: 500,
+                    len: 50,
+                },
+            ]
+            .into(),
+        );
+        assert_eq!(d.delivered(), [(0, 50), (500, 510)]);
+        d.bytes = 15;
+        assert!(d.delivered().is_empty());
+        d.bytes = 0;
+        d.extent = Extent::From(0);
+        assert!(d.delivered().is_empty());
     }
 
     #[test]

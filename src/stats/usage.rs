@@ -14,9 +14,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
 use super::{agents, Consumer, Deliveries, Delivery, Subscription};
 use crate::access::Credentials;
 use crate::store::{Store, TokenUse};
@@ -45,26 +42,8 @@ impl Recorder {
     }
 }
 
-/// The address as counted: IPv6 by its /64.
-pub fn address_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-        }
-        v4 => v4,
-    }
-}
-
-/// The keyed hash of an address, as 16 hex digits.
-fn address_hash(salt: &[u8; 32], ip: IpAddr) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(salt).expect("any key length works");
-    mac.update(address_key(ip).to_string().as_bytes());
-    mac.finalize().into_bytes()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+use super::count::address_hash;
+pub use super::count::address_key;
 
 fn day_of(at: SystemTime) -> chrono::NaiveDate {
     chrono::DateTime::<chrono::Utc>::from(at).date_naive()

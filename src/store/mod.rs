@@ -1,6 +1,7 @@
 //! The store: accounts, sessions, API tokens and the audit log, in embedded SQLite.
 //!
-//! All SQL in Rollcall is in this file. The database sits under `state_dir` (setting `database`),
+//! All SQL in Rollcall is in this module: accounts and tokens here, download measurement in
+//! `events.rs`. The database sits under `state_dir` (setting `database`),
 //! in WAL mode with a busy timeout, so the CLI and a running server can use it at once. The schema
 //! is migrated forward at open, tracked with `PRAGMA user_version`. Every call blocks: the http
 //! layer runs them on tokio's blocking pool, never on an async worker.
@@ -9,6 +10,9 @@
 //! SHA-256 ([`crate::access::SecretHash`]) and are looked up by it, and passwords arrive as argon2id
 //! PHC strings. The interface is a handful of domain calls (no SQL, no connection) so that a
 //! PostgreSQL backend can stand behind the same calls later.
+
+mod events;
+pub use events::{Counts, DownloadRow, Event, MeasurementBatch, StatsQuery};
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -111,6 +115,47 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE salts (
         day TEXT PRIMARY KEY,
         salt BLOB NOT NULL
+     );",
+    // 3: download measurement: raw events, downloads, open counting windows, daily roll-ups.
+    "CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        day TEXT NOT NULL,
+        episode TEXT NOT NULL,
+        method TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        range TEXT,
+        bytes INTEGER NOT NULL,
+        agent TEXT NOT NULL,
+        user_id INTEGER,
+        fingerprint TEXT,
+        address TEXT NOT NULL,
+        verdict TEXT NOT NULL
+     );
+     CREATE TABLE downloads (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        day TEXT NOT NULL,
+        episode TEXT NOT NULL,
+        app TEXT NOT NULL,
+        device TEXT,
+        user_id INTEGER,
+        address TEXT NOT NULL
+     );
+     CREATE INDEX downloads_day ON downloads(day);
+     CREATE TABLE count_windows (
+        key TEXT PRIMARY KEY,
+        opened_at INTEGER NOT NULL,
+        covered TEXT NOT NULL,
+        counted INTEGER NOT NULL
+     );
+     CREATE TABLE daily_events (
+        day TEXT NOT NULL,
+        episode TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        requests INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        PRIMARY KEY (day, episode, verdict)
      );",
 ];
 

@@ -1,0 +1,284 @@
+//! The measurement thread: turns every media response's delivery record into a stored event and
+//! counts downloads with a [`Tally`].
+//!
+//! It subscribes to the delivery records like the access log does, over its own bounded queue,
+//! so streaming never waits for it: when the queue is full the record is dropped and counted.
+//! Once a second (sooner when a batch fills) it writes what it has to the store in one
+//! transaction: the events, the downloads they made and the windows they changed. A failed write
+//! is kept and retried with the next batch, up to [`MAX_UNWRITTEN`] events; past that, events are
+//! dropped and counted. Stopping writes everything received so far. Once an hour, raw events
+//! older than the retention period are rolled up into daily totals.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::count::{self, Hit, Tally, Verdict};
+use super::{Consumer, Deliveries, Delivery, RouteKind, Subscription};
+use crate::access::Credentials;
+use crate::store::{DownloadRow, Event, MeasurementBatch, Store};
+
+/// Records the queue holds before it drops.
+pub const QUEUE: usize = 64 * 1024;
+/// How often a batch is written.
+const INTERVAL: Duration = Duration::from_secs(1);
+/// Events kept for a retry while the store cannot be written.
+const MAX_UNWRITTEN: usize = 1_000_000;
+/// How often old events are rolled up.
+const ROLL_UP_EVERY: Duration = Duration::from_secs(3600);
+
+/// What the measurement thread has done, for `/metrics`, `/admin/stats` and readiness.
+#[derive(Debug, Default)]
+pub struct Status {
+    /// Events written to the store.
+    pub events: AtomicU64,
+    /// Downloads counted.
+    pub downloads: AtomicU64,
+    /// Events lost because the store could not take them.
+    pub unwritten: AtomicU64,
+    /// The last write to the store failed.
+    pub failing: AtomicBool,
+    /// Records lost because the queue was full (the subscription's own count).
+    queue_dropped: std::sync::OnceLock<Arc<AtomicU64>>,
+}
+
+impl Status {
+    /// Media records lost before they were stored: queue full, or store unwritable too long.
+    pub fn dropped(&self) -> u64 {
+        let queue = self
+            .queue_dropped
+            .get()
+            .map_or(0, |q| q.load(Ordering::Relaxed));
+        queue + self.unwritten.load(Ordering::Relaxed)
+    }
+}
+
+/// The running measurement; [`Measurement::finish`] writes what is left and stops it.
+pub struct Measurement {
+    consumer: Consumer,
+    pub status: Arc<Status>,
+}
+
+impl Measurement {
+    /// Starts measuring. Open windows are read back from the store first, so counting continues
+    /// across restarts.
+    pub fn start(
+        deliveries: &Deliveries,
+        store: Arc<Store>,
+        retention_days: u64,
+    ) -> std::io::Result<Measurement> {
+        let windows = store.open_windows().map_err(std::io::Error::other)?;
+        let status = Arc::new(Status::default());
+        let shared = Arc::clone(&status);
+        let consumer = Consumer::spawn(deliveries, "measurement", QUEUE, move |sub, stop| {
+            let mut m = Measurer {
+                store,
+                tally: Tally::resume(windows),
+                salts: HashMap::new(),
+                tags: HashMap::new(),
+                pending: MeasurementBatch::default(),
+                status: shared,
+                retention: Duration::from_secs(retention_days * 86_400),
+            };
+            m.run(sub, stop);
+        })?;
+        let _ = status.queue_dropped.set(consumer.drop_count());
+        Ok(Measurement { consumer, status })
+    }
+
+    /// Stores everything published so far, then stops.
+    pub fn finish(self) {
+        self.consumer.finish();
+    }
+}
+
+struct Measurer {
+    store: Arc<Store>,
+    tally: Tally,
+    /// Salts by day, from the store.
+    salts: HashMap<String, [u8; 32]>,
+    /// ID3 tag lengths by file.
+    tags: HashMap<std::path::PathBuf, u64>,
+    pending: MeasurementBatch,
+    status: Arc<Status>,
+    retention: Duration,
+}
+
+fn millis(at: SystemTime) -> i64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn day_of(at_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(at_ms)
+        .unwrap_or_default()
+        .date_naive()
+        .to_string()
+}
+
+/// Reads the length of the ID3v2 tag at the start of `path`; 0 if it has none or cannot be read.
+fn tag_len(path: &std::path::Path) -> u64 {
+    use std::io::Read;
+    let mut head = [0u8; 10];
+    match std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)) {
+        Ok(()) => count::id3v2_len(&head),
+        Err(_) => 0,
+    }
+}
+
+impl Measurer {
+    fn run(&mut self, sub: Subscription, stop: &AtomicBool) {
+        let mut rolled: Option<std::time::Instant> = None;
+        loop {
+            let last = stop.load(Ordering::Relaxed);
+            if rolled.is_none_or(|t| t.elapsed() >= ROLL_UP_EVERY) {
+                self.roll_up();
+                rolled = Some(std::time::Instant::now());
+            }
+            for d in sub.records.try_iter() {
+                self.observe(&d);
+            }
+            self.write();
+            if last {
+                return;
+            }
+            std::thread::park_timeout(INTERVAL);
+        }
+    }
+
+    fn roll_up(&self) {
+        let cutoff = millis(SystemTime::now() - self.retention);
+        match self.store.roll_up(cutoff) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(events = n, "rolled old events up into daily totals"),
+            Err(e) => tracing::error!(error = %e, "cannot roll up old events"),
+        }
+    }
+
+    fn salt(&mut self, day: &str) -> Option<[u8; 32]> {
+        if let Some(s) = self.salts.get(day) {
+            return Some(*s);
+        }
+        let keep_from = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+            .ok()?
+            .pred_opt()?
+            .to_string();
+        match self.store.daily_salt(day, &keep_from) {
+            Ok(s) => {
+                if self.salts.len() >= 4 {
+                    self.salts.clear();
+                }
+                self.salts.insert(day.to_owned(), s);
+                Some(s)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the daily salt; media requests not counted");
+                None
+            }
+        }
+    }
+
+    /// Counts one record and queues its event (and download) for the store.
+    fn observe(&mut self, d: &Delivery) {
+        let (RouteKind::Media, Some(episode)) = (d.route, &d.episode) else {
+            return;
+        };
+        let audio = d.audio.as_ref().map(|a| {
+            let tag = *self
+                .tags
+                .entry(a.path.clone())
+                .or_insert_with(|| tag_len(&a.path));
+            (a.size, count::minimum_bytes(a.size, tag, a.duration))
+        });
+        let delivered = d.delivered();
+        let user_agent = d.request.user_agent().unwrap_or_default();
+        let hit = Hit {
+            at_ms: millis(d.at),
+            client: d.client,
+            user_agent,
+            episode,
+            method: d.request.method(),
+            status: d.status,
+            range: d.request.range(),
+            delivered: &delivered,
+            audio,
+            released_ms: d.audio.as_ref().map_or(i64::MIN, |a| a.released_ms),
+            admin: crate::access::may_administer(d.credentials),
+        };
+        // The salt lookup borrows `self`; the tally is taken out for the call.
+        let mut tally = std::mem::take(&mut self.tally);
+        let outcome = tally.offer(&hit, &mut |day: &str| self.salt(day));
+        self.tally = tally;
+        let Some(outcome) = outcome else {
+            self.status.unwritten.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let (user_id, fingerprint) = match d.credentials {
+            Credentials::Anonymous => (None, None),
+            Credentials::Account { id, .. } => (Some(id), None),
+            Credentials::Personal {
+                id, fingerprint, ..
+            } => (
+                Some(id),
+                Some(fingerprint.iter().map(|b| format!("{b:02x}")).collect()),
+            ),
+        };
+        let day = day_of(hit.at_ms);
+        if outcome.verdict == Verdict::Download {
+            self.pending.downloads.push(DownloadRow {
+                at: hit.at_ms,
+                day: day.clone(),
+                episode: episode.to_string(),
+                app: outcome.client.app.to_owned(),
+                device: outcome.client.device.map(str::to_owned),
+                user_id,
+                address: outcome.address.clone(),
+            });
+        }
+        self.pending.events.push(Event {
+            at: hit.at_ms,
+            day,
+            episode: episode.to_string(),
+            method: hit.method.to_owned(),
+            status: d.status,
+            range: hit.range.map(str::to_owned),
+            bytes: d.bytes,
+            agent: user_agent.to_owned(),
+            user_id,
+            fingerprint,
+            address: outcome.address,
+            verdict: outcome.verdict.as_str(),
+        });
+    }
+
+    fn write(&mut self) {
+        let (changed, closed) = self.tally.take_changes(millis(SystemTime::now()));
+        self.pending.windows.extend(changed);
+        self.pending.closed.extend(closed);
+        if self.pending.is_empty() {
+            return;
+        }
+        match self.store.record_measurement(&self.pending) {
+            Ok(()) => {
+                let s = &self.status;
+                s.events
+                    .fetch_add(self.pending.events.len() as u64, Ordering::Relaxed);
+                s.downloads
+                    .fetch_add(self.pending.downloads.len() as u64, Ordering::Relaxed);
+                s.failing.store(false, Ordering::Relaxed);
+                self.pending = MeasurementBatch::default();
+            }
+            Err(e) => {
+                self.status.failing.store(true, Ordering::Relaxed);
+                tracing::error!(error = %e, waiting = self.pending.events.len(), "cannot store measurement events; retrying with the next batch");
+                if self.pending.events.len() > MAX_UNWRITTEN {
+                    let lost = self.pending.events.len() as u64;
+                    self.status.unwritten.fetch_add(lost, Ordering::Relaxed);
+                    self.pending.events.clear();
+                    self.pending.downloads.clear();
+                }
+            }
+        }
+    }
+}
