@@ -304,3 +304,127 @@ pub fn episode(
     println!("{}/episodes/{}", config.public_url, ep.slug);
     Ok(ExitCode::SUCCESS)
 }
+
+/// `rollcall stats`: the download report, as tables, JSON or CSV.
+pub fn stats(
+    config: &Config,
+    source: &Source,
+    cache: &MeasureCache,
+    episode: Option<String>,
+    since: Option<String>,
+    json: bool,
+    csv: bool,
+) -> anyhow::Result<ExitCode> {
+    if let Some(day) = &since {
+        if chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").is_err() {
+            bail!("--since {day:?} is not a date: write it as YYYY-MM-DD, for example 2026-11-01");
+        }
+    }
+    let catalog = match rollcall::catalog::load(source, cache) {
+        Ok(c) => c,
+        Err(problems) => {
+            eprint!("{problems}");
+            bail!("the catalog has problems; fix them (rollcall check) and run stats again");
+        }
+    };
+    let store = open_store(config)?;
+    let query = rollcall::store::StatsQuery {
+        since: since.clone(),
+        episode: episode.clone(),
+    };
+    let counts = store.download_counts(&query)?;
+    if let Some(slug) = &episode {
+        if catalog.episode(slug).is_none() && counts.total == 0 {
+            bail!("--episode {slug:?}: no such episode in the catalog, and no downloads recorded for it; the names are the folders in episodes/");
+        }
+    }
+    let report = rollcall::stats::report::Report::new(counts, &catalog, since, episode);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if csv {
+        print!("{}", report.to_csv());
+    } else {
+        print!("{}", table(&report));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The report as plain-text tables.
+fn table(r: &rollcall::stats::report::Report) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let scope = match (&r.since, &r.episode) {
+        (None, None) => "all time, all episodes".to_owned(),
+        (Some(d), None) => format!("since {d}, all episodes"),
+        (None, Some(e)) => format!("all time, episode {e}"),
+        (Some(d), Some(e)) => format!("since {d}, episode {e}"),
+    };
+    let _ = writeln!(out, "Downloads: {} ({scope})", r.downloads);
+    let _ = writeln!(out, "Method: {}", r.method);
+    let section = |out: &mut String, title: &str, rows: Vec<(String, String)>| {
+        if rows.is_empty() {
+            return;
+        }
+        let width = rows
+            .iter()
+            .map(|(k, _)| k.chars().count())
+            .max()
+            .unwrap_or(0);
+        let _ = writeln!(out, "\n{title}");
+        for (k, v) in rows {
+            let _ = writeln!(out, "  {k:<width$}  {v:>8}");
+        }
+    };
+    section(
+        &mut out,
+        "By episode (officers: distinct accounts, members-only episodes)",
+        r.episodes
+            .iter()
+            .map(|e| {
+                let officers = e
+                    .officers
+                    .map(|o| format!("  ({o} officers)"))
+                    .unwrap_or_default();
+                (e.slug.clone(), format!("{}{officers}", e.downloads))
+            })
+            .collect(),
+    );
+    let pairs = |rows: &[rollcall::stats::report::Row]| {
+        rows.iter()
+            .map(|r| (r.name.clone(), r.downloads.to_string()))
+            .collect()
+    };
+    section(&mut out, "By day (UTC)", pairs(&r.days));
+    section(&mut out, "By app", pairs(&r.apps));
+    section(&mut out, "By device", pairs(&r.devices));
+    section(
+        &mut out,
+        "By feed",
+        r.feeds
+            .iter()
+            .map(|f| (format!("{} ({})", f.id, f.access), f.downloads.to_string()))
+            .collect(),
+    );
+    section(
+        &mut out,
+        "By officer",
+        r.officers
+            .iter()
+            .map(|o| {
+                (
+                    format!("{} / {}", o.officer, o.episode),
+                    o.downloads.to_string(),
+                )
+            })
+            .collect(),
+    );
+    section(
+        &mut out,
+        "Media requests, by what they counted as",
+        r.requests
+            .iter()
+            .map(|v| (v.counted_as.clone(), v.requests.to_string()))
+            .collect(),
+    );
+    out
+}

@@ -49,6 +49,26 @@ enum Command {
     /// Add episodes from the command line (works with the server stopped or running).
     #[command(subcommand)]
     Episode(Box<EpisodeCommand>),
+    /// Print download figures, counted by the IAB v2.3 rules (see docs/measurement.md): per
+    /// episode, day, app, device and feed, and per officer for members feeds. Works while the
+    /// server runs; it writes events to the store once a second.
+    ///
+    /// Examples: rollcall stats; rollcall stats --since 2026-11-01 --episode defining-de-escalation;
+    /// rollcall stats --json
+    Stats {
+        /// Only this episode (its folder name).
+        #[arg(long)]
+        episode: Option<String>,
+        /// Only downloads on or after this UTC day, YYYY-MM-DD.
+        #[arg(long)]
+        since: Option<String>,
+        /// Print JSON instead of tables.
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// Print CSV instead of tables.
+        #[arg(long)]
+        csv: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -211,6 +231,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User(cmd) => cli::user(&config, &source, &cache, cmd),
         Command::Token(cmd) => cli::token(&config, cmd),
         Command::Episode(cmd) => cli::episode(&config, &source, &cache, *cmd),
+        Command::Stats {
+            episode,
+            since,
+            json,
+            csv,
+        } => cli::stats(&config, &source, &cache, episode, since, json, csv),
         Command::Serve { listen } => {
             let listen = listen.unwrap_or(config.listen);
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

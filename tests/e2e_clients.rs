@@ -4,67 +4,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{eventually, Demo};
-
-struct Running {
-    child: Child,
-    base: String,
-}
-
-impl Running {
-    /// Starts `rollcall serve` with public_url equal to the address it listens on, as a real
-    /// deployment would have, so clients can follow the feed's absolute URLs.
-    fn start(demo: &Demo) -> Running {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let base = format!("http://127.0.0.1:{port}");
-        demo.write(
-            "config.toml",
-            &format!("public_url = \"{base}\"\nlisten = \"127.0.0.1:{port}\"\n"),
-        );
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
-            .arg("--config")
-            .arg(demo.path("config.toml"))
-            .arg("serve")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), format!("listening on {base}"));
-        Running { child, base }
-    }
-
-    /// Stops the server and returns its log.
-    fn stop(mut self) -> String {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        self.child.wait().unwrap();
-        common::stderr_of(&mut self.child)
-    }
-}
-
-/// A test that fails midway still stops its server.
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{eventually, Demo, Running};
 
 fn gpo(home: &Path, args: &[&str]) -> std::process::Output {
     Command::new("gpo")

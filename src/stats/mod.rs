@@ -17,6 +17,7 @@ use crate::access::Credentials;
 pub mod agents;
 pub mod count;
 pub mod measure;
+pub mod report;
 pub mod usage;
 
 /// Which kind of resource a request named, publicly or under a personal URL; `route` in a

@@ -483,3 +483,61 @@ impl Browser {
             .map(str::to_owned)
     }
 }
+
+/// The real `rollcall serve` binary on a free port; killed when dropped.
+pub struct Running {
+    child: std::process::Child,
+    pub base: String,
+}
+
+impl Running {
+    /// Starts `rollcall serve` with public_url equal to the address it listens on, as a real
+    /// deployment would have, so clients can follow the feed's absolute URLs.
+    pub fn start(demo: &Demo) -> Running {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let base = format!("http://127.0.0.1:{port}");
+        demo.write(
+            "config.toml",
+            &format!("public_url = \"{base}\"\nlisten = \"127.0.0.1:{port}\"\n"),
+        );
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rollcall"))
+            .arg("--config")
+            .arg(demo.path("config.toml"))
+            .arg("serve")
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line.trim(), format!("listening on {base}"));
+        Running { child, base }
+    }
+
+    /// Stops the server and returns its log.
+    pub fn stop(mut self) -> String {
+        std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        self.child.wait().unwrap();
+        stderr_of(&mut self.child)
+    }
+}
+
+/// A test that fails midway still stops its server.
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
