@@ -77,6 +77,10 @@ pub struct RawMeasurement {
     pub enabled: Option<bool>,
     /// Days raw events are kept before they are rolled up into daily totals. Default: 30.
     pub retention_days: Option<u64>,
+    /// Downloads one address may make in a UTC day before more are not counted. Default: 200.
+    pub max_downloads_per_address: Option<u64>,
+    /// Addresses or CIDR ranges exempt from that limit (a station's shared NAT). Default: none.
+    pub busy_addresses: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -107,8 +111,6 @@ pub struct Config {
     pub admin: AdminConfig,
     pub server: ServerConfig,
     pub measurement: MeasurementConfig,
-    /// Who may read `/metrics` without a token.
-    pub metrics_allow: Vec<ipnet::IpNet>,
 }
 
 /// Download measurement (see `docs/measurement.md`).
@@ -116,6 +118,7 @@ pub struct Config {
 pub struct MeasurementConfig {
     pub enabled: bool,
     pub retention_days: u64,
+    pub address_limit: crate::stats::count::AddressLimit,
 }
 
 /// Limits of the admin surface.
@@ -128,6 +131,8 @@ pub struct AdminConfig {
     pub secure_cookies: bool,
     /// Distinct addresses per day past which a personal URL is flagged as possibly shared.
     pub sharing_alert_addresses: u64,
+    /// Who may read `/metrics` without a token.
+    pub metrics_allow: Vec<ipnet::IpNet>,
 }
 
 #[derive(Debug, Clone)]
@@ -266,6 +271,7 @@ impl Config {
                 5,
                 "would flag every personal URL on its first use",
             )?,
+            metrics_allow,
         };
         let s = raw.server;
         let max_connections = positive(
@@ -311,6 +317,18 @@ impl Config {
                 30,
                 "would roll up every event before it is counted",
             )?,
+            address_limit: crate::stats::count::AddressLimit {
+                per_address_per_day: positive(
+                    "measurement.max_downloads_per_address",
+                    raw.measurement.max_downloads_per_address,
+                    200,
+                    "would count no download at all",
+                )?,
+                exempt: networks(
+                    "measurement.busy_addresses",
+                    raw.measurement.busy_addresses.unwrap_or_default(),
+                )?,
+            },
         };
         let state_dir = abs(raw.state_dir, ".rollcall");
         Ok(Config {
@@ -330,7 +348,6 @@ impl Config {
             admin,
             server,
             measurement,
-            metrics_allow,
         })
     }
 

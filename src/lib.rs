@@ -96,17 +96,20 @@ pub async fn serve(
     )?;
     let measurement = if config.measurement.enabled {
         let store = Arc::clone(&store);
-        let retention = config.measurement.retention_days;
+        let settings = config.measurement.clone();
         let deliveries = Arc::clone(&deliveries);
         Some(
             tokio::task::spawn_blocking(move || {
-                stats::measure::Measurement::start(&deliveries, store, retention)
+                stats::measure::Measurement::start(&deliveries, store, &settings)
             })
             .await??,
         )
     } else {
         None
     };
+    if let Some(m) = &measurement {
+        deliveries.metrics.attach_measurement(Arc::clone(&m.status));
+    }
     let shared = http::Shared::new(
         Arc::clone(&live),
         Arc::clone(&store),

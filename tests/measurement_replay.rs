@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use rollcall::media::range::{parse, resolve, Resolved};
-use rollcall::stats::count::{minimum_bytes, Hit, Tally, Verdict};
+use rollcall::stats::count::{minimum_bytes, AddressLimit, Hit, Tally, Verdict};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -34,6 +34,11 @@ struct Case {
     downloads: usize,
     verdicts: Vec<String>,
     request: Vec<Request>,
+    /// `max_downloads_per_address`; default 200.
+    limit: Option<u64>,
+    /// `busy_addresses`.
+    #[serde(default)]
+    exempt: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -99,7 +104,10 @@ fn replayed_request_sequences_count_exactly_the_expected_downloads() {
             let n = salts.len() as u8;
             Some(*salts.entry(day.to_owned()).or_insert([n + 1; 32]))
         };
-        let mut tally = Tally::default();
+        let mut tally = Tally::with_limit(AddressLimit {
+            per_address_per_day: case.limit.unwrap_or(200),
+            exempt: case.exempt.iter().map(|n| n.parse().unwrap()).collect(),
+        });
         let mut verdicts = Vec::new();
         for r in &case.request {
             let spans = delivered(r, ep.size);

@@ -124,9 +124,9 @@ pub fn app(
             store: Arc::clone(&shared.store),
             key: Arc::clone(&shared.key),
         },
-        deliveries,
         trusted_proxies: trusted_proxies.into(),
-        admin: admin::AdminApp::new(shared, admin),
+        admin: admin::AdminApp::new(shared, admin, Arc::clone(&deliveries)),
+        deliveries,
         throttle: Arc::clone(&shared.throttle),
         tokens: Arc::clone(&shared.tokens),
         store: Arc::clone(&shared.store),
@@ -136,8 +136,12 @@ pub fn app(
 impl App {
     /// Answers one request and arranges for its delivery record.
     async fn handle(&self, req: Request, conn: &Connection) -> axum::http::Response<Counted> {
-        if Route::parse(req.uri().path()) == Route::Admin {
-            return self.handle_admin(req, conn).await;
+        let admin = match Route::parse(req.uri().path()) {
+            route @ (Route::Admin | Route::Metrics) => Some(route.kind()),
+            _ => None,
+        };
+        if let Some(kind) = admin {
+            return self.handle_admin(req, conn, kind).await;
         }
         // Read-only routes take no body; the parts are `Sync`, so handlers can borrow them.
         let (req, _body) = req.into_parts();
@@ -224,7 +228,12 @@ impl App {
     }
 
     /// Hands an `/admin` request, body and all, to the admin router.
-    async fn handle_admin(&self, req: Request, conn: &Connection) -> axum::http::Response<Counted> {
+    async fn handle_admin(
+        &self,
+        req: Request,
+        conn: &Connection,
+        kind: crate::stats::RouteKind,
+    ) -> axum::http::Response<Counted> {
         let (parts, body) = req.into_parts();
         let started = Started::new(&parts);
         let ctx = RequestContext::new(conn.peer, &parts.headers, &self.trusted_proxies);
@@ -238,7 +247,7 @@ impl App {
             .copied()
             .unwrap_or(ctx.credentials);
         let asker = Asker {
-            route: crate::stats::RouteKind::Admin,
+            route: kind,
             episode: None,
             client: ctx.client,
             credentials,
@@ -286,7 +295,9 @@ impl App {
         let resource = match route {
             Route::Health => return (plain(StatusCode::OK, "ok\n"), None),
             // Taken by `handle_admin` before routing gets here.
-            Route::Unknown | Route::Admin => return (Error::NotFound.into_response(), None),
+            Route::Unknown | Route::Admin | Route::Metrics => {
+                return (Error::NotFound.into_response(), None)
+            }
             Route::Personal { token, resource } => {
                 return self.personal(token, resource, ctx, req, conn).await;
             }

@@ -35,6 +35,8 @@ pub enum Route<'a> {
     Health,
     /// `/admin` and everything under it: the admin's own router takes these, with their bodies.
     Admin,
+    /// `/metrics`, which the admin router answers too (it checks API tokens).
+    Metrics,
     Public(Resource<'a>),
     /// `/p/<token>/<resource path>`
     Personal {
@@ -125,6 +127,9 @@ impl<'a> Route<'a> {
         if path == "/admin" || path.starts_with("/admin/") {
             return Route::Admin;
         }
+        if path == "/metrics" {
+            return Route::Metrics;
+        }
         if let Some(rest) = path.strip_prefix("/p/") {
             let Some((token, tail)) = rest.split_once('/') else {
                 return Route::Unknown;
@@ -142,7 +147,7 @@ impl<'a> Route<'a> {
     pub fn methods(self) -> Option<Methods> {
         match self {
             Route::Health | Route::Public(_) | Route::Personal { .. } => Some(Methods::Read),
-            Route::Admin => Some(Methods::Admin),
+            Route::Admin | Route::Metrics => Some(Methods::Admin),
             Route::Unknown => None,
         }
     }
@@ -152,6 +157,7 @@ impl<'a> Route<'a> {
         match self {
             Route::Health => RouteKind::Health,
             Route::Admin => RouteKind::Admin,
+            Route::Metrics => RouteKind::Metrics,
             Route::Public(r) | Route::Personal { resource: r, .. } => r.kind(),
             Route::Unknown => RouteKind::Unknown,
         }

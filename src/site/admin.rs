@@ -325,3 +325,175 @@ pub fn message_page(user: Option<&str>, csrf: &str, error: &str) -> String {
         },
     })
 }
+
+/// One bar of a chart, laid out: its label, value and geometry in SVG user units.
+struct Bar {
+    label: String,
+    value: u64,
+    /// Bars: the bar's top. Columns: the column's left edge.
+    at: u64,
+    /// Bars: width. Columns: height.
+    size: u64,
+}
+
+/// A chart drawn as inline SVG by the template: `bars` (horizontal, labelled) or `columns`
+/// (days, left to right).
+struct Chart {
+    id: &'static str,
+    title: &'static str,
+    columns: bool,
+    width: u64,
+    height: u64,
+    bars: Vec<Bar>,
+    /// Columns: the distance between columns.
+    step: u64,
+    /// Columns: the first and last day, under the axis.
+    first: String,
+    last: String,
+    max: u64,
+}
+
+const BAR_HEIGHT: u64 = 22;
+const BAR_LABEL: u64 = 260;
+const BAR_SPACE: u64 = 420;
+const COLUMN_AREA: u64 = 160;
+
+fn bar_chart(id: &'static str, title: &'static str, rows: &[(String, u64)]) -> Chart {
+    let max = rows.iter().map(|r| r.1).max().unwrap_or(0).max(1);
+    let bars = rows
+        .iter()
+        .enumerate()
+        .map(|(i, (label, value))| Bar {
+            label: label.clone(),
+            value: *value,
+            at: i as u64 * BAR_HEIGHT,
+            size: (value * BAR_SPACE).div_ceil(max).max(u64::from(*value > 0)),
+        })
+        .collect::<Vec<_>>();
+    Chart {
+        id,
+        title,
+        columns: false,
+        width: BAR_LABEL + BAR_SPACE + 60,
+        height: (bars.len() as u64 * BAR_HEIGHT).max(BAR_HEIGHT),
+        bars,
+        step: 0,
+        first: String::new(),
+        last: String::new(),
+        max,
+    }
+}
+
+/// Downloads per day as columns, every day from the first to the last shown (days without
+/// downloads are gaps, not skipped).
+fn day_chart(rows: &[(String, u64)]) -> Chart {
+    let parse = |d: &str| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok();
+    let (Some(first), Some(last)) = (
+        rows.first().and_then(|r| parse(&r.0)),
+        rows.last().and_then(|r| parse(&r.0)),
+    ) else {
+        return bar_chart("days", "Downloads per day (UTC)", &[]);
+    };
+    let by_day: std::collections::HashMap<&str, u64> =
+        rows.iter().map(|(d, n)| (d.as_str(), *n)).collect();
+    let max = rows.iter().map(|r| r.1).max().unwrap_or(0).max(1);
+    let days = (last - first).num_days().max(0) as u64 + 1;
+    let step = (700 / days).clamp(2, 40);
+    let bars = (0..days)
+        .map(|i| {
+            let day = (first + chrono::Days::new(i)).to_string();
+            let value = by_day.get(day.as_str()).copied().unwrap_or(0);
+            Bar {
+                label: day,
+                value,
+                at: i * step,
+                size: (value * COLUMN_AREA).div_ceil(max),
+            }
+        })
+        .collect();
+    Chart {
+        id: "days",
+        title: "Downloads per day (UTC)",
+        columns: true,
+        width: days * step,
+        height: COLUMN_AREA,
+        bars,
+        step,
+        first: first.to_string(),
+        last: last.to_string(),
+        max,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin_stats.html")]
+struct StatsPage<'a> {
+    l: Layout<'a>,
+    report: &'a crate::stats::report::Report,
+    charts: Vec<Chart>,
+    /// For the episode filter: slug, title, selected.
+    choices: Vec<(&'a str, &'a str, bool)>,
+    since: &'a str,
+    /// The filter as a query string, for the export links (`?since=…&episode=…` or empty).
+    query: String,
+    dropped: u64,
+}
+
+/// The download report with its charts, filters and export links.
+pub fn stats_page(
+    user: &str,
+    csrf: &str,
+    catalog: &Catalog,
+    report: &crate::stats::report::Report,
+    query: String,
+) -> String {
+    let pairs = |rows: &[crate::stats::report::Row]| -> Vec<(String, u64)> {
+        rows.iter().map(|r| (r.name.clone(), r.downloads)).collect()
+    };
+    let episodes: Vec<(String, u64)> = report
+        .episodes
+        .iter()
+        .map(|e| (e.title.clone(), e.downloads))
+        .collect();
+    let feeds: Vec<(String, u64)> = report
+        .feeds
+        .iter()
+        .map(|f| (format!("{} ({})", f.title, f.access), f.downloads))
+        .collect();
+    let charts = vec![
+        day_chart(&pairs(&report.days)),
+        bar_chart("episodes", "Downloads per episode", &episodes),
+        bar_chart("apps", "Downloads per app", &pairs(&report.apps)),
+        bar_chart("devices", "Downloads per device", &pairs(&report.devices)),
+        bar_chart("feeds", "Downloads per feed", &feeds),
+    ];
+    let chosen = report.episode.as_deref();
+    let choices = catalog
+        .all_episodes()
+        .into_iter()
+        .map(|ep| {
+            (
+                ep.slug.as_str(),
+                ep.title.as_str(),
+                Some(ep.slug.as_str()) == chosen,
+            )
+        })
+        .collect();
+    render(&StatsPage {
+        l: Layout {
+            title: "Downloads",
+            css: static_url("site.css"),
+            js: static_url("admin.js"),
+            user: Some(user),
+            csrf,
+            notice: None,
+            error: None,
+        },
+        report,
+        charts,
+        choices,
+        since: report.since.as_deref().unwrap_or(""),
+        query,
+        dropped: report.dropped.unwrap_or(0),
+    })
+}

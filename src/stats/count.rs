@@ -58,10 +58,13 @@ pub enum Verdict {
     Admin,
     /// Not the episode's audio (a transcript, chapters or artwork): never a download.
     NotAudio,
+    /// Would have been a download, but its address already made `max_downloads_per_address`
+    /// downloads that UTC day: unrealistic for one household or office, so not counted.
+    AddressLimit,
 }
 
 impl Verdict {
-    pub const ALL: [Verdict; 12] = [
+    pub const ALL: [Verdict; 13] = [
         Verdict::Download,
         Verdict::Partial,
         Verdict::Duplicate,
@@ -74,6 +77,7 @@ impl Verdict {
         Verdict::BeforeRelease,
         Verdict::Admin,
         Verdict::NotAudio,
+        Verdict::AddressLimit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -90,6 +94,7 @@ impl Verdict {
             Verdict::BeforeRelease => "before-release",
             Verdict::Admin => "admin",
             Verdict::NotAudio => "not-audio",
+            Verdict::AddressLimit => "address-limit",
         }
     }
 
@@ -308,6 +313,24 @@ fn is_probe(range: Option<&str>, size: u64) -> bool {
     }
 }
 
+/// The guidelines' filter for addresses with unrealistic download counts (v2.3 section 5.5.2,
+/// step 1.2): at most `per_address_per_day` downloads from one address (IPv6 by its /64) in one
+/// UTC day, except from addresses on the inclusion list (a station's or campus's shared NAT).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressLimit {
+    pub per_address_per_day: u64,
+    pub exempt: Vec<ipnet::IpNet>,
+}
+
+impl Default for AddressLimit {
+    fn default() -> AddressLimit {
+        AddressLimit {
+            per_address_per_day: 200,
+            exempt: Vec::new(),
+        }
+    }
+}
+
 /// The counting state: every listener's open window, and which changed since last asked.
 #[derive(Debug, Default)]
 pub struct Tally {
@@ -315,15 +338,56 @@ pub struct Tally {
     changed: std::collections::HashSet<String>,
     /// Names of clients by user agent; bounded.
     clients: HashMap<String, agents::Client>,
+    limit: AddressLimit,
+    /// Downloads per address hash on `per_day.0`.
+    per_day: (String, HashMap<String, u64>),
 }
 
 impl Tally {
-    /// A tally that continues from windows stored earlier (`key`, window).
-    pub fn resume(windows: impl IntoIterator<Item = (String, Window)>) -> Tally {
+    /// A tally that continues from windows stored earlier (`key`, window) and from the
+    /// downloads already counted per address hash on `day`.
+    pub fn resume(
+        windows: impl IntoIterator<Item = (String, Window)>,
+        limit: AddressLimit,
+        day: String,
+        per_address: HashMap<String, u64>,
+    ) -> Tally {
         Tally {
             windows: windows.into_iter().collect(),
+            limit,
+            per_day: (day, per_address),
             ..Tally::default()
         }
+    }
+
+    /// A tally with an address limit, and nothing counted yet.
+    pub fn with_limit(limit: AddressLimit) -> Tally {
+        Tally {
+            limit,
+            ..Tally::default()
+        }
+    }
+
+    /// Whether one more download from `address` (hashed) on `day` stays within the limit; if so
+    /// it is counted against it.
+    fn within_limit(&mut self, day: &str, address: &str, ip: IpAddr) -> bool {
+        if self
+            .limit
+            .exempt
+            .iter()
+            .any(|n| n.contains(&address_key(ip)))
+        {
+            return true;
+        }
+        if self.per_day.0 != day {
+            self.per_day = (day.to_owned(), HashMap::new());
+        }
+        let n = self.per_day.1.entry(address.to_owned()).or_insert(0);
+        if *n >= self.limit.per_address_per_day {
+            return false;
+        }
+        *n += 1;
+        true
     }
 
     fn client(&mut self, user_agent: &str) -> agents::Client {
@@ -403,13 +467,16 @@ impl Tally {
             for &(s, e) in hit.delivered {
                 w.covered.add(s, e);
             }
-            if w.covered.covered() >= minimum {
+            if w.covered.covered() < minimum {
+                Verdict::Partial
+            } else if self.within_limit(&day, &outcome.address, hit.client) {
+                let w = self.windows.get_mut(&key).expect("just ensured");
                 w.counted = true;
                 // Counted windows need no byte map any more.
                 w.covered = Intervals::default();
                 Verdict::Download
             } else {
-                Verdict::Partial
+                Verdict::AddressLimit
             }
         };
         self.changed.insert(key.clone());

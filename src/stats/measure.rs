@@ -66,15 +66,21 @@ impl Measurement {
     pub fn start(
         deliveries: &Deliveries,
         store: Arc<Store>,
-        retention_days: u64,
+        config: &crate::config::MeasurementConfig,
     ) -> std::io::Result<Measurement> {
         let windows = store.open_windows().map_err(std::io::Error::other)?;
+        let today = day_of(millis(SystemTime::now()));
+        let per_address = store
+            .address_downloads(&today)
+            .map_err(std::io::Error::other)?;
+        let tally = Tally::resume(windows, config.address_limit.clone(), today, per_address);
+        let retention_days = config.retention_days;
         let status = Arc::new(Status::default());
         let shared = Arc::clone(&status);
         let consumer = Consumer::spawn(deliveries, "measurement", QUEUE, move |sub, stop| {
             let mut m = Measurer {
                 store,
-                tally: Tally::resume(windows),
+                tally,
                 salts: HashMap::new(),
                 tags: HashMap::new(),
                 pending: MeasurementBatch::default(),

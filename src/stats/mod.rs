@@ -17,6 +17,7 @@ use crate::access::Credentials;
 pub mod agents;
 pub mod count;
 pub mod measure;
+pub mod metrics;
 pub mod report;
 pub mod usage;
 
@@ -35,8 +36,30 @@ pub enum RouteKind {
     Artwork,
     /// The admin surface: pages, forms and the API.
     Admin,
+    /// `/metrics`.
+    Metrics,
     /// A path that names nothing, or a request refused before routing (no `Host`).
     Unknown,
+}
+
+impl RouteKind {
+    /// Its name, as metrics label it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteKind::Home => "home",
+            RouteKind::Health => "health",
+            RouteKind::Opml => "opml",
+            RouteKind::Feed => "feed",
+            RouteKind::Theme => "theme",
+            RouteKind::Episode => "episode",
+            RouteKind::Static => "static",
+            RouteKind::Media => "media",
+            RouteKind::Artwork => "artwork",
+            RouteKind::Admin => "admin",
+            RouteKind::Metrics => "metrics",
+            RouteKind::Unknown => "unknown",
+        }
+    }
 }
 
 /// One response, as it ended.
@@ -188,10 +211,11 @@ struct Subscriber {
     dropped: Arc<AtomicU64>,
 }
 
-/// Where deliveries go: any number of subscribers, each with a bounded queue.
+/// Where deliveries go: the metrics, and any number of subscribers, each with a bounded queue.
 #[derive(Default)]
 pub struct Deliveries {
     subscribers: Mutex<Vec<Subscriber>>,
+    pub metrics: metrics::Metrics,
 }
 
 /// A subscriber's end: its records and how many it lost.
@@ -281,8 +305,10 @@ impl Deliveries {
         self.subscribers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Hands `d` to every subscriber without waiting; a full queue counts a drop instead.
+    /// Counts `d` in the metrics and hands it to every subscriber without waiting; a full queue
+    /// counts a drop instead.
     pub fn publish(&self, d: Delivery) {
+        self.metrics.observe(&d);
         let d = Arc::new(d);
         let mut subs = self.lock();
         subs.retain(|s| match s.tx.try_send(Arc::clone(&d)) {

@@ -257,6 +257,20 @@ impl Store {
         })
     }
 
+    /// Downloads per address hash on `day`, for the per-address limit after a restart.
+    pub fn address_downloads(
+        &self,
+        day: &str,
+    ) -> Result<std::collections::HashMap<String, u64>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT address, count(*) FROM downloads WHERE day = ?1 GROUP BY address")?;
+        let rows = stmt.query_map(params![day], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Raw events stored, oldest first (for tests and `rollcall stats --events`).
     pub fn events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
         let conn = self.conn();

@@ -94,6 +94,43 @@ impl Demo {
             .unwrap()
     }
 
+    /// Creates an account through the real CLI.
+    pub fn add_user(&self, name: &str, role: &str, password: &str) {
+        use std::io::Write;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rollcall"))
+            .arg("--config")
+            .arg(self.path("config.toml"))
+            .args(["user", "add", name, "--role", role, "--password-stdin"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// An API token for an existing account, made by the real CLI.
+    pub fn api_token(&self, name: &str) -> String {
+        let out = self.run(&[
+            "token".as_ref(),
+            "create".as_ref(),
+            "--user".as_ref(),
+            name.as_ref(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
     pub fn config(&self) -> Config {
         Config::for_root(self.root(), PUBLIC_URL)
     }

@@ -14,6 +14,7 @@
 
 mod api;
 mod form;
+mod stats;
 mod web;
 
 use std::net::IpAddr;
@@ -44,6 +45,8 @@ struct Admin {
     throttle: Arc<Throttle>,
     tokens: Arc<Tokens>,
     key: Arc<TokenKey>,
+    /// Where delivery records go: the metrics, and the measurement thread's status.
+    deliveries: Arc<crate::stats::Deliveries>,
 }
 
 /// The admin surface, ready to answer requests.
@@ -53,7 +56,11 @@ pub struct AdminApp {
 }
 
 impl AdminApp {
-    pub fn new(shared: &super::Shared, config: AdminConfig) -> AdminApp {
+    pub fn new(
+        shared: &super::Shared,
+        config: AdminConfig,
+        deliveries: Arc<crate::stats::Deliveries>,
+    ) -> AdminApp {
         let admin = Admin {
             live: Arc::clone(&shared.live),
             store: Arc::clone(&shared.store),
@@ -61,6 +68,7 @@ impl AdminApp {
             throttle: Arc::clone(&shared.throttle),
             tokens: Arc::clone(&shared.tokens),
             key: Arc::clone(&shared.key),
+            deliveries,
         };
         AdminApp {
             router: router(admin),
@@ -88,6 +96,7 @@ fn router(admin: Admin) -> Router {
     Router::new()
         .merge(web::routes(upload_limit))
         .merge(api::routes(upload_limit))
+        .merge(stats::routes())
         .layer(axum::extract::DefaultBodyLimit::max(SMALL_BODY))
         .with_state(admin)
 }
@@ -501,6 +510,7 @@ mod tests {
             attempts_per_minute: std::num::NonZeroU32::new(5).unwrap(),
             secure_cookies: false,
             sharing_alert_addresses: 5,
+            metrics_allow: Vec::new(),
         };
         let v = set_cookie(&c, SESSION_COOKIE, "ab", Duration::from_secs(60));
         assert_eq!(

@@ -54,9 +54,9 @@ pub(super) fn routes(upload_limit: usize) -> Router<Admin> {
 }
 
 /// A signed-in admin: the account and the session's CSRF token.
-struct SignedIn {
-    account: Account,
-    csrf: String,
+pub(super) struct SignedIn {
+    pub account: Account,
+    pub csrf: String,
 }
 
 fn csrf_of(session: &Secret) -> String {
@@ -71,7 +71,7 @@ fn wants_json(headers: &HeaderMap) -> bool {
 }
 
 /// How a failed web request is answered: JSON for the upload script, otherwise a page.
-fn failure(e: AdminError, json: bool, signed_in: Option<&SignedIn>) -> Response {
+pub(super) fn failure(e: AdminError, json: bool, signed_in: Option<&SignedIn>) -> Response {
     if json {
         return e.into_json();
     }
@@ -93,7 +93,7 @@ fn failure(e: AdminError, json: bool, signed_in: Option<&SignedIn>) -> Response 
 
 /// The signed-in admin, or the response to send instead: a redirect to the sign-in page for
 /// someone signed out, 403 for an officer.
-async fn signed_in(admin: &Admin, headers: &HeaderMap) -> Result<SignedIn, Response> {
+pub(super) async fn signed_in(admin: &Admin, headers: &HeaderMap) -> Result<SignedIn, Response> {
     let json = wants_json(headers);
     match session(admin, headers).await {
         Ok(Some((account, secret))) => {
@@ -118,7 +118,7 @@ async fn signed_in(admin: &Admin, headers: &HeaderMap) -> Result<SignedIn, Respo
     }
 }
 
-fn page(who: &SignedIn, html: String) -> Response {
+pub(super) fn page(who: &SignedIn, html: String) -> Response {
     proved(
         private(Html(html).into_response()),
         Credentials::of(&who.account),
