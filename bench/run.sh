@@ -3,7 +3,7 @@
 #
 #   bash bench/run.sh
 #
-# Environment: BENCH_PARTS (default "throughput personal memory scale"), BENCH_DIR (data, default
+# Environment: BENCH_PARTS (default "throughput measurement personal memory scale"), BENCH_DIR (data, default
 # /tmp/rollcall-bench, outside the repo), BENCH_SECONDS (per
 # wrk run, default 5), BENCH_REPS (alternating runs per scenario, default 3), BENCH_SCALE=0 to skip
 # the 1k/10k/100k catalog-scale part, BENCH_OUT (default BENCHMARKS.md), BENCH_NO_BUILD=1 to use the
@@ -16,10 +16,12 @@ DIR=${BENCH_DIR:-/tmp/rollcall-bench}
 SECS=${BENCH_SECONDS:-5}
 REPS=${BENCH_REPS:-3}
 SCALE=${BENCH_SCALE:-1}
-PARTS=${BENCH_PARTS:-throughput personal memory scale}
+PARTS=${BENCH_PARTS:-throughput measurement personal memory scale}
 OUT=${BENCH_OUT:-$REPO/BENCHMARKS.md}
 NGINX_PORT=18080
 ROLL_PORT=18081
+# The same catalog served with download measurement off, for the measurement part.
+OFF_PORT=18082
 SERVER_CPU=0
 CLIENT_CPU=1
 
@@ -95,6 +97,10 @@ EOF
 CAT=$DIR/cat5k
 gen "$CAT" 5000 big30="$DIR/big30.mp3" big100="$DIR/big100.mp3"
 write_config "$CAT" "$ROLL_PORT"
+# Measurement off: its own state folder (and database), nothing else different.
+sed -e "s/$ROLL_PORT/$OFF_PORT/g" "$CAT/config.toml" > "$CAT/config-off.toml"
+printf 'state_dir = ".rollcall-off"\n[measurement]\nenabled = false\n' >> "$CAT/config-off.toml"
+rm -rf "$CAT/.rollcall/rollcall.db"* "$CAT/.rollcall-off/rollcall.db"*
 
 # nginx serves a static export of the same catalog plus the same big files.
 WWW=$DIR/www
@@ -138,7 +144,12 @@ taskset -c $SERVER_CPU nginx -c "$DIR/nginx/nginx.conf" -p "$DIR/nginx" -g 'daem
 NGINX_PID=$!; PIDS+=("$NGINX_PID")
 taskset -c $SERVER_CPU "$BIN" --config "$CAT/config.toml" serve > "$DIR/rollcall.out" 2> "$DIR/rollcall.log" &
 ROLL_PID=$!; PIDS+=("$ROLL_PID")
+if has_part measurement; then
+  taskset -c $SERVER_CPU "$BIN" --config "$CAT/config-off.toml" serve > "$DIR/rollcall-off.out" 2> "$DIR/rollcall-off.log" &
+  OFF_PID=$!; PIDS+=("$OFF_PID")
+fi
 wait_port $NGINX_PORT; wait_port $ROLL_PORT
+has_part measurement && wait_port $OFF_PORT
 
 big_path() { curl -s "http://127.0.0.1:$ROLL_PORT/feeds/big.xml" > "$DIR/big.xml"; grep -o -m1 "/media/$1/[^\"]*\.mp3" "$DIR/big.xml"; }
 R_BIG100=$(big_path big100); R_BIG30=$(big_path big30)
@@ -232,6 +243,41 @@ scenario "5,000-episode feed, gzip" "$L/headers.lua" "BENCH_PATH=$FEED BENCH_AE=
 scenario "5,000-episode feed, 304" "$L/headers.lua" "BENCH_PATH=$FEED BENCH_INM=$N_ETAG" "BENCH_PATH=$FEED BENCH_INM=$R_ETAG" rps
 scenario "episode page, gzip" "$L/headers.lua" "BENCH_PATH=$PAGE BENCH_AE=gzip" "BENCH_PATH=$PAGE BENCH_AE=gzip"
 
+# --- the cost of measurement --------------------------------------------------------------------
+# The same 64 KiB range load on the same catalog, measurement on (the server above, which stores
+# an event for every response and counts downloads) against measurement off, alternating.
+MEASURE_ROWS=()
+metric_value() { curl -s "http://127.0.0.1:$ROLL_PORT/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+if has_part measurement; then
+  events0=$(metric_value rollcall_measurement_events_total); dropped0=$(metric_value rollcall_measurement_events_dropped_total)
+  for c in 16 256; do
+    on_rps=(); off_rps=(); on_cpu=(); off_cpu=(); errs=""
+    for rep in $(seq 1 "$REPS"); do
+      order="on off"; [ $((rep % 2)) -eq 0 ] && order="off on"
+      for s in $order; do
+        if [ "$s" = on ]; then res=$(run_wrk $ROLL_PORT "$c" "$L/range.lua" "BENCH_PATH=$R_BIG100 BENCH_SIZE=100000000 BENCH_WINDOW=65536" "$ROLL_PID")
+        else res=$(run_wrk $OFF_PORT "$c" "$L/range.lua" "BENCH_PATH=$R_BIG100 BENCH_SIZE=100000000 BENCH_WINDOW=65536" "$OFF_PID"); fi
+        read -r rps mb cpu err <<<"$res"
+        if [ "$s" = on ]; then on_rps+=("$rps"); on_cpu+=("$cpu"); else off_rps+=("$rps"); off_cpu+=("$cpu"); fi
+        [ -n "${err:-}" ] && errs="$errs $s:$err"
+      done
+    done
+    # Let the measurement thread write its last batch, so its CPU shows in the next run's window
+    # rather than vanishing between runs.
+    sleep 2
+    onm=$(printf '%s\n' "${on_rps[@]}" | median); offm=$(printf '%s\n' "${off_rps[@]}" | median)
+    oncpu=$(printf '%s\n' "${on_cpu[@]}" | median); offcpu=$(printf '%s\n' "${off_cpu[@]}" | median)
+    tr=$(awk -v a="$onm" -v b="$offm" 'BEGIN {printf "%.3f", (b > 0) ? a / b : 0}')
+    cr=$(awk -v a="$oncpu" -v b="$offcpu" 'BEGIN {printf "%.3f", (b > 0) ? a / b : 0}')
+    log "measurement c=$c off=$offm on=$onm ratio=$tr cpu-us/req off=$offcpu on=$oncpu ratio=$cr $errs"
+    MEASURE_ROWS+=("| 64 KiB ranges, 100 MB file | $c | $offm | $onm | **$tr** | $offcpu | $oncpu | **$cr** | ${errs:-none} |")
+  done
+  sleep 2
+  events1=$(metric_value rollcall_measurement_events_total); dropped1=$(metric_value rollcall_measurement_events_dropped_total)
+  MEASURE_EVENTS=$(( ${events1%.*} - ${events0%.*} )); MEASURE_DROPPED=$(( ${dropped1%.*} - ${dropped0%.*} ))
+  log "measurement stored $MEASURE_EVENTS events, dropped $MEASURE_DROPPED"
+fi
+
 # --- personal feeds --------------------------------------------------------------------------
 # A members feed through an officer's personal URL against the public feed it is built like
 # (bench/personal.sh, its own catalog and server on the same CPUs; the servers above sit idle).
@@ -265,8 +311,8 @@ if has_part memory; then
   memory 10000
 fi
 
-kill "$ROLL_PID" "$NGINX_PID" 2>/dev/null || true
-wait "$ROLL_PID" "$NGINX_PID" 2>/dev/null || true
+kill "$ROLL_PID" "$NGINX_PID" ${OFF_PID:-} 2>/dev/null || true
+wait "$ROLL_PID" "$NGINX_PID" ${OFF_PID:-} 2>/dev/null || true
 PIDS=()
 
 # --- catalog scale -----------------------------------------------------------------------------
@@ -344,6 +390,22 @@ fi
   echo
   echo "The feed is $FEED_BYTES bytes uncompressed."
   echo
+  if [ ${#MEASURE_ROWS[@]} -gt 0 ]; then
+    echo "## The cost of download measurement"
+    echo
+    echo "The same 64 KiB range load against the same catalog served twice on CPU $SERVER_CPU: once with"
+    echo "measurement on (every response stored as an event in SQLite, downloads counted; the server of the"
+    echo "throughput table) and once with \`[measurement] enabled = false\`, alternating, $REPS runs each. CPU is"
+    echo "the whole process, so it includes the measurement thread. Target: on/off throughput at least 0.95 and"
+    echo "CPU per request at most 1.05."
+    echo
+    echo "| scenario | connections | off req/s | on req/s | on/off | off CPU µs/req | on CPU µs/req | CPU on/off | errors |"
+    echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    printf '%s\n' "${MEASURE_ROWS[@]}"
+    echo
+    echo "Events stored during these runs: $MEASURE_EVENTS; dropped (queue full or store unwritable): $MEASURE_DROPPED."
+    echo
+  fi
   if [ -n "$PERSONAL" ]; then
     echo "## Personal feeds against the public feed"
     echo

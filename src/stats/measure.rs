@@ -68,6 +68,15 @@ impl Measurement {
         store: Arc<Store>,
         config: &crate::config::MeasurementConfig,
     ) -> std::io::Result<Measurement> {
+        Measurement::start_with_queue(deliveries, store, config, QUEUE)
+    }
+
+    fn start_with_queue(
+        deliveries: &Deliveries,
+        store: Arc<Store>,
+        config: &crate::config::MeasurementConfig,
+        queue: usize,
+    ) -> std::io::Result<Measurement> {
         let windows = store.open_windows().map_err(std::io::Error::other)?;
         let today = day_of(millis(SystemTime::now()));
         let per_address = store
@@ -77,7 +86,7 @@ impl Measurement {
         let retention_days = config.retention_days;
         let status = Arc::new(Status::default());
         let shared = Arc::clone(&status);
-        let consumer = Consumer::spawn(deliveries, "measurement", QUEUE, move |sub, stop| {
+        let consumer = Consumer::spawn(deliveries, "measurement", queue, move |sub, stop| {
             let mut m = Measurer {
                 store,
                 tally,
@@ -286,5 +295,96 @@ impl Measurer {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::{AudioFile, Extent, RequestLine};
+
+    fn config() -> crate::config::MeasurementConfig {
+        crate::config::MeasurementConfig {
+            enabled: true,
+            retention_days: 30,
+            address_limit: Default::default(),
+        }
+    }
+
+    fn media(audio: &Arc<AudioFile>, ip: u8) -> Delivery {
+        Delivery {
+            at: SystemTime::now(),
+            duration: Duration::ZERO,
+            request: RequestLine::new("GET", "/media/ep/1/ep.mp3", None, Some("AntennaPod/3")),
+            route: RouteKind::Media,
+            episode: Some(Arc::clone(&audio.episode)),
+            audio: Some(Arc::clone(audio)),
+            extent: Extent::From(0),
+            status: 200,
+            length: Some(audio.size),
+            bytes: audio.size,
+            sendfile_bytes: 0,
+            complete: true,
+            client: std::net::IpAddr::from([192, 0, 2, ip]),
+            credentials: Credentials::Anonymous,
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_and_every_record_is_stored_or_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("db")).unwrap());
+        let hub = Deliveries::default();
+        let m = Measurement::start_with_queue(&hub, Arc::clone(&store), &config(), 4).unwrap();
+        let audio = Arc::new(AudioFile {
+            episode: "ep".into(),
+            path: dir.path().join("missing.mp3"),
+            size: 1000,
+            duration: Duration::from_secs(30),
+            released_ms: 0,
+        });
+        // Published at once, far faster than one pass a second drains: most cannot queue.
+        for i in 0..200u32 {
+            hub.publish(media(&audio, (i % 250) as u8));
+        }
+        let status = Arc::clone(&m.status);
+        m.finish();
+        let stored = store.events(1000).unwrap().len() as u64;
+        let dropped = status.dropped();
+        assert!(dropped > 0, "a queue of 4 took 200 records at once");
+        assert_eq!(stored + dropped, 200, "stored {stored}, dropped {dropped}");
+        assert_eq!(status.events.load(Ordering::Relaxed), stored);
+        // Each record was a whole short file from its own address: each stored one is a download.
+        assert_eq!(status.downloads.load(Ordering::Relaxed), stored);
+    }
+
+    #[test]
+    fn counting_resumes_after_a_restart_from_the_stored_windows() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("db")).unwrap());
+        let audio = Arc::new(AudioFile {
+            episode: "ep".into(),
+            path: dir.path().join("missing.mp3"),
+            size: 1000,
+            duration: Duration::from_secs(30),
+            released_ms: 0,
+        });
+        for _ in 0..2 {
+            let hub = Deliveries::default();
+            let m = Measurement::start(&hub, Arc::clone(&store), &config()).unwrap();
+            hub.publish(media(&audio, 7));
+            m.finish();
+        }
+        let verdicts: Vec<&str> = store
+            .events(10)
+            .unwrap()
+            .iter()
+            .map(|e| e.verdict)
+            .collect();
+        assert_eq!(
+            verdicts,
+            ["download", "duplicate"],
+            "the second run knew the first's window"
+        );
     }
 }
