@@ -26,6 +26,7 @@ SERVER_CPU=0
 CLIENT_CPU=1
 
 log() { echo "[bench $(date +%H:%M:%S)] $*" >&2; }
+has_part() { [[ " $PARTS " == *" $1 "* ]]; }
 
 # --- tools -------------------------------------------------------------------------------------
 need=()
@@ -98,8 +99,7 @@ CAT=$DIR/cat5k
 gen "$CAT" 5000 big30="$DIR/big30.mp3" big100="$DIR/big100.mp3"
 write_config "$CAT" "$ROLL_PORT"
 # Measurement off: its own state folder (and database), nothing else different.
-sed -e "s/$ROLL_PORT/$OFF_PORT/g" "$CAT/config.toml" > "$CAT/config-off.toml"
-printf 'state_dir = ".rollcall-off"\n[measurement]\nenabled = false\n' >> "$CAT/config-off.toml"
+{ echo 'state_dir = ".rollcall-off"'; sed -e "s/$ROLL_PORT/$OFF_PORT/g" "$CAT/config.toml"; printf '[measurement]\nenabled = false\n'; } > "$CAT/config-off.toml"
 rm -rf "$CAT/.rollcall/rollcall.db"* "$CAT/.rollcall-off/rollcall.db"*
 
 # nginx serves a static export of the same catalog plus the same big files.
@@ -198,7 +198,6 @@ run_wrk() {
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 ROWS=()
-has_part() { [[ " $PARTS " == *" $1 "* ]]; }
 scenario() {
   has_part throughput || return 0 # label lua nginx-env rollcall-env metric   (env as "K=V K=V"; metric rps or mbs)
   local label=$1 lua=$2 nenv=$3 renv=$4 metric=${5:-mbs}

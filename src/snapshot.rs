@@ -140,6 +140,7 @@ impl Snapshot {
                     size: ep.audio.size,
                     duration: ep.duration,
                     released_ms: ep.published.timestamp_millis(),
+                    minimum: Default::default(),
                 }));
             }
         }

@@ -21,7 +21,9 @@
 //! today's.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -232,12 +234,15 @@ pub struct Hit<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     pub verdict: Verdict,
+    /// The hit's UTC day, `YYYY-MM-DD`.
+    pub day: Arc<str>,
     /// The client's keyed address hash, with the salt of the hit's own day (what events store).
-    pub address: String,
-    /// The client as the OPAWG list names it.
+    pub address: Arc<str>,
+    /// The client as the OPAWG list names it, and its user agent as sent.
     pub client: agents::Client,
+    pub user_agent: Arc<str>,
     /// For qualifying hits: the key of the listener's window.
-    pub listener: Option<String>,
+    pub listener: Option<Arc<str>>,
 }
 
 /// Salts for keyed address hashes, by UTC day (`YYYY-MM-DD`).
@@ -288,13 +293,36 @@ fn listener_key(salt: &[u8; 32], ip: IpAddr, user_agent: &str, episode: &str) ->
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The UTC day of a time in Unix milliseconds, and the day before it.
-fn days_of(at_ms: i64) -> (String, String) {
-    let day = chrono::DateTime::from_timestamp_millis(at_ms)
+/// The UTC day number of a time in Unix milliseconds.
+fn day_number(at_ms: i64) -> i64 {
+    at_ms.div_euclid(24 * 60 * 60 * 1000)
+}
+
+/// A UTC day number as `YYYY-MM-DD`.
+fn day_text(day: i64) -> String {
+    chrono::DateTime::from_timestamp(day * 86_400, 0)
         .unwrap_or_default()
-        .date_naive();
-    let before = day - chrono::Days::new(1);
-    (day.to_string(), before.to_string())
+        .date_naive()
+        .to_string()
+}
+
+/// What a client (address, user agent, episode) hashes to on one day, worked out once: a busy
+/// app's requests cost a map lookup, not two keyed hashes.
+#[derive(Debug, Clone)]
+struct Ident {
+    ip: IpAddr,
+    user_agent: Arc<str>,
+    episode: Arc<str>,
+    day: i64,
+    day_text: Arc<str>,
+    address: Arc<str>,
+    /// Its listener key under yesterday's salt (if there is one) and under today's.
+    keys: (Option<Arc<str>>, Arc<str>),
+    client: agents::Client,
+}
+
+fn delivered_bytes(spans: &[(u64, u64)]) -> u64 {
+    spans.iter().map(|(s, e)| e - s).sum()
 }
 
 /// Whether the asked range covers two bytes or fewer of a `size`-byte file.
@@ -334,13 +362,17 @@ impl Default for AddressLimit {
 /// The counting state: every listener's open window, and which changed since last asked.
 #[derive(Debug, Default)]
 pub struct Tally {
-    windows: HashMap<String, Window>,
-    changed: std::collections::HashSet<String>,
+    windows: HashMap<Arc<str>, Window>,
+    changed: std::collections::HashSet<Arc<str>>,
     /// Names of clients by user agent; bounded.
     clients: HashMap<String, agents::Client>,
+    /// Recent clients' hashes, by a hash of address, user agent and episode; bounded.
+    idents: HashMap<u64, Ident>,
+    /// The last client's, checked first: a listener's requests tend to come in runs.
+    last: Option<Ident>,
     limit: AddressLimit,
     /// Downloads per address hash on `per_day.0`.
-    per_day: (String, HashMap<String, u64>),
+    per_day: (Arc<str>, HashMap<Arc<str>, u64>),
 }
 
 impl Tally {
@@ -353,9 +385,15 @@ impl Tally {
         per_address: HashMap<String, u64>,
     ) -> Tally {
         Tally {
-            windows: windows.into_iter().collect(),
+            windows: windows.into_iter().map(|(k, w)| (k.into(), w)).collect(),
             limit,
-            per_day: (day, per_address),
+            per_day: (
+                day.into(),
+                per_address
+                    .into_iter()
+                    .map(|(k, n)| (k.into(), n))
+                    .collect(),
+            ),
             ..Tally::default()
         }
     }
@@ -370,7 +408,7 @@ impl Tally {
 
     /// Whether one more download from `address` (hashed) on `day` stays within the limit; if so
     /// it is counted against it.
-    fn within_limit(&mut self, day: &str, address: &str, ip: IpAddr) -> bool {
+    fn within_limit(&mut self, day: &Arc<str>, address: &Arc<str>, ip: IpAddr) -> bool {
         if self
             .limit
             .exempt
@@ -379,10 +417,10 @@ impl Tally {
         {
             return true;
         }
-        if self.per_day.0 != day {
-            self.per_day = (day.to_owned(), HashMap::new());
+        if self.per_day.0 != *day {
+            self.per_day = (Arc::clone(day), HashMap::new());
         }
-        let n = self.per_day.1.entry(address.to_owned()).or_insert(0);
+        let n = self.per_day.1.entry(Arc::clone(address)).or_insert(0);
         if *n >= self.limit.per_address_per_day {
             return false;
         }
@@ -405,13 +443,14 @@ impl Tally {
     /// Decides what `hit` counts as, updating its listener's window. `None` if no salt could be
     /// had for the hit's day (the store failed); the hit is then not counted at all.
     pub fn offer(&mut self, hit: &Hit<'_>, salts: &mut impl Salts) -> Option<Outcome> {
-        let (day, yesterday) = days_of(hit.at_ms);
-        let salt = salts.salt(&day)?;
-        let client = self.client(hit.user_agent);
+        let ident = self.ident(hit, salts)?;
+        let client = ident.client;
         let mut outcome = Outcome {
             verdict: Verdict::Failed,
-            address: address_hash(&salt, hit.client),
+            day: Arc::clone(&ident.day_text),
+            address: Arc::clone(&ident.address),
             client,
+            user_agent: Arc::clone(&ident.user_agent),
             listener: None,
         };
         let excluded = if hit.method == "HEAD" {
@@ -422,7 +461,9 @@ impl Tally {
             Some(Verdict::Failed)
         } else if hit.audio.is_none() {
             Some(Verdict::NotAudio)
-        } else if is_probe(hit.range, hit.audio.map_or(0, |a| a.0)) {
+        } else if delivered_bytes(hit.delivered) <= 2
+            && is_probe(hit.range, hit.audio.map_or(0, |a| a.0))
+        {
             Some(Verdict::Probe)
         } else if agents::is_apple_watch_duplicate(hit.user_agent) {
             Some(Verdict::AppleWatch)
@@ -441,18 +482,13 @@ impl Tally {
         }
         let minimum = hit.audio.map_or(u64::MAX, |a| a.1);
         // Yesterday's window first: it may still be open.
-        let mut key = None;
-        if let Some(old_salt) = salts.salt(&yesterday) {
-            let k = listener_key(&old_salt, hit.client, hit.user_agent, hit.episode);
-            if self.is_open(&k, hit.at_ms) {
-                key = Some(k);
-            }
-        }
-        let key =
-            key.unwrap_or_else(|| listener_key(&salt, hit.client, hit.user_agent, hit.episode));
+        let key = match &ident.keys.0 {
+            Some(old) if self.is_open(old, hit.at_ms) => Arc::clone(old),
+            _ => Arc::clone(&ident.keys.1),
+        };
         if !self.is_open(&key, hit.at_ms) {
             self.windows.insert(
-                key.clone(),
+                Arc::clone(&key),
                 Window {
                     opened_ms: hit.at_ms,
                     covered: Intervals::default(),
@@ -469,7 +505,7 @@ impl Tally {
             }
             if w.covered.covered() < minimum {
                 Verdict::Partial
-            } else if self.within_limit(&day, &outcome.address, hit.client) {
+            } else if self.within_limit(&outcome.day, &outcome.address, hit.client) {
                 let w = self.windows.get_mut(&key).expect("just ensured");
                 w.counted = true;
                 // Counted windows need no byte map any more.
@@ -479,9 +515,57 @@ impl Tally {
                 Verdict::AddressLimit
             }
         };
-        self.changed.insert(key.clone());
+        if !self.changed.contains(&key) {
+            self.changed.insert(Arc::clone(&key));
+        }
         outcome.listener = Some(key);
         Some(outcome)
+    }
+
+    /// The hit's client's hashes for the hit's day, from the cache or worked out now.
+    fn ident(&mut self, hit: &Hit<'_>, salts: &mut impl Salts) -> Option<Ident> {
+        let day = day_number(hit.at_ms);
+        let same = |i: &Ident| {
+            i.day == day
+                && i.ip == hit.client
+                && *i.user_agent == *hit.user_agent
+                && *i.episode == *hit.episode
+        };
+        if let Some(i) = self.last.as_ref().filter(|i| same(i)) {
+            return Some(i.clone());
+        }
+        let mut h = std::hash::DefaultHasher::new();
+        (hit.client, hit.user_agent, hit.episode).hash(&mut h);
+        let slot = h.finish();
+        if let Some(i) = self.idents.get(&slot).filter(|i| same(i)) {
+            let i = i.clone();
+            self.last = Some(i.clone());
+            return Some(i);
+        }
+        let today = day_text(day);
+        let salt = salts.salt(&today)?;
+        let yesterday = salts
+            .salt(&day_text(day - 1))
+            .map(|old| listener_key(&old, hit.client, hit.user_agent, hit.episode).into());
+        let ident = Ident {
+            ip: hit.client,
+            user_agent: hit.user_agent.into(),
+            episode: hit.episode.into(),
+            day,
+            day_text: today.into(),
+            address: address_hash(&salt, hit.client).into(),
+            keys: (
+                yesterday,
+                listener_key(&salt, hit.client, hit.user_agent, hit.episode).into(),
+            ),
+            client: self.client(hit.user_agent),
+        };
+        if self.idents.len() >= 10_000 {
+            self.idents.clear();
+        }
+        self.idents.insert(slot, ident.clone());
+        self.last = Some(ident.clone());
+        Some(ident)
     }
 
     fn is_open(&self, key: &str, at_ms: i64) -> bool {
@@ -497,13 +581,13 @@ impl Tally {
         self.windows.retain(|k, w| {
             let open = now_ms < w.opened_ms + WINDOW_MS;
             if !open {
-                closed.push(k.clone());
+                closed.push(k.to_string());
             }
             open
         });
         let changed = std::mem::take(&mut self.changed)
             .into_iter()
-            .filter_map(|k| self.windows.get(&k).map(|w| (k, w.clone())))
+            .filter_map(|k| self.windows.get(&k).map(|w| (k.to_string(), w.clone())))
             .collect();
         (changed, closed)
     }

@@ -91,10 +91,10 @@ impl Measurement {
                 store,
                 tally,
                 salts: HashMap::new(),
-                tags: HashMap::new(),
                 pending: MeasurementBatch::default(),
                 status: shared,
                 retention: Duration::from_secs(retention_days * 86_400),
+                delivered: Vec::new(),
             };
             m.run(sub, stop);
         })?;
@@ -113,11 +113,11 @@ struct Measurer {
     tally: Tally,
     /// Salts by day, from the store.
     salts: HashMap<String, [u8; 32]>,
-    /// ID3 tag lengths by file.
-    tags: HashMap<std::path::PathBuf, u64>,
     pending: MeasurementBatch,
     status: Arc<Status>,
     retention: Duration,
+    /// A buffer for each record's delivered intervals.
+    delivered: Vec<(u64, u64)>,
 }
 
 fn millis(at: SystemTime) -> i64 {
@@ -200,13 +200,13 @@ impl Measurer {
             return;
         };
         let audio = d.audio.as_ref().map(|a| {
-            let tag = *self
-                .tags
-                .entry(a.path.clone())
-                .or_insert_with(|| tag_len(&a.path));
-            (a.size, count::minimum_bytes(a.size, tag, a.duration))
+            let minimum = *a
+                .minimum
+                .get_or_init(|| count::minimum_bytes(a.size, tag_len(&a.path), a.duration));
+            (a.size, minimum)
         });
-        let delivered = d.delivered();
+        let mut delivered = std::mem::take(&mut self.delivered);
+        d.delivered_into(&mut delivered);
         let user_agent = d.request.user_agent().unwrap_or_default();
         let hit = Hit {
             at_ms: millis(d.at),
@@ -225,6 +225,8 @@ impl Measurer {
         let mut tally = std::mem::take(&mut self.tally);
         let outcome = tally.offer(&hit, &mut |day: &str| self.salt(day));
         self.tally = tally;
+        let (at_ms, method, range) = (hit.at_ms, d.request.method(), d.request.range());
+        self.delivered = delivered;
         let Some(outcome) = outcome else {
             self.status.unwritten.fetch_add(1, Ordering::Relaxed);
             return;
@@ -239,27 +241,26 @@ impl Measurer {
                 Some(fingerprint.iter().map(|b| format!("{b:02x}")).collect()),
             ),
         };
-        let day = day_of(hit.at_ms);
         if outcome.verdict == Verdict::Download {
             self.pending.downloads.push(DownloadRow {
-                at: hit.at_ms,
-                day: day.clone(),
-                episode: episode.to_string(),
-                app: outcome.client.app.to_owned(),
-                device: outcome.client.device.map(str::to_owned),
+                at: at_ms,
+                day: Arc::clone(&outcome.day),
+                episode: Arc::clone(episode),
+                app: outcome.client.app,
+                device: outcome.client.device,
                 user_id,
-                address: outcome.address.clone(),
+                address: Arc::clone(&outcome.address),
             });
         }
         self.pending.events.push(Event {
-            at: hit.at_ms,
-            day,
-            episode: episode.to_string(),
-            method: hit.method.to_owned(),
+            at: at_ms,
+            day: outcome.day,
+            episode: Arc::clone(episode),
+            method: if method == "HEAD" { "HEAD" } else { "GET" },
             status: d.status,
-            range: hit.range.map(str::to_owned),
+            range: range.map(str::to_owned),
             bytes: d.bytes,
-            agent: user_agent.to_owned(),
+            agent: outcome.user_agent,
             user_id,
             fingerprint,
             address: outcome.address,
@@ -282,7 +283,11 @@ impl Measurer {
                 s.downloads
                     .fetch_add(self.pending.downloads.len() as u64, Ordering::Relaxed);
                 s.failing.store(false, Ordering::Relaxed);
-                self.pending = MeasurementBatch::default();
+                // Cleared, not replaced: the next batch reuses the allocations.
+                self.pending.events.clear();
+                self.pending.downloads.clear();
+                self.pending.windows.clear();
+                self.pending.closed.clear();
             }
             Err(e) => {
                 self.status.failing.store(true, Ordering::Relaxed);
@@ -342,6 +347,7 @@ mod tests {
             size: 1000,
             duration: Duration::from_secs(30),
             released_ms: 0,
+            minimum: Default::default(),
         });
         // Published at once, far faster than one pass a second drains: most cannot queue.
         for i in 0..200u32 {
@@ -368,6 +374,7 @@ mod tests {
             size: 1000,
             duration: Duration::from_secs(30),
             released_ms: 0,
+            minimum: Default::default(),
         });
         for _ in 0..2 {
             let hub = Deliveries::default();

@@ -97,25 +97,37 @@ impl Delivery {
     /// The file's byte intervals `[start, end)` that reached the socket: the body's first
     /// `bytes` bytes, mapped through its extent.
     pub fn delivered(&self) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        self.delivered_into(&mut out);
+        out
+    }
+
+    /// [`Delivery::delivered`] into a buffer the caller reuses (cleared first).
+    pub fn delivered_into(&self, out: &mut Vec<(u64, u64)>) {
+        out.clear();
         match &self.extent {
-            Extent::None => Vec::new(),
-            Extent::From(first) if self.bytes > 0 => vec![(*first, first + self.bytes)],
-            Extent::From(_) => Vec::new(),
-            Extent::Parts(parts) => parts
-                .iter()
-                .filter(|p| p.body_at < self.bytes)
-                .map(|p| {
-                    let len = p.len.min(self.bytes - p.body_at);
-                    (p.file_at, p.file_at + len)
-                })
-                .filter(|(s, e)| s < e)
-                .collect(),
+            Extent::None => {}
+            Extent::From(first) => {
+                if self.bytes > 0 {
+                    out.push((*first, first + self.bytes));
+                }
+            }
+            Extent::Parts(parts) => out.extend(
+                parts
+                    .iter()
+                    .filter(|p| p.body_at < self.bytes)
+                    .map(|p| {
+                        let len = p.len.min(self.bytes - p.body_at);
+                        (p.file_at, p.file_at + len)
+                    })
+                    .filter(|(s, e)| s < e),
+            ),
         }
     }
 }
 
 /// An episode's audio file, as measurement needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct AudioFile {
     pub episode: Arc<str>,
     /// On disk, to read its ID3 tag's length.
@@ -124,6 +136,9 @@ pub struct AudioFile {
     pub duration: Duration,
     /// The episode's release, Unix milliseconds.
     pub released_ms: i64,
+    /// The bytes a download needs, worked out by the measurement thread on first use (it reads
+    /// the ID3 tag's length from the file).
+    pub minimum: std::sync::OnceLock<u64>,
 }
 
 /// Which bytes of a file a media response's body carries.

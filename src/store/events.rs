@@ -4,6 +4,8 @@
 //! Nothing here holds a client address: events and downloads carry only its keyed hash (see
 //! [`crate::stats::count`]).
 
+use std::sync::Arc;
+
 use rusqlite::params;
 
 use super::{Store, StoreError};
@@ -14,19 +16,20 @@ use crate::stats::count::{Intervals, Window};
 pub struct Event {
     /// Unix milliseconds.
     pub at: i64,
-    pub day: String,
-    pub episode: String,
-    pub method: String,
+    pub day: Arc<str>,
+    pub episode: Arc<str>,
+    /// `GET` or `HEAD`: media answers no other method.
+    pub method: &'static str,
     pub status: u16,
     pub range: Option<String>,
     /// Body bytes that reached the socket.
     pub bytes: u64,
-    pub agent: String,
+    pub agent: Arc<str>,
     pub user_id: Option<i64>,
     /// A personal token's fingerprint (8 hex digits), for requests through one.
     pub fingerprint: Option<String>,
     /// The keyed hash of the client's address.
-    pub address: String,
+    pub address: Arc<str>,
     /// What it counted as ([`crate::stats::count::Verdict`]).
     pub verdict: &'static str,
 }
@@ -35,12 +38,12 @@ pub struct Event {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DownloadRow {
     pub at: i64,
-    pub day: String,
-    pub episode: String,
-    pub app: String,
-    pub device: Option<String>,
+    pub day: Arc<str>,
+    pub episode: Arc<str>,
+    pub app: &'static str,
+    pub device: Option<&'static str>,
     pub user_id: Option<i64>,
-    pub address: String,
+    pub address: Arc<str>,
 }
 
 /// What one pass of the measurement thread writes, in one transaction.
@@ -89,32 +92,56 @@ pub struct Counts {
     pub verdicts: Vec<(String, u64, u64)>,
 }
 
+/// Rows per `INSERT` of events.
+const EVENTS_PER_INSERT: usize = 64;
+
+/// The `INSERT` of `n` events.
+fn events_insert(n: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO events (at, episode, status, range, bytes, agent, user_id, fingerprint,
+         address, verdict) VALUES ",
+    );
+    for i in 0..n {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str("(?,?,?,?,?,?,?,?,?,?)");
+    }
+    sql
+}
+
 impl Store {
     /// Writes one batch of events, downloads and window changes, all or nothing.
     pub fn record_measurement(&self, batch: &MeasurementBatch) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO events (at, day, episode, method, status, range, bytes, agent,
-                    user_id, fingerprint, address, verdict)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )?;
-            for e in &batch.events {
-                insert.execute(params![
-                    e.at,
-                    e.day,
-                    e.episode,
-                    e.method,
-                    e.status,
-                    e.range,
-                    e.bytes as i64,
-                    e.agent,
-                    e.user_id,
-                    e.fingerprint,
-                    e.address,
-                    e.verdict
-                ])?;
+            // Many rows per statement: one statement per row would cost more in SQLite's
+            // per-statement work than the rows themselves.
+            // Full chunks share one statement, and the rest go one by one, so only two
+            // statements are ever prepared.
+            let full = batch.events.len() / EVENTS_PER_INSERT * EVENTS_PER_INSERT;
+            let (many, rest) = batch.events.split_at(full);
+            let chunks = many.chunks(EVENTS_PER_INSERT).chain(rest.chunks(1));
+            for chunk in chunks {
+                let mut insert = tx.prepare_cached(&events_insert(chunk.len()))?;
+                let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 10);
+                let bytes: Vec<i64> = chunk.iter().map(|e| e.bytes as i64).collect();
+                for (e, bytes) in chunk.iter().zip(&bytes) {
+                    values.extend_from_slice(&[
+                        &e.at as &dyn rusqlite::ToSql,
+                        &e.episode,
+                        &e.status,
+                        &e.range,
+                        bytes,
+                        &e.agent,
+                        &e.user_id,
+                        &e.fingerprint,
+                        &e.address,
+                        &e.verdict,
+                    ]);
+                }
+                insert.execute(values.as_slice())?;
             }
             let mut insert = tx.prepare_cached(
                 "INSERT INTO downloads (at, day, episode, app, device, user_id, address)
@@ -122,7 +149,13 @@ impl Store {
             )?;
             for d in &batch.downloads {
                 insert.execute(params![
-                    d.at, d.day, d.episode, d.app, d.device, d.user_id, d.address
+                    d.at,
+                    &*d.day,
+                    &*d.episode,
+                    d.app,
+                    d.device,
+                    d.user_id,
+                    &*d.address
                 ])?;
             }
             let mut upsert = tx.prepare_cached(
@@ -168,8 +201,9 @@ impl Store {
         let tx = conn.transaction()?;
         tx.execute(
             "INSERT INTO daily_events (day, episode, verdict, requests, bytes)
-             SELECT day, episode, verdict, count(*), sum(bytes) FROM events WHERE at < ?1
-             GROUP BY day, episode, verdict
+             SELECT date(at / 1000, 'unixepoch'), episode, verdict, count(*), sum(bytes)
+             FROM events WHERE at < ?1
+             GROUP BY 1, episode, verdict
              ON CONFLICT (day, episode, verdict)
              DO UPDATE SET requests = requests + excluded.requests, bytes = bytes + excluded.bytes",
             params![before_ms],
@@ -231,7 +265,8 @@ impl Store {
         let mut stmt = conn.prepare(&format!(
             "SELECT verdict, sum(requests), sum(bytes) FROM (
                 SELECT d.verdict, count(*) AS requests, sum(d.bytes) AS bytes FROM events d
-                WHERE {filter} GROUP BY d.verdict
+                WHERE date(d.at / 1000, 'unixepoch') >= ?1 AND (?2 IS NULL OR d.episode = ?2)
+                GROUP BY d.verdict
                 UNION ALL
                 SELECT d.verdict, sum(d.requests), sum(d.bytes) FROM daily_events d
                 WHERE {filter} GROUP BY d.verdict
@@ -275,24 +310,26 @@ impl Store {
     pub fn events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT at, day, episode, method, status, range, bytes, agent, user_id, fingerprint,
-                    address, verdict
+            "SELECT at, date(at / 1000, 'unixepoch'), episode, verdict, status, range, bytes,
+                    agent, user_id, fingerprint, address, verdict
              FROM events ORDER BY id LIMIT ?1",
         )?;
         let rows = stmt.query_map(params![limit as i64], |r| {
             let verdict: String = r.get(11)?;
+            let method: String = r.get(3)?;
+            // Every HEAD request's verdict is `head`.
             Ok(Event {
                 at: r.get(0)?,
-                day: r.get(1)?,
-                episode: r.get(2)?,
-                method: r.get(3)?,
+                day: r.get::<_, String>(1)?.into(),
+                episode: r.get::<_, String>(2)?.into(),
+                method: if method == "head" { "HEAD" } else { "GET" },
                 status: r.get(4)?,
                 range: r.get(5)?,
                 bytes: r.get::<_, i64>(6)? as u64,
-                agent: r.get(7)?,
+                agent: r.get::<_, String>(7)?.into(),
                 user_id: r.get(8)?,
                 fingerprint: r.get(9)?,
-                address: r.get(10)?,
+                address: r.get::<_, String>(10)?.into(),
                 verdict: crate::stats::count::Verdict::parse(&verdict)
                     .map_or("unknown", |v| v.as_str()),
             })
@@ -305,12 +342,18 @@ impl Store {
 mod tests {
     use super::*;
 
+    /// Milliseconds into `day` (UTC).
+    fn ms(day: &str, offset: i64) -> i64 {
+        let d = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap();
+        d.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_millis() + offset
+    }
+
     fn event(at: i64, day: &str, verdict: &'static str) -> Event {
         Event {
-            at,
+            at: ms(day, at),
             day: day.into(),
             episode: "ep".into(),
-            method: "GET".into(),
+            method: "GET",
             status: 206,
             range: Some("bytes=0-".into()),
             bytes: 100,
@@ -339,10 +382,10 @@ mod tests {
                     event(3, "2026-01-02", "probe"),
                 ],
                 downloads: vec![DownloadRow {
-                    at: 2,
+                    at: ms("2026-01-01", 2),
                     day: "2026-01-01".into(),
                     episode: "ep".into(),
-                    app: "AntennaPod".into(),
+                    app: "AntennaPod",
                     device: None,
                     user_id: None,
                     address: "00ff".into(),
@@ -363,8 +406,9 @@ mod tests {
         let before = store.download_counts(&StatsQuery::default()).unwrap();
         assert_eq!(before.total, 1);
         assert_eq!(before.by_device, [("unknown".to_owned(), 1)]);
-        assert_eq!(store.roll_up(3).unwrap(), 2);
-        assert_eq!(store.events(10).unwrap().len(), 1);
+        assert_eq!(store.roll_up(ms("2026-01-02", 0)).unwrap(), 2);
+        let left = store.events(10).unwrap();
+        assert_eq!(left, [event(3, "2026-01-02", "probe")], "read back whole");
         let after = store.download_counts(&StatsQuery::default()).unwrap();
         assert_eq!(before, after, "rolling up changes no figure");
         let since = StatsQuery {

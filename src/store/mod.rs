@@ -117,12 +117,12 @@ const MIGRATIONS: &[&str] = &[
         salt BLOB NOT NULL
      );",
     // 3: download measurement: raw events, downloads, open counting windows, daily roll-ups.
+    // Events are many, so they hold nothing derivable: the day comes from `at`, and the
+    // method from the verdict (every HEAD request is `head`).
     "CREATE TABLE events (
         id INTEGER PRIMARY KEY,
         at INTEGER NOT NULL,
-        day TEXT NOT NULL,
         episode TEXT NOT NULL,
-        method TEXT NOT NULL,
         status INTEGER NOT NULL,
         range TEXT,
         bytes INTEGER NOT NULL,
