@@ -130,6 +130,38 @@ fn stats_page_and_exports_show_real_downloads_to_admins_only() {
     let officer_browser = Browser::new(&server, demo.root(), "patrol");
     assert_eq!(officer_browser.sign_in("patrol", PASSWORD).status, 303);
     assert_eq!(officer_browser.get("/admin/stats").status, 403);
+
+    // Listening signed in on the website: the admin's is recorded and never a download; the
+    // officer's counts, under the officer's name.
+    let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0";
+    let url = format!("http://{}{audio}", server.addr);
+    assert_eq!(b.run(&["-A", firefox, &url]).status, 200);
+    assert_eq!(officer_browser.run(&["-A", firefox, &url]).status, 200);
+    let verdict = |r: &serde_json::Value, v: &str| {
+        r["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["counted_as"] == v)
+            .map_or(0, |x| x["requests"].as_u64().unwrap())
+    };
+    assert!(
+        eventually(20, || {
+            let r = json("");
+            verdict(&r, "admin") == 1 && r["downloads"] == 3
+        }),
+        "{}",
+        json("")
+    );
+    let r = json("");
+    assert_eq!(r["officers"][0]["officer"], "patrol", "{r}");
+    assert_eq!(r["officers"][0]["episode"], "defining-de-escalation", "{r}");
+    assert_eq!(r["officers"][0]["downloads"], 1, "{r}");
+    assert_eq!(
+        r["officers"].as_array().unwrap().len(),
+        1,
+        "the admin is not among them: {r}"
+    );
 }
 
 fn metric(text: &str, line_start: &str) -> Option<f64> {

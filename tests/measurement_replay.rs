@@ -100,13 +100,25 @@ fn replayed_request_sequences_count_exactly_the_expected_downloads() {
         let minimum = minimum_bytes(ep.size, ep.tag, std::time::Duration::from_secs(ep.duration));
         // A fresh salt per day, as the store draws them.
         let mut salts: HashMap<String, [u8; 32]> = HashMap::new();
-        let mut salt = |day: &str| {
+        let mut salt = |day: &str, create: bool| {
+            if !create {
+                return salts.get(day).copied();
+            }
             let n = salts.len() as u8;
             Some(*salts.entry(day.to_owned()).or_insert([n + 1; 32]))
         };
         let mut tally = Tally::with_limit(AddressLimit {
             per_address_per_day: case.limit.unwrap_or(200),
-            exempt: case.exempt.iter().map(|n| n.parse().unwrap()).collect(),
+            // As the config reads it: a range, or a single address.
+            exempt: case
+                .exempt
+                .iter()
+                .map(|n| {
+                    n.parse::<ipnet::IpNet>()
+                        .or_else(|_| n.parse::<IpAddr>().map(ipnet::IpNet::from))
+                        .unwrap()
+                })
+                .collect(),
         });
         let mut verdicts = Vec::new();
         for r in &case.request {

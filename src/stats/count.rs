@@ -245,14 +245,16 @@ pub struct Outcome {
     pub listener: Option<Arc<str>>,
 }
 
-/// Salts for keyed address hashes, by UTC day (`YYYY-MM-DD`).
+/// Salts for keyed address hashes, by UTC day (`YYYY-MM-DD`). With `create`, a day without one
+/// gets one; without, only an existing salt is returned (the tally peeks at the next day's, and
+/// must not make a salt for a day that has not begun).
 pub trait Salts {
-    fn salt(&mut self, day: &str) -> Option<[u8; 32]>;
+    fn salt(&mut self, day: &str, create: bool) -> Option<[u8; 32]>;
 }
 
-impl<F: FnMut(&str) -> Option<[u8; 32]>> Salts for F {
-    fn salt(&mut self, day: &str) -> Option<[u8; 32]> {
-        self(day)
+impl<F: FnMut(&str, bool) -> Option<[u8; 32]>> Salts for F {
+    fn salt(&mut self, day: &str, create: bool) -> Option<[u8; 32]> {
+        self(day, create)
     }
 }
 
@@ -371,29 +373,29 @@ pub struct Tally {
     /// The last client's, checked first: a listener's requests tend to come in runs.
     last: Option<Ident>,
     limit: AddressLimit,
-    /// Downloads per address hash on `per_day.0`.
-    per_day: (Arc<str>, HashMap<Arc<str>, u64>),
+    /// Downloads per address hash, by UTC day; the two latest days are kept, because records
+    /// arrive in the order responses end, so yesterday's long downloads finish among today's.
+    per_day: HashMap<Arc<str>, HashMap<Arc<str>, u64>>,
 }
 
 impl Tally {
     /// A tally that continues from windows stored earlier (`key`, window) and from the
-    /// downloads already counted per address hash on `day`.
+    /// downloads already counted per address hash, by day (today's and yesterday's).
     pub fn resume(
         windows: impl IntoIterator<Item = (String, Window)>,
         limit: AddressLimit,
-        day: String,
-        per_address: HashMap<String, u64>,
+        per_day: HashMap<String, HashMap<String, u64>>,
     ) -> Tally {
         Tally {
             windows: windows.into_iter().map(|(k, w)| (k.into(), w)).collect(),
             limit,
-            per_day: (
-                day.into(),
-                per_address
-                    .into_iter()
-                    .map(|(k, n)| (k.into(), n))
-                    .collect(),
-            ),
+            per_day: per_day
+                .into_iter()
+                .map(|(day, counts)| {
+                    let counts = counts.into_iter().map(|(k, n)| (k.into(), n)).collect();
+                    (day.into(), counts)
+                })
+                .collect(),
             ..Tally::default()
         }
     }
@@ -409,18 +411,26 @@ impl Tally {
     /// Whether one more download from `address` (hashed) on `day` stays within the limit; if so
     /// it is counted against it.
     fn within_limit(&mut self, day: &Arc<str>, address: &Arc<str>, ip: IpAddr) -> bool {
-        if self
-            .limit
-            .exempt
-            .iter()
-            .any(|n| n.contains(&address_key(ip)))
-        {
+        // The exemption is for the address itself (a single IPv6 address may be listed), while
+        // the count is per hash, IPv6 by its /64.
+        let ip = ip.to_canonical();
+        if self.limit.exempt.iter().any(|n| n.contains(&ip)) {
             return true;
         }
-        if self.per_day.0 != *day {
-            self.per_day = (Arc::clone(day), HashMap::new());
+        if !self.per_day.contains_key(day) {
+            self.per_day.insert(Arc::clone(day), HashMap::new());
+            // Keep the two latest days (ISO dates sort by time).
+            while self.per_day.len() > 2 {
+                let oldest = self.per_day.keys().min().cloned().expect("not empty");
+                self.per_day.remove(&oldest);
+            }
+            if !self.per_day.contains_key(day) {
+                // Older than both kept days: its downloads are counted without a limit.
+                return true;
+            }
         }
-        let n = self.per_day.1.entry(Arc::clone(address)).or_insert(0);
+        let counts = self.per_day.get_mut(day).expect("just ensured");
+        let n = counts.entry(Arc::clone(address)).or_insert(0);
         if *n >= self.limit.per_address_per_day {
             return false;
         }
@@ -482,10 +492,22 @@ impl Tally {
         }
         let minimum = hit.audio.map_or(u64::MAX, |a| a.1);
         // Yesterday's window first: it may still be open.
-        let key = match &ident.keys.0 {
+        let mut key = match &ident.keys.0 {
             Some(old) if self.is_open(old, hit.at_ms) => Arc::clone(old),
             _ => Arc::clone(&ident.keys.1),
         };
+        if !self.is_open(&key, hit.at_ms) {
+            // A request of just before midnight whose record arrives after one of just after
+            // (records come in the order responses end) belongs to the window the later one
+            // opened under the next day's key.
+            if let Some(next) = salts.salt(&day_text(day_number(hit.at_ms) + 1), false) {
+                let k: Arc<str> =
+                    listener_key(&next, hit.client, hit.user_agent, hit.episode).into();
+                if self.is_open(&k, hit.at_ms) {
+                    key = k;
+                }
+            }
+        }
         if !self.is_open(&key, hit.at_ms) {
             self.windows.insert(
                 Arc::clone(&key),
@@ -512,6 +534,11 @@ impl Tally {
                 w.covered = Intervals::default();
                 Verdict::Download
             } else {
+                // The window is spent: later requests in it are duplicates, even after the
+                // address's budget renews at midnight.
+                let w = self.windows.get_mut(&key).expect("just ensured");
+                w.counted = true;
+                w.covered = Intervals::default();
                 Verdict::AddressLimit
             }
         };
@@ -543,9 +570,9 @@ impl Tally {
             return Some(i);
         }
         let today = day_text(day);
-        let salt = salts.salt(&today)?;
+        let salt = salts.salt(&today, true)?;
         let yesterday = salts
-            .salt(&day_text(day - 1))
+            .salt(&day_text(day - 1), false)
             .map(|old| listener_key(&old, hit.client, hit.user_agent, hit.episode).into());
         let ident = Ident {
             ip: hit.client,

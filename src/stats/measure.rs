@@ -3,11 +3,12 @@
 //!
 //! It subscribes to the delivery records like the access log does, over its own bounded queue,
 //! so streaming never waits for it: when the queue is full the record is dropped and counted.
-//! Once a second (sooner when a batch fills) it writes what it has to the store in one
-//! transaction: the events, the downloads they made and the windows they changed. A failed write
-//! is kept and retried with the next batch, up to [`MAX_UNWRITTEN`] events; past that, events are
-//! dropped and counted. Stopping writes everything received so far. Once an hour, raw events
-//! older than the retention period are rolled up into daily totals.
+//! Once a second it writes what it has to the store in one transaction: the events, the
+//! downloads they made and the windows they changed. A failed write is kept and retried with the
+//! next batch, up to [`MAX_UNWRITTEN`] events; past that, events are dropped and counted.
+//! Stopping writes everything received so far (retrying a refused batch a few times, then
+//! counting it as lost). Once an hour, raw events older than the retention period are rolled up
+//! into daily totals, and salts older than yesterday are deleted.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -78,11 +79,16 @@ impl Measurement {
         queue: usize,
     ) -> std::io::Result<Measurement> {
         let windows = store.open_windows().map_err(std::io::Error::other)?;
-        let today = day_of(millis(SystemTime::now()));
-        let per_address = store
-            .address_downloads(&today)
-            .map_err(std::io::Error::other)?;
-        let tally = Tally::resume(windows, config.address_limit.clone(), today, per_address);
+        // Today's and yesterday's downloads per address, for the per-address limit.
+        let now = millis(SystemTime::now());
+        let mut per_day = HashMap::new();
+        for day in [day_of(now), day_of(now - count::WINDOW_MS)] {
+            let counts = store
+                .address_downloads(&day)
+                .map_err(std::io::Error::other)?;
+            per_day.insert(day, counts);
+        }
+        let tally = Tally::resume(windows, config.address_limit.clone(), per_day);
         let retention_days = config.retention_days;
         let status = Arc::new(Status::default());
         let shared = Arc::clone(&status);
@@ -156,12 +162,35 @@ impl Measurer {
             }
             self.write();
             if last {
+                self.write_last();
                 return;
             }
             std::thread::park_timeout(INTERVAL);
         }
     }
 
+    /// At shutdown, a batch the store refused gets a few more tries; what is still refused is
+    /// counted as lost, and said so.
+    fn write_last(&mut self) {
+        for wait in [100, 500, 2000] {
+            if self.pending.events.is_empty() && self.pending.downloads.is_empty() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(wait));
+            self.write();
+        }
+        let lost = self.pending.events.len() as u64;
+        if lost > 0 {
+            self.status.unwritten.fetch_add(lost, Ordering::Relaxed);
+            tracing::error!(
+                events = lost,
+                "shutting down with measurement events the store would not take; they are lost"
+            );
+        }
+    }
+
+    /// Rolls up old events, and deletes salts older than yesterday even when no request has
+    /// come today (a quiet server must forget them too).
     fn roll_up(&self) {
         let cutoff = millis(SystemTime::now() - self.retention);
         match self.store.roll_up(cutoff) {
@@ -169,9 +198,14 @@ impl Measurer {
             Ok(n) => tracing::info!(events = n, "rolled old events up into daily totals"),
             Err(e) => tracing::error!(error = %e, "cannot roll up old events"),
         }
+        let yesterday = day_of(millis(SystemTime::now()) - count::WINDOW_MS);
+        if let Err(e) = self.store.forget_salts_before(&yesterday) {
+            tracing::error!(error = %e, "cannot delete old address salts");
+        }
     }
 
-    fn salt(&mut self, day: &str) -> Option<[u8; 32]> {
+    /// The salt of `day`; with `create`, made if the day has none yet.
+    fn salt(&mut self, day: &str, create: bool) -> Option<[u8; 32]> {
         if let Some(s) = self.salts.get(day) {
             return Some(*s);
         }
@@ -179,8 +213,14 @@ impl Measurer {
             .ok()?
             .pred_opt()?
             .to_string();
-        match self.store.daily_salt(day, &keep_from) {
-            Ok(s) => {
+        let got = if create {
+            self.store.daily_salt(day, &keep_from).map(Some)
+        } else {
+            self.store.existing_salt(day)
+        };
+        match got {
+            Ok(None) => None,
+            Ok(Some(s)) => {
                 if self.salts.len() >= 4 {
                     self.salts.clear();
                 }
@@ -223,7 +263,7 @@ impl Measurer {
         };
         // The salt lookup borrows `self`; the tally is taken out for the call.
         let mut tally = std::mem::take(&mut self.tally);
-        let outcome = tally.offer(&hit, &mut |day: &str| self.salt(day));
+        let outcome = tally.offer(&hit, &mut |day: &str, create| self.salt(day, create));
         self.tally = tally;
         let (at_ms, method, range) = (hit.at_ms, d.request.method(), d.request.range());
         self.delivered = delivered;
@@ -270,6 +310,14 @@ impl Measurer {
 
     fn write(&mut self) {
         let (changed, closed) = self.tally.take_changes(millis(SystemTime::now()));
+        if !self.pending.windows.is_empty() {
+            // A retry: a window changed again replaces its waiting copy.
+            let fresh: std::collections::HashSet<&str> =
+                changed.iter().map(|(k, _)| k.as_str()).collect();
+            self.pending
+                .windows
+                .retain(|(k, _)| !fresh.contains(k.as_str()));
+        }
         self.pending.windows.extend(changed);
         self.pending.closed.extend(closed);
         if self.pending.is_empty() {

@@ -590,6 +590,24 @@ impl Store {
         Ok(salt)
     }
 
+    /// The salt of `day`, if one was made; never makes one.
+    pub fn existing_salt(&self, day: &str) -> Result<Option<[u8; 32]>, StoreError> {
+        let found: Option<Vec<u8>> = self
+            .conn()
+            .query_row("SELECT salt FROM salts WHERE day = ?1", params![day], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(found.and_then(|s| <[u8; 32]>::try_from(s).ok()))
+    }
+
+    /// Deletes the salts of days before `day`, so their hashes can never be recomputed.
+    pub fn forget_salts_before(&self, day: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute("DELETE FROM salts WHERE day < ?1", params![day])?;
+        Ok(())
+    }
+
     /// Records uses of personal tokens, and returns each account-day whose distinct addresses
     /// now exceed `alert_above` for the first time (a new sharing flag).
     pub fn record_token_uses(

@@ -7,7 +7,8 @@
 // an officer's whole journey: signs in from a members teaser, copies the personal feed URL, plays
 // a members-only episode in the page, gPodder subscribes with the URL and downloads it, and once
 // the admin revokes the URL in the officers page, the next refresh and media request fail while
-// another officer's URL keeps working.
+// another officer's URL keeps working. Last, the downloads page: charts, the members-only episode's
+// officers, the admin's own listening left out, and a filter the CSV export follows.
 //
 // Run: cargo build && (cd tests/browser && npm ci && node --test admin.test.mjs)
 // Env: ROLLCALL_BIN (default target/debug/rollcall), CHROMIUM (default /usr/bin/chromium).
@@ -258,4 +259,48 @@ test("an officer signs in, copies the personal URL, gPodder subscribes, and revo
     await officer.close();
     fs.rmSync(officerProfile, { recursive: true, force: true });
   }
+});
+
+test("the downloads page charts what was listened to, and leaves the admin's own listening out", async () => {
+  const page = await context.newPage();
+  // The admin, signed in, listens to a public episode on its page: recorded, never a download.
+  await page.goto(`${base}/episodes/defining-de-escalation`);
+  await page.locator("audio").first().evaluate((a) => { a.muted = true; return a.play(); });
+  await until(page, () => document.querySelector("audio").currentTime > 0.3);
+
+  // Events reach the store within about a second; reload until the admin's requests show.
+  let seen = false;
+  for (let i = 0; i < 40 && !seen; i++) {
+    await page.goto(`${base}/admin/stats`);
+    seen = (await page.locator("tr[data-verdict=admin]").count()) > 0;
+    if (!seen) await page.waitForTimeout(250);
+  }
+  assert.ok(seen, "the admin's own listening is recorded as 'admin'");
+  // The officer's in-page play and gPodder's download of the members-only briefing.
+  const briefing = page.locator("#members tr[data-episode=roll-call-briefing-defusing-difficult-encounters]");
+  assert.equal(await briefing.count(), 1);
+  assert.equal(await briefing.locator("td.officers").textContent(), "1", "one officer, however many apps");
+  const briefingDownloads = Number(await briefing.locator("td").nth(1).textContent());
+  assert.ok(briefingDownloads >= 1, `the briefing was downloaded: ${briefingDownloads}`);
+  const total = Number(await page.textContent("#total"));
+  assert.ok(total >= briefingDownloads);
+
+  // The charts are drawn: inline SVG with a visible bar per episode and per app.
+  for (const chart of ["episodes", "apps"]) {
+    const bars = page.locator(`#chart-${chart} svg rect`);
+    assert.ok((await bars.count()) >= 1, `${chart} has bars`);
+    const box = await bars.first().boundingBox();
+    assert.ok(box && box.width > 0 && box.height > 0, `${chart}'s first bar is visible: ${JSON.stringify(box)}`);
+  }
+  await page.screenshot({ path: path.join(artifacts, "admin-stats.png"), fullPage: true });
+
+  // Filtering by episode shows that episode's figure alone, and the exports follow the filter.
+  await page.selectOption("#episode", "roll-call-briefing-defusing-difficult-encounters");
+  await Promise.all([page.waitForURL(/episode=roll-call-briefing/), page.click(".stats-filter button[type=submit]")]);
+  assert.equal(Number(await page.textContent("#total")), briefingDownloads);
+  const csvHref = await page.getAttribute("a[href^='/admin/stats.csv']", "href");
+  assert.match(csvHref, /episode=roll-call-briefing-defusing-difficult-encounters/);
+  const csv = await page.evaluate(async (href) => (await fetch(href)).text(), csvHref);
+  assert.match(csv, new RegExp(`^total,downloads,${briefingDownloads},`, "m"));
+  await page.close();
 });
