@@ -118,16 +118,23 @@ impl Store {
         {
             // Many rows per statement: one statement per row would cost more in SQLite's
             // per-statement work than the rows themselves.
-            // Full chunks share one statement, and the rest go one by one, so only two
-            // statements are ever prepared.
+            // Full chunks share one statement, held for the whole batch (handing a statement
+            // back to the cache clears its hundreds of bindings), and the rest go one by one.
             let full = batch.events.len() / EVENTS_PER_INSERT * EVENTS_PER_INSERT;
             let (many, rest) = batch.events.split_at(full);
-            let chunks = many.chunks(EVENTS_PER_INSERT).chain(rest.chunks(1));
-            for chunk in chunks {
-                let mut insert = tx.prepare_cached(&events_insert(chunk.len()))?;
-                let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 10);
-                let bytes: Vec<i64> = chunk.iter().map(|e| e.bytes as i64).collect();
-                for (e, bytes) in chunk.iter().zip(&bytes) {
+            let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(EVENTS_PER_INSERT * 10);
+            let bytes: Vec<i64> = batch.events.iter().map(|e| e.bytes as i64).collect();
+            let (many_bytes, rest_bytes) = bytes.split_at(full);
+            let mut insert_many = tx.prepare_cached(&events_insert(EVENTS_PER_INSERT))?;
+            let mut insert_one = tx.prepare_cached(&events_insert(1))?;
+            let chunks = many
+                .chunks(EVENTS_PER_INSERT)
+                .zip(many_bytes.chunks(EVENTS_PER_INSERT))
+                .map(|c| (c, true))
+                .chain(rest.chunks(1).zip(rest_bytes.chunks(1)).map(|c| (c, false)));
+            for ((chunk, bytes), full) in chunks {
+                values.clear();
+                for (e, bytes) in chunk.iter().zip(bytes) {
                     values.extend_from_slice(&[
                         &e.at as &dyn rusqlite::ToSql,
                         &e.episode,
@@ -141,8 +148,13 @@ impl Store {
                         &e.verdict,
                     ]);
                 }
-                insert.execute(values.as_slice())?;
+                if full {
+                    insert_many.execute(values.as_slice())?;
+                } else {
+                    insert_one.execute(values.as_slice())?;
+                }
             }
+            drop((insert_many, insert_one));
             let mut insert = tx.prepare_cached(
                 "INSERT INTO downloads (at, day, episode, app, device, user_id, address)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
