@@ -61,6 +61,11 @@ pub struct RawConfig {
     /// Distinct addresses one personal URL may be used from in a day before it is flagged as
     /// possibly shared. Default: 5.
     pub sharing_alert_addresses: Option<u64>,
+    /// `text` (default) or `json`: the format of every log line, access lines included.
+    pub log_format: Option<LogFormat>,
+    /// How access lines show the client's address: `full` (default), `truncated` (IPv4 /24,
+    /// IPv6 /48) or `none`.
+    pub log_client_address: Option<ClientAddress>,
     /// Addresses or CIDR ranges that may read `/metrics` without a token.
     /// Default: `["127.0.0.1", "::1"]`.
     pub metrics_allow: Option<Vec<String>>,
@@ -98,6 +103,122 @@ pub struct RawServer {
     pub send_buffer_bytes: Option<usize>,
 }
 
+/// How an environment variable's text becomes a setting's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Str,
+    Int,
+    Bool,
+    /// Comma-separated.
+    List,
+}
+
+/// Every setting, as `section.key`, with the kind of its value: `ROLLCALL_` plus the name in
+/// capitals, dots as underscores, sets it (`ROLLCALL_SERVER_MAX_CONNECTIONS`).
+const SETTINGS: &[(&str, Kind)] = &[
+    ("public_url", Kind::Str),
+    ("listen", Kind::Str),
+    ("episodes_dir", Kind::Str),
+    ("feeds_dir", Kind::Str),
+    ("state_dir", Kind::Str),
+    ("trusted_proxies", Kind::List),
+    ("database", Kind::Str),
+    ("max_upload_bytes", Kind::Int),
+    ("session_hours", Kind::Int),
+    ("sign_in_attempts_per_minute", Kind::Int),
+    ("token_key", Kind::Str),
+    ("sharing_alert_addresses", Kind::Int),
+    ("log_format", Kind::Str),
+    ("log_client_address", Kind::Str),
+    ("metrics_allow", Kind::List),
+    ("server.max_connections", Kind::Int),
+    ("server.header_read_timeout_secs", Kind::Int),
+    ("server.keep_alive_timeout_secs", Kind::Int),
+    ("server.shutdown_grace_secs", Kind::Int),
+    ("server.send_buffer_bytes", Kind::Int),
+    ("measurement.enabled", Kind::Bool),
+    ("measurement.retention_days", Kind::Int),
+    ("measurement.max_downloads_per_address", Kind::Int),
+    ("measurement.busy_addresses", Kind::List),
+];
+
+/// The names of every environment variable that sets something.
+pub fn environment_variables() -> impl Iterator<Item = String> {
+    SETTINGS
+        .iter()
+        .map(|(s, _)| format!("ROLLCALL_{}", s.replace('.', "_").to_uppercase()))
+}
+
+fn parse_value(text: &str, kind: Kind) -> Result<toml::Value, String> {
+    Ok(match kind {
+        Kind::Int => toml::Value::Integer(
+            text.trim()
+                .parse::<i64>()
+                .map_err(|_| format!("{text:?} is not a whole number"))?,
+        ),
+        Kind::Bool => toml::Value::Boolean(match text.trim() {
+            "true" | "1" | "yes" => true,
+            "false" | "0" | "no" => false,
+            _ => return Err(format!("{text:?} is not true or false")),
+        }),
+        Kind::List => toml::Value::Array(
+            text.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_owned()))
+                .collect(),
+        ),
+        Kind::Str => toml::Value::String(text.to_owned()),
+    })
+}
+
+/// Sets `section.key` (or a top-level `key`) in `table`.
+fn set(table: &mut toml::Table, setting: &str, value: toml::Value) {
+    match setting.split_once('.') {
+        Some((section, key)) => {
+            let entry = table
+                .entry(section)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(t) = entry {
+                t.insert(key.to_owned(), value);
+            }
+        }
+        None => {
+            table.insert(setting.to_owned(), value);
+        }
+    }
+}
+
+/// `line L, column C: ` of where a span starts in `text`, or nothing without a span.
+fn position(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    let Some(span) = span else {
+        return String::new();
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("line {line}, column {column}: ")
+}
+
+/// The format of log lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// How much of a client's address access lines show.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAddress {
+    #[default]
+    Full,
+    Truncated,
+    None,
+}
+
 /// Validated configuration with absolute paths.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -111,6 +232,8 @@ pub struct Config {
     pub admin: AdminConfig,
     pub server: ServerConfig,
     pub measurement: MeasurementConfig,
+    pub log_format: LogFormat,
+    pub log_client_address: ClientAddress,
 }
 
 /// Download measurement (see `docs/measurement.md`).
@@ -148,21 +271,95 @@ pub struct ServerConfig {
 }
 
 impl Config {
-    /// Reads and validates the config file at `path`.
+    /// Reads and validates the config file at `path`, with `ROLLCALL_…` environment variables
+    /// over it.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with(path, std::env::vars(), &[])
+    }
+
+    /// Reads the config file at `path`; then `env` (the `ROLLCALL_…` variables among them) over
+    /// it; then `flags` (setting, value) over both; and validates the result. Relative paths
+    /// resolve against the file's folder whichever layer set them.
+    pub fn load_with(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+        flags: &[(&str, String)],
+    ) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        let raw: RawConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        let at = |e: toml::de::Error| ConfigError::Parse {
             path: path.to_owned(),
-            message: e.message().to_owned() + ": see docs/config.md for the keys",
+            message: format!(
+                "{}{}: see docs/config.md for the keys",
+                position(&text, e.span()),
+                e.message().trim()
+            ),
+        };
+        // The file alone first, so its mistakes (syntax, unknown keys, wrong types) are reported
+        // with their line and column; then as a table the other layers go over.
+        toml::from_str::<RawConfig>(&text).map_err(at)?;
+        let mut table: toml::Table = toml::from_str(&text).map_err(at)?;
+        let mut from_env: Vec<(&'static str, String)> = Vec::new();
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix("ROLLCALL_") else {
+                continue;
+            };
+            let Some((setting, kind)) = SETTINGS
+                .iter()
+                .find(|(s, _)| s.replace('.', "_").eq_ignore_ascii_case(key))
+            else {
+                // ROLLCALL_BIN and the like belong to tools, not the server.
+                continue;
+            };
+            let value = parse_value(&value, *kind).map_err(|message| ConfigError::Parse {
+                path: PathBuf::from(&name),
+                message,
+            })?;
+            set(&mut table, setting, value);
+            from_env.push((*setting, name));
+        }
+        for (setting, value) in flags {
+            let kind = SETTINGS
+                .iter()
+                .find(|(s, _)| s == setting)
+                .map_or(Kind::Str, |(_, k)| *k);
+            let value = parse_value(value, kind).map_err(|message| ConfigError::Parse {
+                path: PathBuf::from(format!("--{}", setting.replace('_', "-"))),
+                message,
+            })?;
+            set(&mut table, setting, value);
+            from_env.retain(|(s, _)| s != setting);
+        }
+        let raw = RawConfig::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let message = e.message().trim().to_owned();
+            // A wrong value from the environment is that variable's fault, not the file's.
+            let culprit = from_env.iter().find(|(s, _)| {
+                message.contains(&format!("`{}`", s.rsplit('.').next().unwrap_or(s)))
+            });
+            ConfigError::Parse {
+                path: culprit.map_or_else(|| path.to_owned(), |(_, name)| PathBuf::from(name)),
+                message: message + ": see docs/config.md for the keys",
+            }
         })?;
         let base = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        Config::from_raw(raw, base, path)
+        Config::from_raw(raw, base, path).map_err(|e| match e {
+            ConfigError::Invalid { field, message, .. }
+                if from_env.iter().any(|(s, _)| *s == field) =>
+            {
+                let name = &from_env.iter().find(|(s, _)| *s == field).expect("found").1;
+                ConfigError::Invalid {
+                    path: PathBuf::from(name),
+                    field,
+                    message,
+                }
+            }
+            e => e,
+        })
     }
 
     /// Validates `raw`, resolving relative paths against `base`. `origin` names the file in errors.
@@ -348,6 +545,8 @@ impl Config {
             admin,
             server,
             measurement,
+            log_format: raw.log_format.unwrap_or_default(),
+            log_client_address: raw.log_client_address.unwrap_or_default(),
         })
     }
 
@@ -382,6 +581,92 @@ mod tests {
     fn unknown_keys_are_rejected_by_name() {
         let err = toml::from_str::<RawConfig>("public_ulr = \"x\"").unwrap_err();
         assert!(err.message().contains("public_ulr"), "{}", err.message());
+    }
+
+    #[test]
+    fn flags_then_environment_then_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            "public_url = \"http://file.example\"\nlisten = \"127.0.0.1:1\"\n[server]\nmax_connections = 5\n",
+        )
+        .unwrap();
+        let env = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let c = Config::load_with(&path, env(&[]), &[]).unwrap();
+        assert_eq!(
+            (c.public_url.as_str(), c.server.max_connections),
+            ("http://file.example", 5)
+        );
+        let e = env(&[
+            ("ROLLCALL_PUBLIC_URL", "https://env.example"),
+            ("ROLLCALL_SERVER_MAX_CONNECTIONS", "7"),
+            ("ROLLCALL_TRUSTED_PROXIES", "10.0.0.1, 10.0.0.0/8"),
+            ("ROLLCALL_MEASUREMENT_ENABLED", "false"),
+            ("ROLLCALL_STATE_DIR", "state"),
+            ("ROLLCALL_BIN", "not a setting"),
+        ]);
+        let c = Config::load_with(&path, e.clone(), &[]).unwrap();
+        assert_eq!(c.public_url, "https://env.example");
+        assert_eq!(c.server.max_connections, 7);
+        assert_eq!(c.server.trusted_proxies.len(), 2);
+        assert!(!c.measurement.enabled);
+        assert_eq!(
+            c.state_dir,
+            dir.path().join("state"),
+            "relative to the config file"
+        );
+        let c =
+            Config::load_with(&path, e, &[("public_url", "https://flag.example".into())]).unwrap();
+        assert_eq!(c.public_url, "https://flag.example");
+        // A bad value from the environment names the variable.
+        let bad = Config::load_with(&path, env(&[("ROLLCALL_SERVER_MAX_CONNECTIONS", "0")]), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            bad.starts_with("ROLLCALL_SERVER_MAX_CONNECTIONS: field 'server.max_connections'"),
+            "{bad}"
+        );
+        let bad = Config::load_with(&path, env(&[("ROLLCALL_SESSION_HOURS", "twelve")]), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(bad.starts_with("ROLLCALL_SESSION_HOURS: "), "{bad}");
+        assert_eq!(environment_variables().count(), SETTINGS.len());
+        assert!(environment_variables().any(|v| v == "ROLLCALL_MEASUREMENT_BUSY_ADDRESSES"));
+    }
+
+    #[test]
+    fn config_errors_name_the_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            "public_url = \"http://x\"\n[server]\nmax_connections = \"many\"\n",
+        )
+        .unwrap();
+        let e = Config::load(&path).unwrap_err().to_string();
+        assert!(e.contains("config.toml: line 3, column 19: "), "{e}");
+        std::fs::write(&path, "log_format = \"yaml\"\n").unwrap();
+        let e = Config::load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("line 1, column 14: ") && e.contains("text") && e.contains("json"),
+            "{e}"
+        );
+        std::fs::write(
+            &path,
+            "log_client_address = \"truncated\"\nlog_format = \"json\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&path).unwrap();
+        assert_eq!(
+            (c.log_format, c.log_client_address),
+            (LogFormat::Json, ClientAddress::Truncated)
+        );
     }
 
     fn invalid(toml_text: &str) -> String {

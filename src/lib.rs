@@ -86,7 +86,13 @@ pub async fn serve(
     access::personal::watch(Arc::clone(&tokens), Arc::clone(&store), token.clone());
     let deliveries = Arc::new(stats::Deliveries::default());
     let access_log = match options.access_log {
-        Some(out) => Some(http::AccessLog::start(&deliveries, out)?),
+        Some(out) => {
+            let style = http::LogStyle {
+                json: config.log_format == config::LogFormat::Json,
+                client: config.log_client_address,
+            };
+            Some(http::AccessLog::start(&deliveries, out, style)?)
+        }
         None => None,
     };
     let usage = stats::usage::Recorder::start(

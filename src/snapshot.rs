@@ -72,13 +72,13 @@ impl Served {
         self.headers.get_or_init(|| {
             let a = &self.asset;
             let value = |s: &str| HeaderValue::from_str(s).expect("catalog values are ASCII");
-            let name = header_safe_name(&a.file_name);
+            let names = disposition_names(&a.file_name);
             Arc::new(MediaHeaders {
                 etag: value(&a.etag),
                 last_modified: value(&httpdate::fmt_http_date(a.modified)),
                 content_type: value(&a.mime),
-                inline: value(&format!("inline; filename=\"{name}\"")),
-                attachment: value(&format!("attachment; filename=\"{name}\"")),
+                inline: value(&format!("inline; {names}")),
+                attachment: value(&format!("attachment; {names}")),
             })
         })
     }
@@ -97,6 +97,32 @@ pub fn header_safe_name(name: &str) -> String {
         })
         .collect()
 }
+
+/// The `filename` parameters of a `Content-Disposition`: an ASCII `filename` every client reads,
+/// and, for a name that is not plain ASCII, the exact name as an RFC 8187 `filename*`, which
+/// browsers prefer.
+pub fn disposition_names(name: &str) -> String {
+    let ascii = header_safe_name(name);
+    if ascii == name {
+        return format!("filename=\"{ascii}\"");
+    }
+    let mut encoded = String::new();
+    for b in name.bytes() {
+        // RFC 8187 attr-char: ALPHA / DIGIT / "!" / "#" / "$" / "&" / "+" / "-" / "." / "^" /
+        // "_" / "`" / "|" / "~"; everything else is percent-encoded.
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+/// Quiet time the watcher waits for after a file event before it reloads.
+const SETTLE: Duration = Duration::from_millis(200);
+/// The longest it waits for quiet: past this, it reloads while files are still changing.
+const MAX_SETTLE: Duration = Duration::from_secs(2);
 
 pub const RSS_TYPE: &str = "application/rss+xml; charset=utf-8";
 pub const OPML_TYPE: &str = "text/x-opml; charset=utf-8";
@@ -307,6 +333,18 @@ pub struct Live {
     /// (the watcher's and [`Live::apply`]'s) happen one at a time, and a slower reload can never
     /// store an older catalog over a newer one.
     writer: Mutex<()>,
+    /// What `/readyz` reports of the catalog.
+    health: CatalogHealth,
+}
+
+/// Whether the catalog is being kept up to date.
+#[derive(Debug, Default)]
+struct CatalogHealth {
+    /// The watcher's last reload failed: its first problem and how many there were. Cleared by
+    /// the next good reload.
+    failed_reload: Mutex<Option<(String, usize)>>,
+    /// The watcher thread is running.
+    watching: AtomicBool,
 }
 
 /// Why [`Live::apply`] did not make a change live.
@@ -347,6 +385,7 @@ impl Live {
             source,
             cache,
             writer: Mutex::new(()),
+            health: CatalogHealth::default(),
         }))
     }
 
@@ -358,6 +397,35 @@ impl Live {
     /// stays in place.
     pub fn reload(&self) -> Result<bool, Problems> {
         self.reload_changed(&Changed::All)
+    }
+
+    /// What keeps the catalog from being current, for `/readyz`: the watcher's last reload
+    /// failed (the last good catalog is still served), or the watcher is not running.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let failed = self
+            .health
+            .failed_reload
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some((first, count)) = failed {
+            out.push(format!(
+                "catalog: the last reload found {count} problem(s), so the last good catalog is still served; the first: {first}"
+            ));
+        }
+        if !self.health.watching.load(Ordering::Relaxed) {
+            out.push("catalog: the file watcher is not running, so edits are not picked up; restart rollcall".into());
+        }
+        out
+    }
+
+    fn set_failed_reload(&self, failed: Option<(String, usize)>) {
+        *self
+            .health
+            .failed_reload
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = failed;
     }
 
     /// Runs `change` (which writes catalog files) and reloads, as the catalog's one writer, and
@@ -467,9 +535,19 @@ impl Live {
             self.source.feeds_dir.clone(),
         ];
         let live = Arc::clone(self);
+        self.health.watching.store(true, Ordering::Relaxed);
         std::thread::Builder::new()
             .name("catalog-watch".into())
             .spawn(move || {
+                // However the thread ends, readiness says so.
+                struct Stopped(Arc<Live>);
+                impl Drop for Stopped {
+                    fn drop(&mut self) {
+                        self.0.health.watching.store(false, Ordering::Relaxed);
+                        tracing::error!("the catalog watcher stopped; edits are no longer picked up");
+                    }
+                }
+                let _stopped = Stopped(Arc::clone(&live));
                 // A large catalog has one watched folder per episode; registering them takes a
                 // while, so it happens here, after the server is ready. One reload afterwards
                 // picks up anything edited in the meantime.
@@ -484,6 +562,7 @@ impl Live {
                 // A release time whose reload failed; it waits for a file event instead of
                 // retrying in a loop.
                 let mut stuck = None;
+                let mut retry: Option<Changed> = None;
                 loop {
                     // Wait for a file event, or until the next scheduled episode is due: then
                     // a reload with nothing changed on disk releases it.
@@ -511,19 +590,46 @@ impl Live {
                             }
                         }
                     };
-                    // Let a burst of writes (an editor save, a git checkout) settle first.
+                    // Let a burst of writes (an editor save, a git checkout) settle first, but
+                    // not forever: a long copy into episodes/ would otherwise postpone every
+                    // reload until it ends.
                     let mut changed = first;
-                    while let Ok(more) = rx.recv_timeout(Duration::from_millis(200)) {
-                        changed = merge(changed, more);
+                    let deadline = std::time::Instant::now() + MAX_SETTLE;
+                    loop {
+                        let left = deadline.saturating_duration_since(std::time::Instant::now());
+                        if left.is_zero() {
+                            tracing::debug!("files still changing; reloading anyway");
+                            break;
+                        }
+                        match rx.recv_timeout(SETTLE.min(left)) {
+                            Ok(more) => changed = merge(changed, more),
+                            Err(_) => break,
+                        }
+                    }
+                    // Folders a failed reload found broken are checked again every time, so
+                    // the catalog counts as good only once they are fixed.
+                    if let Some(failed) = retry.take() {
+                        changed = merge(changed, failed);
                     }
                     let started = std::time::Instant::now();
                     match live.reload_changed(&changed) {
-                        Ok(true) => tracing::info!(
-                            elapsed_ms = started.elapsed().as_millis() as u64,
-                            "catalog reloaded"
-                        ),
-                        Ok(false) => tracing::debug!("catalog unchanged"),
+                        Ok(true) => {
+                            live.set_failed_reload(None);
+                            tracing::info!(
+                                elapsed_ms = started.elapsed().as_millis() as u64,
+                                "catalog reloaded"
+                            )
+                        }
+                        Ok(false) => {
+                            live.set_failed_reload(None);
+                            tracing::debug!("catalog unchanged")
+                        }
                         Err(problems) => {
+                            retry = Some(changed);
+                            live.set_failed_reload(Some((
+                                problems.0.first().map(|p| p.to_string()).unwrap_or_default(),
+                                problems.0.len(),
+                            )));
                             stuck = due;
                             for p in &problems.0 {
                                 tracing::error!("{p}");
@@ -556,6 +662,22 @@ mod tests {
             "cover _art____.jpg"
         );
         assert!(axum::http::HeaderValue::from_str(&header_safe_name("ünïcødé\u{7}.png")).is_ok());
+    }
+
+    #[test]
+    fn non_ascii_names_get_an_rfc_8187_filename_star() {
+        assert_eq!(
+            disposition_names("briefing.mp3"),
+            "filename=\"briefing.mp3\""
+        );
+        assert_eq!(
+            disposition_names("Café été.jpg"),
+            "filename=\"Caf_ _t_.jpg\"; filename*=UTF-8''Caf%C3%A9%20%C3%A9t%C3%A9.jpg"
+        );
+        assert_eq!(
+            disposition_names("a\"b.png"),
+            "filename=\"a_b.png\"; filename*=UTF-8''a%22b.png"
+        );
     }
 
     fn only(slugs: &[&str]) -> Changed {

@@ -302,7 +302,7 @@ fn bad_config_names_the_key() {
     let (code, _, stderr) = check(&demo);
     assert_eq!(code, 1);
     assert!(
-        stderr.contains("config.toml: unknown field `public_ulr`"),
+        stderr.contains("config.toml: line 1, column 1: unknown field `public_ulr`"),
         "{stderr}"
     );
 }

@@ -363,3 +363,53 @@ fn concurrent_writes_each_see_their_own_edit_when_they_return() {
     assert_eq!(snap.catalog.episode(slugs[0]).unwrap().title, "Edit 0-14");
     assert_eq!(snap.catalog.episode(slugs[1]).unwrap().title, "Edit 1-14");
 }
+
+/// A copy into `episodes/` that keeps writing (files arriving one after another) does not
+/// postpone reloads: an edit made meanwhile goes live while the writes are still going on.
+#[test]
+fn a_long_copy_does_not_postpone_reloads() {
+    let demo = Demo::new();
+    let server = Server::start(&demo);
+    let writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let scratch = demo.path("episodes/.incoming-copy.part");
+    let writer = {
+        let (writing, stop) = (writing.clone(), stop.clone());
+        std::thread::spawn(move || {
+            // A write every 50 ms, far more often than the watcher's 200 ms of quiet, for up to
+            // 30 s (the test stops it as soon as it has seen what it waits for).
+            let mut f = std::fs::File::create(&scratch).unwrap();
+            for _ in 0..600 {
+                if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                f.write_all(&[0u8; 4096]).unwrap();
+                f.sync_data().unwrap();
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            writing.store(false, std::sync::atomic::Ordering::SeqCst);
+            let _ = std::fs::remove_file(&scratch);
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    demo.edit(
+        EP,
+        "title = \"Defining De-Escalation\"",
+        "title = \"Defining De-Escalation, Revised\"",
+    );
+    let mut seen_while_writing = false;
+    let live = eventually(25, || {
+        let has = feed_text(&server).contains("Defining De-Escalation, Revised");
+        if has {
+            seen_while_writing = writing.load(std::sync::atomic::Ordering::SeqCst);
+        }
+        has
+    });
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    writer.join().unwrap();
+    assert!(live, "the edit went live");
+    assert!(
+        seen_while_writing,
+        "it went live while the copy was still writing"
+    );
+}

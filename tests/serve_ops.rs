@@ -86,12 +86,15 @@ fn access_log_has_one_line_per_request_without_secrets() {
         .find(|l| l.contains("access") && l.contains(&audio))
         .unwrap_or_else(|| panic!("no access line for the media request:\n{log}"));
     for part in [
+        "client=127.0.0.1 ",
         "method=GET",
         "status=206",
         "bytes=100",
         "length=100",
+        "range=\"bytes=0-99\"",
+        "referer=-",
         "ms=",
-        "ua=AntennaPod/3.4.0",
+        "ua=\"AntennaPod/3.4.0\"",
     ] {
         assert!(line.contains(part), "{part} missing from {line}");
     }

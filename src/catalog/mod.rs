@@ -471,7 +471,9 @@ fn load_episodes(
         .map_or(1, |n| n.get())
         .min(8);
     let per_thread = slugs.len().div_ceil(threads).max(64);
+    let done = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<(Vec<Arc<Episode>>, Vec<Problem>)> = std::thread::scope(|scope| {
+        let done = &done;
         let workers: Vec<_> = slugs
             .chunks(per_thread)
             .map(|chunk| {
@@ -482,11 +484,13 @@ fn load_episodes(
                         if let Some(ep) = episode::load(ctx, slug, &mut problems) {
                             found.push(ep);
                         }
+                        done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
                     (found, problems)
                 })
             })
             .collect();
+        report_progress(&workers, done, slugs.len());
         workers
             .into_iter()
             .map(|w| w.join().expect("episode loader panicked"))
@@ -498,6 +502,42 @@ fn load_episodes(
         problems.append(&mut p);
     }
     episodes
+}
+
+/// How often a long load says how far it is.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// While `workers` load `total` episodes, logs every [`PROGRESS_EVERY`] how many are done and
+/// about how long the rest will take, so a cold start that measures thousands of files (hashing
+/// each) shows it is working. Quiet for loads that finish sooner.
+fn report_progress<T>(
+    workers: &[std::thread::ScopedJoinHandle<'_, T>],
+    done: &std::sync::atomic::AtomicUsize,
+    total: usize,
+) {
+    let started = std::time::Instant::now();
+    let mut next = PROGRESS_EVERY;
+    while !workers.iter().all(|w| w.is_finished()) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        if started.elapsed() < next {
+            continue;
+        }
+        next += PROGRESS_EVERY;
+        let n = done.load(std::sync::atomic::Ordering::Relaxed);
+        let elapsed = started.elapsed().as_secs_f64();
+        let left = if n > 0 {
+            format!("{:.0}", elapsed / n as f64 * (total - n.min(total)) as f64)
+        } else {
+            "?".into()
+        };
+        tracing::info!(
+            episodes = n,
+            of = total,
+            percent = n * 100 / total.max(1),
+            seconds_left = %left,
+            "loading the catalog: reading and measuring episode folders"
+        );
+    }
 }
 
 /// Links feeds to episodes and reports unknown names and duplicate GUIDs.
@@ -677,4 +717,50 @@ fn resolve_inside(root: &Path, base: &Path, name: &str) -> Result<PathBuf, Strin
         return Err(format!("{name:?} is not a file"));
     }
     Ok(real)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer the test can read back.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_long_load_reports_its_progress() {
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        tracing::subscriber::with_default(subscriber, || {
+            std::thread::scope(|scope| {
+                let done = &done;
+                let workers = vec![scope.spawn(move || {
+                    done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    // Longer than one reporting period, then the rest.
+                    std::thread::sleep(PROGRESS_EVERY + std::time::Duration::from_millis(300));
+                    done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                })];
+                report_progress(&workers, done, 4);
+            });
+        });
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("loading the catalog"), "{text}");
+        assert!(text.contains("episodes=1 of=4 percent=25"), "{text}");
+        assert!(text.contains("seconds_left="), "{text}");
+    }
 }

@@ -44,11 +44,12 @@ impl Started {
         Started {
             at: SystemTime::now(),
             clock: Instant::now(),
-            request: RequestLine::new(
+            request: RequestLine::with_referer(
                 req.method.as_str(),
                 &redacted(req.uri.path()),
                 text(header::RANGE),
                 text(header::USER_AGENT),
+                text(header::REFERER).map(redacted_url).as_deref(),
             ),
         }
     }
@@ -63,6 +64,16 @@ fn redacted(path: &str) -> std::borrow::Cow<'_, str> {
             format!("/p/*{tail}").into()
         }
         None => path.into(),
+    }
+}
+
+/// A `Referer` as records and logs may keep it: without query or fragment, and with the token of
+/// a personal URL masked like [`redacted`] does.
+fn redacted_url(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or("");
+    match url.find("/p/") {
+        Some(at) => format!("{}{}", &url[..at], redacted(&url[at..])),
+        None => url.to_owned(),
     }
 }
 
@@ -269,7 +280,20 @@ impl Drop for Counted {
 
 #[cfg(test)]
 mod tests {
-    use super::redacted;
+    use super::{redacted, redacted_url};
+
+    #[test]
+    fn referers_lose_their_query_and_any_token() {
+        assert_eq!(
+            redacted_url("https://a.example/feeds/x?page=2#top"),
+            "https://a.example/feeds/x"
+        );
+        assert_eq!(
+            redacted_url("https://a.example/p/s3cret/feeds/m.xml"),
+            "https://a.example/p/*/feeds/m.xml"
+        );
+        assert_eq!(redacted_url("/episodes/x"), "/episodes/x");
+    }
 
     #[test]
     fn personal_tokens_never_reach_a_record() {

@@ -28,14 +28,23 @@ thread_local! {
 /// The running access log; [`AccessLog::finish`] writes what is left and stops it.
 pub struct AccessLog(Consumer);
 
+/// How access lines look: the format of the rest of the log, and how much of the client's address
+/// they show.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogStyle {
+    pub json: bool,
+    pub client: crate::config::ClientAddress,
+}
+
 impl AccessLog {
     /// Subscribes to `deliveries` and writes a line per record to `out` from its own thread.
     pub fn start(
         deliveries: &Deliveries,
         out: impl Write + Send + 'static,
+        style: LogStyle,
     ) -> std::io::Result<AccessLog> {
         Consumer::spawn(deliveries, "access log", QUEUE, move |sub, stop| {
-            run(sub, out, stop)
+            run(sub, out, style, stop)
         })
         .map(AccessLog)
     }
@@ -46,13 +55,17 @@ impl AccessLog {
     }
 }
 
-fn run(sub: Subscription, mut out: impl Write, stop: &AtomicBool) {
+fn run(sub: Subscription, mut out: impl Write, style: LogStyle, stop: &AtomicBool) {
     let mut batch = String::with_capacity(256 * 1024);
     let mut reported = 0;
     loop {
         let last = stop.load(Ordering::Relaxed);
         for d in sub.records.try_iter() {
-            line(&mut batch, &d);
+            if style.json {
+                json_line(&mut batch, &d, style.client);
+            } else {
+                line(&mut batch, &d, style.client);
+            }
         }
         if !batch.is_empty() {
             let _ = out.write_all(batch.as_bytes());
@@ -74,31 +87,119 @@ fn run(sub: Subscription, mut out: impl Write, stop: &AtomicBool) {
     }
 }
 
+/// The client's address as the log shows it: whole, truncated (IPv4 to its /24, IPv6 to its
+/// /48, as analytics tools anonymise), or not at all (`None`).
+fn shown_client(ip: std::net::IpAddr, how: crate::config::ClientAddress) -> Option<String> {
+    use crate::config::ClientAddress;
+    match how {
+        ClientAddress::None => None,
+        ClientAddress::Full => Some(ip.to_string()),
+        ClientAddress::Truncated => Some(match ip {
+            std::net::IpAddr::V4(v4) => {
+                let [a, b, c, _] = v4.octets();
+                format!("{a}.{b}.{c}.0")
+            }
+            std::net::IpAddr::V6(v6) => {
+                let s = v6.segments();
+                std::net::Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0).to_string()
+            }
+        }),
+    }
+}
+
+/// `"text"` with `"`, `\` and control characters escaped, so a header can never break a line or
+/// forge a field; `-` for an absent header.
+fn quoted(out: &mut String, text: Option<&str>) {
+    use std::fmt::Write;
+    let Some(text) = text else {
+        out.push('-');
+        return;
+    };
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
 /// Appends one access line for `d`, formatted like the `tracing` output around it.
-fn line(out: &mut String, d: &Delivery) {
+fn line(out: &mut String, d: &Delivery, client: crate::config::ClientAddress) {
     use std::fmt::Write;
     timestamp(out, d.at + d.duration);
+    out.push_str("  INFO access:");
+    if let Some(c) = shown_client(d.client, client) {
+        let _ = write!(out, " client={c}");
+    }
     let micros = d.duration.as_micros();
     let _ = write!(
         out,
-        "  INFO access: method={} path={} status={} bytes={} length={} ms={}.{:03} ua={}",
+        " method={} path={} status={} bytes={} length={} range=",
         d.request.method(),
         d.request.path(),
         d.status,
         d.bytes,
         Length(d.length),
-        micros / 1000,
-        micros % 1000,
-        d.request.user_agent().unwrap_or("-"),
     );
+    quoted(out, d.request.range());
+    out.push_str(" referer=");
+    quoted(out, d.request.referer());
+    let _ = write!(out, " ms={}.{:03} ua=", micros / 1000, micros % 1000);
+    quoted(out, d.request.user_agent());
     // A personal URL's token shows only as its fingerprint.
-    if let crate::access::Credentials::Personal {
-        fingerprint: [a, b, c, e],
-        ..
-    } = d.credentials
-    {
-        let _ = write!(out, " token={a:02x}{b:02x}{c:02x}{e:02x}");
+    if let Some(f) = fingerprint(d) {
+        let _ = write!(out, " token={f}");
     }
+    out.push('\n');
+}
+
+fn fingerprint(d: &Delivery) -> Option<String> {
+    match d.credentials {
+        crate::access::Credentials::Personal {
+            fingerprint: [a, b, c, e],
+            ..
+        } => Some(format!("{a:02x}{b:02x}{c:02x}{e:02x}")),
+        _ => None,
+    }
+}
+
+/// Appends one access line for `d` as JSON, in the shape of tracing-subscriber's JSON lines
+/// (`timestamp`, `level`, `fields`, `target`), so one parser reads the whole log.
+fn json_line(out: &mut String, d: &Delivery, client: crate::config::ClientAddress) {
+    let mut at = String::new();
+    timestamp(&mut at, d.at + d.duration);
+    let micros = d.duration.as_micros() as u64;
+    let mut fields = serde_json::json!({
+        "message": "access",
+        "method": d.request.method(),
+        "path": d.request.path(),
+        "status": d.status,
+        "bytes": d.bytes,
+        "length": d.length,
+        "range": d.request.range(),
+        "referer": d.request.referer(),
+        "ms": micros as f64 / 1000.0,
+        "ua": d.request.user_agent(),
+    });
+    if let Some(c) = shown_client(d.client, client) {
+        fields["client"] = c.into();
+    }
+    if let Some(f) = fingerprint(d) {
+        fields["token"] = f.into();
+    }
+    let line = serde_json::json!({
+        "timestamp": at,
+        "level": "INFO",
+        "fields": fields,
+        "target": "access",
+    });
+    out.push_str(&line.to_string());
     out.push('\n');
 }
 
@@ -175,7 +276,7 @@ mod tests {
     fn finish_writes_every_record_in_order() {
         let hub = Deliveries::default();
         let kept = Kept::default();
-        let log = AccessLog::start(&hub, kept.clone()).unwrap();
+        let log = AccessLog::start(&hub, kept.clone(), LogStyle::default()).unwrap();
         hub.publish(delivery("/one"));
         hub.publish(delivery("/two"));
         log.finish();
@@ -183,9 +284,50 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2, "{text}");
         assert!(lines[0].ends_with(
-            "INFO access: method=GET path=/one status=200 bytes=4 length=10 ms=1.500 ua=gPodder/3"
+            "INFO access: client=127.0.0.1 method=GET path=/one status=200 bytes=4 length=10 range=- referer=- ms=1.500 ua=\"gPodder/3\""
         ), "{text}");
         assert!(lines[1].contains("path=/two"), "{text}");
+    }
+
+    #[test]
+    fn json_lines_parse_and_addresses_show_as_configured() {
+        use crate::config::ClientAddress;
+        let hub = Deliveries::default();
+        let kept = Kept::default();
+        let style = LogStyle {
+            json: true,
+            client: ClientAddress::Truncated,
+        };
+        let log = AccessLog::start(&hub, kept.clone(), style).unwrap();
+        let mut d = delivery("/one");
+        d.client = "192.0.2.77".parse().unwrap();
+        d.request = crate::stats::RequestLine::with_referer(
+            "GET",
+            "/one",
+            Some("bytes=0-1"),
+            Some("say \"hi\"\n"),
+            Some("https://x.example/"),
+        );
+        hub.publish(d);
+        log.finish();
+        let text = String::from_utf8(kept.0.lock().unwrap().clone()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(v["target"], "access");
+        assert_eq!(v["fields"]["client"], "192.0.2.0");
+        assert_eq!(v["fields"]["range"], "bytes=0-1");
+        assert_eq!(v["fields"]["ua"], "say \"hi\"\n");
+        assert_eq!(v["fields"]["referer"], "https://x.example/");
+        assert_eq!(
+            shown_client("2001:db8:1:2::9".parse().unwrap(), ClientAddress::Truncated).unwrap(),
+            "2001:db8:1::"
+        );
+        assert_eq!(
+            shown_client("192.0.2.7".parse().unwrap(), ClientAddress::None),
+            None
+        );
+        let mut s = String::new();
+        quoted(&mut s, Some("a\"b\\c\nd"));
+        assert_eq!(s, "\"a\\\"b\\\\c\\x0ad\"");
     }
 
     #[test]

@@ -189,34 +189,39 @@ fn response(status: StatusCode, headers: HeaderMap, body: Body) -> Response {
 }
 
 /// Open files by URL path, so a popular episode is opened once rather than per request. Positional
-/// reads share no file offset, so one handle serves any number of concurrent streams. The cache is
-/// emptied when it reaches [`FileCache::CAPACITY`], which bounds the descriptors it holds.
-#[derive(Default)]
+/// reads share no file offset, so one handle serves any number of concurrent streams. The cache
+/// (quick_cache: sharded, S3-FIFO eviction) holds up to [`FileCache::CAPACITY`] descriptors and
+/// evicts the least useful one at a time, never everything at once; a lookup locks one shard.
 pub struct FileCache {
-    files: std::sync::Mutex<std::collections::HashMap<String, Arc<std::fs::File>>>,
+    files: quick_cache::sync::Cache<String, Arc<std::fs::File>>,
+}
+
+impl Default for FileCache {
+    fn default() -> FileCache {
+        FileCache {
+            files: quick_cache::sync::Cache::new(FileCache::CAPACITY),
+        }
+    }
 }
 
 impl FileCache {
     const CAPACITY: usize = 1024;
 
     fn get(&self, url_path: &str) -> Option<Arc<std::fs::File>> {
-        self.files
-            .lock()
-            .expect("file cache lock")
-            .get(url_path)
-            .cloned()
+        self.files.get(url_path)
     }
 
     fn put(&self, url_path: &str, file: Arc<std::fs::File>) {
-        let mut files = self.files.lock().expect("file cache lock");
-        if files.len() >= Self::CAPACITY {
-            files.clear();
-        }
-        files.insert(url_path.to_owned(), file);
+        self.files.insert(url_path.to_owned(), file);
     }
 
     fn forget(&self, url_path: &str) {
-        self.files.lock().expect("file cache lock").remove(url_path);
+        self.files.remove(url_path);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.files.len()
     }
 }
 
@@ -294,4 +299,33 @@ fn multipart_body(file: Arc<std::fs::File>, m: Multipart) -> Body {
     });
     let tail = stream::once(future::ready(Ok(Bytes::from(trailer))));
     Body::from_stream(stream::iter(parts).flatten().chain(tail))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_cache_evicts_one_at_a_time_not_everything() {
+        let cache = FileCache::default();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"x").unwrap();
+        let file = Arc::new(std::fs::File::open(&path).unwrap());
+        for i in 0..FileCache::CAPACITY + 100 {
+            cache.put(&format!("/media/{i}"), Arc::clone(&file));
+            // A popular file keeps being asked for.
+            assert!(
+                cache.get("/media/0").is_some(),
+                "the hot entry survived insert {i}"
+            );
+        }
+        let held = cache.len();
+        assert!(
+            held > FileCache::CAPACITY / 2 && held <= FileCache::CAPACITY + 8,
+            "held {held}: bounded, and never emptied"
+        );
+        cache.forget("/media/0");
+        assert!(cache.get("/media/0").is_none());
+    }
 }

@@ -25,7 +25,7 @@ mod session;
 mod throttle;
 mod wire;
 
-pub use log::AccessLog;
+pub use log::{AccessLog, LogStyle};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -294,6 +294,7 @@ impl App {
         let headers = &req.headers;
         let resource = match route {
             Route::Health => return (plain(StatusCode::OK, "ok\n"), None),
+            Route::Ready => return (self.ready().await, None),
             // Taken by `handle_admin` before routing gets here.
             Route::Unknown | Route::Admin | Route::Metrics => {
                 return (Error::NotFound.into_response(), None)
@@ -332,7 +333,50 @@ impl App {
     }
 }
 
+/// Losses of measurement records this recent make the server not ready.
+const RECENT_LOSS: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl App {
+    /// `/readyz`: 200 `ready`, or 503 with one line per reason while something is wrong: the
+    /// catalog's last reload failed or its watcher stopped, the store takes no writes, or
+    /// measurement is losing records. `/healthz` stays the cheap liveness check.
+    async fn ready(&self) -> Response {
+        let mut reasons = self.state.live.problems();
+        let store = Arc::clone(&self.store);
+        match tokio::task::spawn_blocking(move || store.check_writable()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => reasons.push(format!("store: cannot write to the database: {e}")),
+            Err(_) => reasons.push("store: the writability check failed".into()),
+        }
+        if let Some(m) = self.deliveries.metrics.measurement() {
+            use std::sync::atomic::Ordering::Relaxed;
+            if m.failing.load(Relaxed) {
+                reasons.push("measurement: the last write of events to the database failed; they wait in memory".into());
+            }
+            if m.lost_within(RECENT_LOSS) {
+                reasons.push(format!(
+                    "measurement: events were lost in the last minute (queue full or database unwritable; {} in all)",
+                    m.dropped()
+                ));
+            }
+        }
+        let mut r = if reasons.is_empty() {
+            plain(StatusCode::OK, "ready\n")
+        } else {
+            let mut text = reasons.join("\n");
+            text.push('\n');
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                text,
+            )
+                .into_response()
+        };
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        r
+    }
+
     /// What a personal URL serves, once its token proved `ctx`'s credentials: feeds (members
     /// feeds with the token in every media URL) and their media and artwork, through the same
     /// range, conditional and zero-copy path as public media. Everything under `/p/` is private.

@@ -343,13 +343,13 @@ fn negotiate(accept: Option<&str>) -> Coding {
     }
 }
 
-/// Whether `Accept-Encoding` allows brotli, and gzip.
+/// Whether `Accept-Encoding` allows brotli, and gzip. A coding named on its own wins over `*`,
+/// whatever the order, so `br;q=0, *` allows gzip and not brotli (RFC 9110 12.5.3).
 fn accepted(accept: Option<&str>) -> (bool, bool) {
     let Some(accept) = accept else {
         return (false, false);
     };
-    let mut gzip = false;
-    let mut br = false;
+    let (mut gzip, mut br, mut any) = (None, None, None);
     for item in accept.split(',') {
         let mut parts = item.split(';');
         let name = parts.next().unwrap_or("").trim().to_ascii_lowercase();
@@ -360,16 +360,14 @@ fn accepted(accept: Option<&str>) -> (bool, bool) {
             .unwrap_or(1.0);
         let ok = q > 0.0;
         match name.as_str() {
-            "br" => br = ok,
-            "gzip" | "x-gzip" => gzip = ok,
-            "*" => {
-                br |= ok;
-                gzip |= ok;
-            }
+            "br" => br = Some(ok),
+            "gzip" | "x-gzip" => gzip = Some(ok),
+            "*" => any = Some(ok),
             _ => {}
         }
     }
-    (br, gzip)
+    let any = any.unwrap_or(false);
+    (br.unwrap_or(any), gzip.unwrap_or(any))
 }
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
@@ -498,5 +496,10 @@ mod tests {
         assert_eq!(negotiate(Some("identity")), Coding::Identity);
         assert_eq!(negotiate(Some("*")), Coding::Br);
         assert_eq!(negotiate(Some("gzip;q=0")), Coding::Identity);
+        // A coding named on its own wins over `*`, before or after it.
+        assert_eq!(negotiate(Some("br;q=0, *")), Coding::Gzip);
+        assert_eq!(negotiate(Some("*, br;q=0")), Coding::Gzip);
+        assert_eq!(negotiate(Some("*;q=0, gzip")), Coding::Gzip);
+        assert_eq!(negotiate(Some("br;q=0, gzip;q=0, *")), Coding::Identity);
     }
 }

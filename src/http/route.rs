@@ -31,8 +31,10 @@ pub enum Resource<'a> {
 /// What a request path names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route<'a> {
-    /// `/healthz`
+    /// `/healthz`: alive.
     Health,
+    /// `/readyz`: able to do its work (see `http::ready`).
+    Ready,
     /// `/admin` and everything under it: the admin's own router takes these, with their bodies.
     Admin,
     /// `/metrics`, which the admin router answers too (it checks API tokens).
@@ -124,6 +126,9 @@ impl<'a> Route<'a> {
         if path == "/healthz" {
             return Route::Health;
         }
+        if path == "/readyz" {
+            return Route::Ready;
+        }
         if path == "/admin" || path.starts_with("/admin/") {
             return Route::Admin;
         }
@@ -146,7 +151,9 @@ impl<'a> Route<'a> {
     /// The methods this route answers; `None` for a route that answers 404 to everything.
     pub fn methods(self) -> Option<Methods> {
         match self {
-            Route::Health | Route::Public(_) | Route::Personal { .. } => Some(Methods::Read),
+            Route::Health | Route::Ready | Route::Public(_) | Route::Personal { .. } => {
+                Some(Methods::Read)
+            }
             Route::Admin | Route::Metrics => Some(Methods::Admin),
             Route::Unknown => None,
         }
@@ -155,7 +162,7 @@ impl<'a> Route<'a> {
     /// The record's name for this route. A personal URL records the resource it names.
     pub fn kind(self) -> RouteKind {
         match self {
-            Route::Health => RouteKind::Health,
+            Route::Health | Route::Ready => RouteKind::Health,
             Route::Admin => RouteKind::Admin,
             Route::Metrics => RouteKind::Metrics,
             Route::Public(r) | Route::Personal { resource: r, .. } => r.kind(),
@@ -174,6 +181,7 @@ mod tests {
         let cases = [
             ("/", Route::Public(Home)),
             ("/healthz", Route::Health),
+            ("/readyz", Route::Ready),
             ("/admin", Route::Admin),
             ("/admin/api/episodes", Route::Admin),
             ("/feeds.opml", Route::Public(Opml)),

@@ -60,8 +60,53 @@ impl Cue {
     }
 }
 
-/// Reads WebVTT or SRT cues. Voice tags (`<v Name>`) become the speaker; the text is returned as
-/// written otherwise, and the templates escape it.
+/// A cue line as players show it: WebVTT's cue tags (`<b>`, `<i>`, `<u>`, `<c.class>`, `<v Name>`,
+/// `<lang en>`, `<ruby>`, `<rt>`, timestamps like `<00:01.500>`) and SRT's `<font …>` are
+/// dropped, the speaker of the first voice tag is returned, and the escapes `&amp;`, `&lt;`,
+/// `&gt;` and `&nbsp;` are decoded (the templates escape the text again).
+pub fn cue_text(line: &str) -> (String, Option<String>) {
+    let mut out = String::with_capacity(line.len());
+    let mut speaker = None;
+    let mut rest = line;
+    while let Some(at) = rest.find('<') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let is_tag = after
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '/');
+        match after.find('>') {
+            Some(end) if is_tag => {
+                let tag = &after[..end];
+                if let Some(v) = tag.strip_prefix('v').filter(|v| v.starts_with([' ', '.'])) {
+                    // `<v Name>` or `<v.class Name>`: the name follows the first space.
+                    let name = v.split_once(' ').map_or("", |(_, n)| n.trim());
+                    if speaker.is_none() && !name.is_empty() {
+                        speaker = Some(name.to_owned());
+                    }
+                }
+                rest = &after[end + 1..];
+            }
+            _ => {
+                out.push('<');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    let text = out
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&nbsp;", "\u{a0}")
+        .replace("&amp;", "&");
+    (
+        text.split_whitespace().collect::<Vec<_>>().join(" "),
+        speaker,
+    )
+}
+
+/// Reads WebVTT or SRT cues. The first voice tag (`<v Name>`) names the speaker; every cue tag
+/// is stripped ([`cue_text`]), and the templates escape the text.
 pub fn parse_cues(text: &str) -> Vec<Cue> {
     let text = text.replace("\r\n", "\n");
     let mut cues = Vec::new();
@@ -74,14 +119,13 @@ pub fn parse_cues(text: &str) -> Vec<Cue> {
         let mut speaker = None;
         let mut parts = Vec::new();
         for line in lines.map(str::trim).filter(|l| !l.is_empty()) {
-            let line = match line.strip_prefix("<v ").and_then(|r| r.split_once('>')) {
-                Some((name, rest)) => {
-                    speaker = Some(name.trim().to_owned());
-                    rest.trim_end_matches("</v>")
-                }
-                None => line,
-            };
-            parts.push(line.to_owned());
+            let (text, voice) = cue_text(line);
+            if speaker.is_none() {
+                speaker = voice;
+            }
+            if !text.is_empty() {
+                parts.push(text);
+            }
         }
         if !parts.is_empty() {
             cues.push(Cue {
@@ -263,10 +307,41 @@ mod tests {
                 Cue {
                     start: 95,
                     speaker: None,
-                    text: "Second <b>line</b> wraps".into()
+                    text: "Second line wraps".into()
                 },
             ]
         );
+    }
+
+    #[test]
+    fn cue_tags_are_stripped_as_players_do() {
+        let t = |s| cue_text(s);
+        assert_eq!(
+            t("<b>bold</b> and <i>italic</i> <u>u</u>"),
+            ("bold and italic u".into(), None)
+        );
+        assert_eq!(
+            t("<c.yellow.bg_blue>coloured</c>"),
+            ("coloured".into(), None)
+        );
+        assert_eq!(
+            t("<v.loud Mark Sawa>Slow it down.</v>"),
+            ("Slow it down.".into(), Some("Mark Sawa".into()))
+        );
+        assert_eq!(
+            t("one <00:00:01.500>two <00:00:02.000>three"),
+            ("one two three".into(), None)
+        );
+        assert_eq!(
+            t("<lang en>time</lang> <ruby>x<rt>y</rt></ruby>"),
+            ("time xy".into(), None)
+        );
+        assert_eq!(t("<font color=\"red\">SRT</font>"), ("SRT".into(), None));
+        assert_eq!(
+            t("a &lt;b&gt; &amp;amp; 3 < 4"),
+            ("a <b> &amp; 3 < 4".into(), None)
+        );
+        assert_eq!(t("5 <> 6"), ("5 <> 6".into(), None));
     }
 
     #[test]

@@ -40,6 +40,10 @@ pub struct Status {
     pub unwritten: AtomicU64,
     /// The last write to the store failed.
     pub failing: AtomicBool,
+    /// When records were last lost (Unix milliseconds; 0: never), as the thread noticed.
+    last_loss_ms: std::sync::atomic::AtomicI64,
+    /// The loss count when the thread last looked.
+    seen_lost: AtomicU64,
     /// Records lost because the queue was full (the subscription's own count).
     queue_dropped: std::sync::OnceLock<Arc<AtomicU64>>,
 }
@@ -52,6 +56,21 @@ impl Status {
             .get()
             .map_or(0, |q| q.load(Ordering::Relaxed));
         queue + self.unwritten.load(Ordering::Relaxed)
+    }
+
+    /// Whether records were lost within `window` of now.
+    pub fn lost_within(&self, window: Duration) -> bool {
+        let last = self.last_loss_ms.load(Ordering::Relaxed);
+        last > 0 && millis(SystemTime::now()) - last <= window.as_millis() as i64
+    }
+
+    /// Notes the time if the loss count moved since last asked.
+    fn notice_losses(&self) {
+        let now = self.dropped();
+        if now > self.seen_lost.swap(now, Ordering::Relaxed) {
+            self.last_loss_ms
+                .store(millis(SystemTime::now()), Ordering::Relaxed);
+        }
     }
 }
 
@@ -161,6 +180,7 @@ impl Measurer {
                 self.observe(&d);
             }
             self.write();
+            self.status.notice_losses();
             if last {
                 self.write_last();
                 return;
@@ -406,6 +426,10 @@ mod tests {
         let stored = store.events(1000).unwrap().len() as u64;
         let dropped = status.dropped();
         assert!(dropped > 0, "a queue of 4 took 200 records at once");
+        assert!(
+            status.lost_within(Duration::from_secs(60)),
+            "readiness hears of it"
+        );
         assert_eq!(stored + dropped, 200, "stored {stored}, dropped {dropped}");
         assert_eq!(status.events.load(Ordering::Relaxed), stored);
         // Each record was a whole short file from its own address: each stored one is a download.

@@ -162,22 +162,34 @@ pub struct Piece {
 }
 
 /// What a record keeps of the request: its method, its path without the query (queries may carry
-/// tokens), its `Range` header and its user agent, as sent. One buffer, because every request
-/// makes a record.
+/// tokens), its `Range` header, its user agent and its `Referer` (without query, and with any
+/// personal token masked), as sent. One buffer, because every request makes a record.
 #[derive(Debug, Clone)]
 pub struct RequestLine {
     text: String,
-    /// Ends of the method and the path, and the spans of range and user agent (`None` if absent).
+    /// Ends of the method and the path, and of range, user agent and referer (`None` if absent).
     method_end: usize,
     path_end: usize,
     range_end: Option<usize>,
     agent_end: Option<usize>,
+    referer_end: Option<usize>,
 }
 
 impl RequestLine {
     pub fn new(method: &str, path: &str, range: Option<&str>, user_agent: Option<&str>) -> Self {
+        RequestLine::with_referer(method, path, range, user_agent, None)
+    }
+
+    pub fn with_referer(
+        method: &str,
+        path: &str,
+        range: Option<&str>,
+        user_agent: Option<&str>,
+        referer: Option<&str>,
+    ) -> Self {
+        let len = |p: Option<&str>| p.map_or(0, str::len);
         let mut text = String::with_capacity(
-            method.len() + path.len() + range.map_or(0, str::len) + user_agent.map_or(0, str::len),
+            method.len() + path.len() + len(range) + len(user_agent) + len(referer),
         );
         text.push_str(method);
         let method_end = text.len();
@@ -191,12 +203,14 @@ impl RequestLine {
         };
         let range_end = push(range);
         let agent_end = push(user_agent);
+        let referer_end = push(referer);
         RequestLine {
             text,
             method_end,
             path_end,
             range_end,
             agent_end,
+            referer_end,
         }
     }
 
@@ -217,6 +231,12 @@ impl RequestLine {
     pub fn user_agent(&self) -> Option<&str> {
         let start = self.range_end.unwrap_or(self.path_end);
         self.agent_end.map(|end| &self.text[start..end])
+    }
+
+    /// The `Referer`, without its query and with any personal token masked.
+    pub fn referer(&self) -> Option<&str> {
+        let start = self.agent_end.or(self.range_end).unwrap_or(self.path_end);
+        self.referer_end.map(|end| &self.text[start..end])
     }
 }
 
@@ -390,6 +410,16 @@ mod tests {
         assert_eq!((r.range(), r.user_agent()), (None, Some("curl")));
         let r = RequestLine::new("GET", "/", Some(""), None);
         assert_eq!((r.range(), r.user_agent()), (Some(""), None));
+        let r = RequestLine::with_referer("GET", "/", None, Some("ua"), Some("https://x/"));
+        assert_eq!(
+            (r.user_agent(), r.referer()),
+            (Some("ua"), Some("https://x/"))
+        );
+        let r = RequestLine::with_referer("GET", "/", Some("bytes=1-"), None, Some("r"));
+        assert_eq!(
+            (r.range(), r.user_agent(), r.referer()),
+            (Some("bytes=1-"), None, Some("r"))
+        );
     }
 
     #[test]

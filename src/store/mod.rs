@@ -157,6 +157,11 @@ const MIGRATIONS: &[&str] = &[
         bytes INTEGER NOT NULL,
         PRIMARY KEY (day, episode, verdict)
      );",
+    // 4: one row that readiness checks rewrite, to learn whether the database takes writes.
+    "CREATE TABLE probes (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        at INTEGER NOT NULL
+     );",
 ];
 
 /// A personal feed token as the store keeps it: its hash (lookup key) and the random seed it
@@ -595,6 +600,16 @@ impl Store {
         };
         tx.commit()?;
         Ok(salt)
+    }
+
+    /// Writes one small row and commits: fails when the database cannot take writes (read-only,
+    /// full disk, locked past the busy timeout, corrupt).
+    pub fn check_writable(&self) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO probes (id, at) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET at = ?1",
+            params![now()],
+        )?;
+        Ok(())
     }
 
     /// The salt of `day`, if one was made; never makes one.
