@@ -266,34 +266,38 @@ if has_part measurement; then
   wait_port $ROLL_PORT; wait_port $OFF_PORT
   events0=$(metric_value rollcall_measurement_events_total); dropped0=$(metric_value rollcall_measurement_events_dropped_total)
   for c in 16 256; do
-    on_rps=(); off_rps=(); on_cpu=(); off_cpu=(); thread_us=(); errs=""
+    ratios=(); on_cpu=(); off_cpu=(); cpu_ratios=(); thread_us=(); errs=""
     for rep in $(seq 1 "$MREPS"); do
-      order="on off"; [ $((rep % 2)) -eq 0 ] && order="off on"
-      for s in $order; do
-        if [ "$s" = on ]; then
-          m0=$(thread_ticks "$ROLL_PID" measurement)
-          res=$(run_wrk $ROLL_PORT "$c" "$L/range.lua" "BENCH_PATH=$R_BIG100 BENCH_SIZE=100000000 BENCH_WINDOW=65536" "$ROLL_PID")
-          # The thread writes its last batch up to a second after the load stops.
-          sleep 1.5
-          m1=$(thread_ticks "$ROLL_PID" measurement)
-          thread_us+=("$(awk -v t=$((m1 - m0)) -v hz="$HZ" -v n="$(cat "$DIR/last_reqs")" 'BEGIN {printf "%.2f", (n > 0) ? t / hz * 1e6 / n : 0}')")
-        else res=$(run_wrk $OFF_PORT "$c" "$L/range.lua" "BENCH_PATH=$R_BIG100 BENCH_SIZE=100000000 BENCH_WINDOW=65536" "$OFF_PID"); fi
-        read -r rps mb cpu err <<<"$res"
-        if [ "$s" = on ]; then on_rps+=("$rps"); on_cpu+=("$cpu"); else off_rps+=("$rps"); off_cpu+=("$cpu"); fi
-        [ -n "${err:-}" ] && errs="$errs $s:$err"
+      # Both at once, each with its own wrk: the two servers share CPU $SERVER_CPU and the two
+      # clients CPU $CLIENT_CPU, so whatever else the machine does hits both alike.
+      a0=$(cpu_ticks "$ROLL_PID"); b0=$(cpu_ticks "$OFF_PID"); m0=$(thread_ticks "$ROLL_PID" measurement)
+      (BENCH_PATH=$R_BIG100 BENCH_SIZE=100000000 BENCH_WINDOW=65536 taskset -c $CLIENT_CPU wrk -t1 -c"$c" -d"${SECS}s" --timeout 10s -s "$L/range.lua" "http://127.0.0.1:$ROLL_PORT" > "$DIR/wrk-on.txt" 2>&1) &
+      w1=$!
+      (BENCH_PATH=$R_BIG100 BENCH_SIZE=100000000 BENCH_WINDOW=65536 taskset -c $CLIENT_CPU wrk -t1 -c"$c" -d"${SECS}s" --timeout 10s -s "$L/range.lua" "http://127.0.0.1:$OFF_PORT" > "$DIR/wrk-off.txt" 2>&1) &
+      w2=$!
+      wait "$w1" "$w2"
+      # The measurement thread writes its last batch up to a second after the load stops.
+      sleep 1.5
+      a1=$(cpu_ticks "$ROLL_PID"); b1=$(cpu_ticks "$OFF_PID"); m1=$(thread_ticks "$ROLL_PID" measurement)
+      na=$(awk '/ requests in / {print $1}' "$DIR/wrk-on.txt"); nb=$(awk '/ requests in / {print $1}' "$DIR/wrk-off.txt")
+      for f in on off; do
+        e=$(awk '/Non-2xx or 3xx/ {printf "non2xx=%s ", $5} /Socket errors/ {gsub(/ /,""); printf "%s ", $0}' "$DIR/wrk-$f.txt")
+        [ -n "$e" ] && errs="$errs $f:$e"
       done
+      per() { awk -v t="$1" -v hz="$HZ" -v n="$2" 'BEGIN {printf "%.2f", (n > 0) ? t / hz * 1e6 / n : 0}'; }
+      on_cpu+=("$(per $((a1 - a0)) "$na")"); off_cpu+=("$(per $((b1 - b0)) "$nb")")
+      thread_us+=("$(per $((m1 - m0)) "$na")")
+      ratios+=("$(awk -v a="$na" -v b="$nb" 'BEGIN {printf "%.3f", (b > 0) ? a / b : 0}')")
+      cpu_ratios+=("$(awk -v a="${on_cpu[-1]}" -v b="${off_cpu[-1]}" 'BEGIN {printf "%.3f", (b > 0) ? a / b : 0}')")
+      onr=$(awk -v n="$na" -v s="$SECS" 'BEGIN {printf "%.0f", n / s}'); offr=$(awk -v n="$nb" -v s="$SECS" 'BEGIN {printf "%.0f", n / s}')
+      log "measurement c=$c run $rep: on $onr req/s ${on_cpu[-1]} us/req (thread ${thread_us[-1]}), off $offr req/s ${off_cpu[-1]} us/req"
     done
-    # Let the measurement thread write its last batch, so its CPU shows in the next run's window
-    # rather than vanishing between runs.
-    sleep 2
-    onm=$(printf '%s\n' "${on_rps[@]}" | median); offm=$(printf '%s\n' "${off_rps[@]}" | median)
+    tr=$(printf '%s\n' "${ratios[@]}" | median); cr=$(printf '%s\n' "${cpu_ratios[@]}" | median)
     oncpu=$(printf '%s\n' "${on_cpu[@]}" | median); offcpu=$(printf '%s\n' "${off_cpu[@]}" | median)
-    tr=$(awk -v a="$onm" -v b="$offm" 'BEGIN {printf "%.3f", (b > 0) ? a / b : 0}')
-    cr=$(awk -v a="$oncpu" -v b="$offcpu" 'BEGIN {printf "%.3f", (b > 0) ? a / b : 0}')
     thm=$(printf '%s\n' "${thread_us[@]}" | median)
     share=$(awk -v a="$thm" -v b="$oncpu" 'BEGIN {printf "%.1f", (b > 0) ? 100 * a / b : 0}')
-    log "measurement c=$c off=$offm on=$onm ratio=$tr cpu-us/req off=$offcpu on=$oncpu ratio=$cr thread=$thm (${share}%) $errs"
-    MEASURE_ROWS+=("| 64 KiB ranges, 100 MB file | $c | $offm | $onm | **$tr** | $offcpu | $oncpu | **$cr** | $thm | **${share}%** | ${errs:-none} |")
+    log "measurement c=$c throughput on/off=$tr cpu-us/req off=$offcpu on=$oncpu ratio=$cr thread=$thm (${share}%) $errs"
+    MEASURE_ROWS+=("| 64 KiB ranges, 100 MB file | $c | **$tr** | $offcpu | $oncpu | **$cr** | $thm | **${share}%** | ${errs:-none} |")
   done
   sleep 2
   events1=$(metric_value rollcall_measurement_events_total); dropped1=$(metric_value rollcall_measurement_events_dropped_total)
@@ -418,20 +422,18 @@ fi
   if [ ${#MEASURE_ROWS[@]} -gt 0 ]; then
     echo "## The cost of download measurement"
     echo
-    echo "The same 64 KiB range load against the same catalog served twice on CPU $SERVER_CPU, by two servers"
-    echo "started together just before: one with measurement on (every response stored as an event in"
-    echo "SQLite, downloads counted, into the database the throughput part filled) and one with"
-    echo "\`[measurement] enabled = false\`, alternating. CPU is"
-    echo "the whole process, so it includes the measurement thread. Target: on/off throughput at least 0.95 and"
-    echo "CPU per request at most 1.05. Medians of $MREPS runs each. Because whole-process CPU per request moves by"
-    echo "more than 5% between identical runs on this machine, the table also gives the measurement thread's own"
-    echo "CPU (its utime+stime from \`/proc/PID/task/TID/stat\`, read before each run and 1.5 s after it, once its"
-    echo "last batch is written) per request, and its share of the server's CPU per request: what measurement"
-    echo "itself costs, apart from the noise. (The request path does the same work either way: the delivery"
-    echo "record exists for the access log too, and publishing it to one more queue is one \`try_send\`.)"
+    echo "The same 64 KiB range load against the same catalog, served by two servers started together just"
+    echo "before: one with measurement on (every response stored as an event in SQLite and counted, into the"
+    echo "database the throughput part filled) and one with \`[measurement] enabled = false\`. Both run at once,"
+    echo "on CPU $SERVER_CPU, each loaded by its own wrk on CPU $CLIENT_CPU, for $MREPS runs of ${SECS}s: whatever else the"
+    echo "machine does hits both alike, which alternating runs could not promise (identical runs here differ by"
+    echo "more than 5%). Each cell is the median of the runs' ratios. CPU is each whole process, user+system"
+    echo "time per request; the measurement thread's own CPU (its \`/proc/PID/task/TID/stat\`, read 1.5 s after"
+    echo "each run, once its last batch is written) is given too, with its share of the measuring server's"
+    echo "CPU per request. Target: throughput on/off at least 0.95, CPU per request on/off at most 1.05."
     echo
-    echo "| scenario | connections | off req/s | on req/s | on/off | off CPU µs/req | on CPU µs/req | CPU on/off | measurement thread µs/req | its share | errors |"
-    echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    echo "| scenario | connections (each) | throughput on/off | off CPU µs/req | on CPU µs/req | CPU on/off | measurement thread µs/req | its share | errors |"
+    echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     printf '%s\n' "${MEASURE_ROWS[@]}"
     echo
     echo "Events stored during these runs: $MEASURE_EVENTS; dropped (queue full or store unwritable): $MEASURE_DROPPED."

@@ -198,7 +198,9 @@ fn episode_page_has_notes_guests_resources_transcript_and_chapters() {
     assert!(page.contains("<a href=\"#t=15\" data-seek=\"15\"><span class=\"time\">0:15</span> What de-escalation means</a>"));
     assert!(page.contains("<a href=\"#t=0\" data-seek=\"0\" class=\"time\">0:00</a> <strong>Eric Pisconski:</strong> Slow it down &#38; talk."));
     // Cue tags are stripped for display, as players do.
-    assert!(page.contains("<a href=\"#t=12\" data-seek=\"12\" class=\"time\">0:12</a> A second cue."));
+    assert!(
+        page.contains("<a href=\"#t=12\" data-seek=\"12\" class=\"time\">0:12</a> A second cue.")
+    );
     // The script that reads "#t=90" is linked and served.
     let js_url = between(&page, "<script src=\"", "\"");
     let js = get(server.addr, js_url, &[]);

@@ -24,6 +24,8 @@ use crate::store::{DownloadRow, Event, MeasurementBatch, Store};
 pub const QUEUE: usize = 64 * 1024;
 /// How often a batch is written.
 const INTERVAL: Duration = Duration::from_secs(1);
+/// How often arrived records are counted.
+const DRAIN: Duration = Duration::from_millis(100);
 /// Events kept for a retry while the store cannot be written.
 const MAX_UNWRITTEN: usize = 1_000_000;
 /// How often old events are rolled up.
@@ -170,22 +172,28 @@ fn tag_len(path: &std::path::Path) -> u64 {
 impl Measurer {
     fn run(&mut self, sub: Subscription, stop: &AtomicBool) {
         let mut rolled: Option<std::time::Instant> = None;
+        let mut written = std::time::Instant::now();
         loop {
             let last = stop.load(Ordering::Relaxed);
             if rolled.is_none_or(|t| t.elapsed() >= ROLL_UP_EVERY) {
                 self.roll_up();
                 rolled = Some(std::time::Instant::now());
             }
+            // Records are counted every DRAIN, so they do not pile up (a record is several
+            // times the size of its event); the store is written every INTERVAL.
             for d in sub.records.try_iter() {
                 self.observe(&d);
             }
-            self.write();
-            self.status.notice_losses();
+            if last || written.elapsed() >= INTERVAL {
+                self.write();
+                written = std::time::Instant::now();
+                self.status.notice_losses();
+            }
             if last {
                 self.write_last();
                 return;
             }
-            std::thread::park_timeout(INTERVAL);
+            std::thread::park_timeout(DRAIN);
         }
     }
 

@@ -266,11 +266,8 @@ impl Store {
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
-        // Measurement appends thousands of events a second: a 16 MiB page cache keeps a batch's
-        // pages from spilling mid-transaction, and checkpoints run every 16 MiB of WAL rather
-        // than every 4 MiB.
-        conn.pragma_update(None, "cache_size", -16384)
-            .map_err(open_err)?;
+        // Measurement appends thousands of events a second: checkpoints run every 16 MiB of WAL
+        // rather than every 4 MiB.
         conn.pragma_update(None, "wal_autocheckpoint", 4096)
             .map_err(open_err)?;
         let tx = conn
