@@ -474,9 +474,11 @@ fn load_episodes(
     let done = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<(Vec<Arc<Episode>>, Vec<Problem>)> = std::thread::scope(|scope| {
         let done = &done;
+        let main = std::thread::current();
         let workers: Vec<_> = slugs
             .chunks(per_thread)
             .map(|chunk| {
+                let main = main.clone();
                 scope.spawn(move || {
                     let mut found = Vec::with_capacity(chunk.len());
                     let mut problems = Vec::new();
@@ -486,6 +488,8 @@ fn load_episodes(
                         }
                         done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
+                    // The progress reporter waits for this, not for a clock.
+                    main.unpark();
                     (found, problems)
                 })
             })
@@ -518,7 +522,8 @@ fn report_progress<T>(
     let started = std::time::Instant::now();
     let mut next = PROGRESS_EVERY;
     while !workers.iter().all(|w| w.is_finished()) {
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        // Woken by each worker as it finishes, so a short load is not held up here.
+        std::thread::park_timeout(next.saturating_sub(started.elapsed()));
         if started.elapsed() < next {
             continue;
         }
@@ -749,11 +754,13 @@ mod tests {
         tracing::subscriber::with_default(subscriber, || {
             std::thread::scope(|scope| {
                 let done = &done;
+                let main = std::thread::current();
                 let workers = vec![scope.spawn(move || {
                     done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     // Longer than one reporting period, then the rest.
                     std::thread::sleep(PROGRESS_EVERY + std::time::Duration::from_millis(300));
                     done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    main.unpark();
                 })];
                 report_progress(&workers, done, 4);
             });

@@ -328,7 +328,9 @@ pub fn message_page(user: Option<&str>, csrf: &str, error: &str) -> String {
 
 /// One bar of a chart, laid out: its label, value and geometry in SVG user units.
 struct Bar {
+    /// As drawn (shortened), and whole (in the tooltip and the table).
     label: String,
+    full: String,
     value: u64,
     /// Bars: the bar's top. Columns: the column's left edge.
     at: u64,
@@ -354,9 +356,12 @@ struct Chart {
 }
 
 const BAR_HEIGHT: u64 = 22;
-const BAR_LABEL: u64 = 260;
+const BAR_LABEL: u64 = 280;
 const BAR_SPACE: u64 = 420;
 const COLUMN_AREA: u64 = 160;
+const COLUMN_WIDTH: u64 = 700;
+/// Characters of a bar's label drawn in the chart (the table under it has the whole name).
+const LABEL_CHARS: usize = 38;
 
 fn bar_chart(id: &'static str, title: &'static str, rows: &[(String, u64)]) -> Chart {
     let max = rows.iter().map(|r| r.1).max().unwrap_or(0).max(1);
@@ -364,7 +369,13 @@ fn bar_chart(id: &'static str, title: &'static str, rows: &[(String, u64)]) -> C
         .iter()
         .enumerate()
         .map(|(i, (label, value))| Bar {
-            label: label.clone(),
+            label: if label.chars().count() > LABEL_CHARS {
+                let cut: String = label.chars().take(LABEL_CHARS - 1).collect();
+                format!("{cut}…")
+            } else {
+                label.clone()
+            },
+            full: label.clone(),
             value: *value,
             at: i as u64 * BAR_HEIGHT,
             size: (value * BAR_SPACE).div_ceil(max).max(u64::from(*value > 0)),
@@ -398,13 +409,14 @@ fn day_chart(rows: &[(String, u64)]) -> Chart {
         rows.iter().map(|(d, n)| (d.as_str(), *n)).collect();
     let max = rows.iter().map(|r| r.1).max().unwrap_or(0).max(1);
     let days = (last - first).num_days().max(0) as u64 + 1;
-    let step = (700 / days).clamp(2, 40);
+    let step = (COLUMN_WIDTH / days).clamp(2, 40);
     let bars = (0..days)
         .map(|i| {
             let day = (first + chrono::Days::new(i)).to_string();
             let value = by_day.get(day.as_str()).copied().unwrap_or(0);
             Bar {
-                label: day,
+                label: day.clone(),
+                full: day,
                 value,
                 at: i * step,
                 size: (value * COLUMN_AREA).div_ceil(max),
@@ -415,7 +427,8 @@ fn day_chart(rows: &[(String, u64)]) -> Chart {
         id: "days",
         title: "Downloads per day (UTC)",
         columns: true,
-        width: days * step,
+        // A fixed width: a few days make a few narrow columns, not a few huge ones.
+        width: COLUMN_WIDTH,
         height: COLUMN_AREA,
         bars,
         step,

@@ -475,14 +475,15 @@ impl Tally {
             && is_probe(hit.range, hit.audio.map_or(0, |a| a.0))
         {
             Some(Verdict::Probe)
+        } else if hit.admin {
+            // Whatever the admin's browser calls itself (headless ones name themselves bots).
+            Some(Verdict::Admin)
         } else if agents::is_apple_watch_duplicate(hit.user_agent) {
             Some(Verdict::AppleWatch)
         } else if client.bot {
             Some(Verdict::Bot)
         } else if hit.at_ms < hit.released_ms {
             Some(Verdict::BeforeRelease)
-        } else if hit.admin {
-            Some(Verdict::Admin)
         } else {
             None
         };
