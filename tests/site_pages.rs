@@ -105,7 +105,7 @@ fn theme_page_lists_episodes_newest_first_with_player_download_and_resources() {
         // Listen streams through the range-serving media URL, Download is the attachment variant.
         let media = &ep.audio.url_path;
         assert!(article.contains(&format!(
-            "<audio controls preload=\"metadata\" src=\"{media}\""
+            "<audio controls preload=\"none\" src=\"{media}\""
         )));
         assert!(article.contains(&format!("href=\"{media}?download=1\" download>Download")));
         let listen = get(server.addr, media, &[("Range", "bytes=1000-")]);
@@ -683,4 +683,70 @@ fn a_theme_page_rendered_again_with_the_same_bytes_keeps_last_modified() {
     let after = new.pages.render(&new.catalog, &theme).unwrap();
     assert_eq!(after.etag, before.etag);
     assert_eq!(after.last_modified, before.last_modified);
+}
+
+#[test]
+fn pages_speak_their_feeds_language_and_carry_link_previews_and_a_favicon() {
+    let demo = Demo::new();
+    // A theme in another language declares it.
+    demo.edit(
+        "feeds/defusing-difficult-encounters.toml",
+        "language = \"en-us\"",
+        "language = \"es-mx\"",
+    );
+    let server = Server::start(&demo);
+    let catalog = demo.load().unwrap();
+    let ep = catalog.episode("defining-de-escalation").unwrap();
+
+    let theme = html(&get(
+        server.addr,
+        "/feeds/defusing-difficult-encounters",
+        &[],
+    ));
+    assert!(
+        theme.contains("<html lang=\"es-mx\">"),
+        "the feed's language"
+    );
+    assert!(theme.contains("<meta property=\"og:type\" content=\"website\">"));
+    assert!(theme.contains(&format!(
+        "<meta property=\"og:url\" content=\"{PUBLIC_URL}/feeds/defusing-difficult-encounters\">"
+    )));
+    assert!(theme.contains(&format!(
+        "<meta property=\"og:image\" content=\"{PUBLIC_URL}/artwork/"
+    )));
+    assert!(theme.contains("<meta name=\"twitter:card\" content=\"summary\">"));
+    // A page listing many episodes loads no audio until asked.
+    assert!(theme.contains("preload=\"none\""));
+    assert!(!theme.contains("preload=\"metadata\""));
+
+    let page = html(&get(server.addr, "/episodes/defining-de-escalation", &[]));
+    assert!(page.contains(&format!(
+        "<meta property=\"og:audio\" content=\"{PUBLIC_URL}{}\">",
+        ep.audio.url_path
+    )));
+    assert!(page.contains("<meta property=\"og:audio:type\" content=\"audio/mpeg\">"));
+    assert!(page.contains("<meta property=\"og:title\" content=\"Defining De-Escalation\">"));
+
+    // The members-only briefing's teaser page gives no media away in its previews.
+    let teaser = get(
+        server.addr,
+        "/episodes/roll-call-briefing-defusing-difficult-encounters",
+        &[],
+    );
+    assert_eq!(teaser.status, 200, "the members feed is in preview mode");
+    let teaser = html(&teaser);
+    assert!(teaser.contains("og:title"), "{teaser}");
+    assert!(!teaser.contains("og:audio"), "{teaser}");
+    assert!(!teaser.contains("og:image"), "{teaser}");
+
+    let icon = between(
+        &page,
+        "<link rel=\"icon\" type=\"image/svg+xml\" href=\"",
+        "\"",
+    )
+    .to_owned();
+    let r = get(server.addr, &icon, &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("image/svg+xml"));
+    assert!(String::from_utf8(r.body).unwrap().starts_with("<svg"));
 }

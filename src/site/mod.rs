@@ -52,6 +52,11 @@ static STATIC: LazyLock<Vec<StaticFile>> = LazyLock::new(|| {
             "text/javascript; charset=utf-8",
             include_str!("../../static/admin.js"),
         ),
+        (
+            "favicon.svg",
+            "image/svg+xml",
+            include_str!("../../static/favicon.svg"),
+        ),
     ]
     .into_iter()
     .map(|(name, content_type, text)| {
@@ -98,6 +103,11 @@ impl Viewer<'_> {
 struct Head {
     title: String,
     description: String,
+    /// The page's language: its feed's `language` (`en-us`), or the first feed's on the home page.
+    lang: String,
+    favicon: &'static str,
+    /// OpenGraph and Twitter-card values; set on pages anyone may see.
+    og: Option<OpenGraph>,
     /// Feeds to announce with `<link rel="alternate">`: (title, absolute URL). Public feeds only:
     /// a members feed's URL is personal.
     alternates: Vec<(String, String)>,
@@ -116,6 +126,13 @@ impl Head {
         viewer: &Viewer,
     ) -> Head {
         Head {
+            lang: feeds
+                .first()
+                .map(|f| f.language.clone())
+                .filter(|l| !l.is_empty())
+                .unwrap_or_else(|| "en".into()),
+            favicon: static_url("favicon.svg"),
+            og: None,
             title,
             description: description.to_owned(),
             alternates: feeds
@@ -128,6 +145,36 @@ impl Head {
             user: viewer.user.map(str::to_owned),
             csrf: viewer.csrf.to_owned(),
         }
+    }
+}
+
+/// What link previews show: OpenGraph (`og:`) and Twitter-card tags.
+struct OpenGraph {
+    kind: &'static str,
+    url: String,
+    image: Option<String>,
+    /// A public episode's audio: absolute URL and type.
+    audio: Option<(String, String)>,
+}
+
+impl Head {
+    /// Adds link-preview tags for a page at `path`, for anyone who may see it: `image` and
+    /// `audio` only when they are public files.
+    fn with_og(
+        mut self,
+        catalog: &Catalog,
+        kind: &'static str,
+        path: &str,
+        image: Option<&str>,
+        audio: Option<(&str, &str)>,
+    ) -> Head {
+        self.og = Some(OpenGraph {
+            kind,
+            url: catalog.url(path),
+            image: image.map(|p| catalog.url(p)),
+            audio: audio.map(|(p, mime)| (catalog.url(p), mime.to_owned())),
+        });
+        self
     }
 }
 
@@ -258,6 +305,16 @@ fn render_home(catalog: &Catalog, viewer: &Viewer) -> String {
             &feeds,
             catalog,
             viewer,
+        )
+        .with_og(
+            catalog,
+            "website",
+            "/",
+            feeds
+                .iter()
+                .find(|f| access::is_public(f))
+                .map(|f| f.artwork.url_path.as_str()),
+            None,
         ),
         feeds: feeds.iter().map(|f| card(f, viewer)).collect(),
     })
@@ -319,7 +376,13 @@ fn render_theme(catalog: &Catalog, feed: &Feed, page: usize, viewer: &Viewer) ->
         format!("{}, page {page} of {pages}", feed.title)
     };
     render(&ThemePage {
-        head: Head::new(title, &feed.description, &[feed], catalog, viewer),
+        head: Head::new(title, &feed.description, &[feed], catalog, viewer).with_og(
+            catalog,
+            "website",
+            &format!("/feeds/{}", feed.id),
+            access::is_public(feed).then_some(feed.artwork.url_path.as_str()),
+            None,
+        ),
         card: card(feed, viewer),
         qr: url
             .as_ref()
@@ -362,7 +425,22 @@ fn render_episode(catalog: &Catalog, ep: &Episode, feeds: &[&Feed], viewer: &Vie
             .and_then(|a| read_text(&a.path))
     };
     render(&EpisodePage {
-        head: Head::new(ep.title.clone(), &ep.summary, feeds, catalog, viewer),
+        head: {
+            // Previews carry the audio and artwork only where anyone may fetch them.
+            let public = access::may_play(catalog, ep, Credentials::Anonymous);
+            let image = ep
+                .image
+                .as_ref()
+                .map(|i| i.url_path.as_str())
+                .or(feeds.first().map(|f| f.artwork.url_path.as_str()));
+            Head::new(ep.title.clone(), &ep.summary, feeds, catalog, viewer).with_og(
+                catalog,
+                "website",
+                &format!("/episodes/{}", ep.slug),
+                image.filter(|_| public),
+                public.then_some((ep.audio.url_path.as_str(), ep.audio.mime.as_str())),
+            )
+        },
         themes: feeds
             .iter()
             .map(|f| (f.title.as_str(), format!("/feeds/{}", f.id)))
