@@ -104,9 +104,7 @@ fn theme_page_lists_episodes_newest_first_with_player_download_and_resources() {
         assert!(article.contains(&format!("<p>{}</p>", ep.summary.replace('\'', "&#39;"))));
         // Listen streams through the range-serving media URL, Download is the attachment variant.
         let media = &ep.audio.url_path;
-        assert!(article.contains(&format!(
-            "<audio controls preload=\"none\" src=\"{media}\""
-        )));
+        assert!(article.contains(&format!("<audio controls preload=\"none\" src=\"{media}\"")));
         assert!(article.contains(&format!("href=\"{media}?download=1\" download>Download")));
         let listen = get(server.addr, media, &[("Range", "bytes=1000-")]);
         assert_eq!(listen.status, 206);
