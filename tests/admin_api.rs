@@ -54,37 +54,11 @@ fn assert_unchanged(demo: &Demo, before: &BTreeMap<String, Vec<u8>>, what: &str)
 /// Creates an admin and returns an API token for it, through the real CLI.
 fn admin_token(demo: &Demo, name: &str) -> String {
     add_user(demo, name, "admin", "correct horse battery");
-    let out = demo.run(&[
-        "token".as_ref(),
-        "create".as_ref(),
-        "--user".as_ref(),
-        name.as_ref(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    demo.api_token(name)
 }
 
 fn add_user(demo: &Demo, name: &str, role: &str, password: &str) {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rollcall"))
-        .arg("--config")
-        .arg(demo.path("config.toml"))
-        .args(["user", "add", name, "--role", role, "--password-stdin"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    demo.add_user(name, role, password);
 }
 
 /// Runs curl against the server; returns (status, body).

@@ -4,23 +4,12 @@
 
 mod common;
 
-use std::io::Write;
-
 use common::{tone_mp3, Browser, Demo, Server, PUBLIC_URL};
 
 const PASSWORD: &str = "correct horse battery";
 
 fn add_user(demo: &Demo, name: &str, role: &str) {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rollcall"))
-        .arg("--config")
-        .arg(demo.path("config.toml"))
-        .args(["user", "add", name, "--role", role, "--password-stdin"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    assert!(child.wait().unwrap().success());
+    demo.add_user(name, role, PASSWORD);
 }
 
 #[test]
