@@ -113,40 +113,15 @@ fn real_downloads_appear_in_rollcall_stats_with_the_right_counts() {
     );
 
     // An officer listens with gPodder through a personal URL.
-    let run = |args: &[&str], stdin: Option<&str>| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
-            .arg("--config")
-            .arg(demo.path("config.toml"))
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        if let Some(input) = stdin {
-            use std::io::Write;
-            writeln!(child.stdin.take().unwrap(), "{input}").unwrap();
-        }
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
-    run(
-        &[
-            "user",
-            "add",
-            "patrol",
-            "--role",
-            "officer",
-            "--password-stdin",
-        ],
-        Some("officer password 1"),
+    demo.add_user("patrol", "officer", "officer password 1");
+    let token = demo.run(&["user".as_ref(), "token".as_ref(), "patrol".as_ref()]);
+    assert!(
+        token.status.success(),
+        "{}",
+        String::from_utf8_lossy(&token.stderr)
     );
-    let personal = run(&["user", "token", "patrol"], None)
+    let personal = String::from_utf8(token.stdout)
+        .unwrap()
         .lines()
         .find(|l| l.ends_with("/feeds/valor-members.xml"))
         .unwrap()

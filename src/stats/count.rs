@@ -296,12 +296,12 @@ fn listener_key(salt: &[u8; 32], ip: IpAddr, user_agent: &str, episode: &str) ->
 }
 
 /// The UTC day number of a time in Unix milliseconds.
-fn day_number(at_ms: i64) -> i64 {
+pub(crate) fn day_number(at_ms: i64) -> i64 {
     at_ms.div_euclid(24 * 60 * 60 * 1000)
 }
 
 /// A UTC day number as `YYYY-MM-DD`.
-fn day_text(day: i64) -> String {
+pub(crate) fn day_text(day: i64) -> String {
     chrono::DateTime::from_timestamp(day * 86_400, 0)
         .unwrap_or_default()
         .date_naive()

@@ -153,10 +153,7 @@ fn millis(at: SystemTime) -> i64 {
 }
 
 fn day_of(at_ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(at_ms)
-        .unwrap_or_default()
-        .date_naive()
-        .to_string()
+    count::day_text(count::day_number(at_ms))
 }
 
 /// Reads the length of the ID3v2 tag at the start of `path`; 0 if it has none or cannot be read.
