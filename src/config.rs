@@ -73,6 +73,22 @@ pub struct RawConfig {
     pub server: RawServer,
     #[serde(default)]
     pub measurement: RawMeasurement,
+    #[serde(default)]
+    pub site: RawSite,
+}
+
+/// `[site]`: the website's identity.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawSite {
+    /// The site's name in every page's header and `<title>`. Default: `Podcasts`.
+    pub title: Option<String>,
+    /// The programme that publishes the podcasts, shown beside the title and in the footer.
+    pub programme: Option<String>,
+    /// The programme's own website, linked from its name.
+    pub programme_url: Option<String>,
+    /// A PNG or JPEG logo shown in the header, relative to this file.
+    pub logo: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -140,6 +156,10 @@ const SETTINGS: &[(&str, Kind)] = &[
     ("measurement.retention_days", Kind::Int),
     ("measurement.max_downloads_per_address", Kind::Int),
     ("measurement.busy_addresses", Kind::List),
+    ("site.title", Kind::Str),
+    ("site.programme", Kind::Str),
+    ("site.programme_url", Kind::Str),
+    ("site.logo", Kind::Str),
 ];
 
 /// The names of every environment variable that sets something.
@@ -234,6 +254,8 @@ pub struct Config {
     pub measurement: MeasurementConfig,
     pub log_format: LogFormat,
     pub log_client_address: ClientAddress,
+    /// The website's title, programme and logo.
+    pub site: crate::catalog::SiteSource,
 }
 
 /// Download measurement (see `docs/measurement.md`).
@@ -527,6 +549,22 @@ impl Config {
                 )?,
             },
         };
+        if let Some(url) = &raw.site.programme_url {
+            if !(url.starts_with("https://") || url.starts_with("http://"))
+                || url.contains(char::is_whitespace)
+            {
+                return Err(invalid(
+                    "site.programme_url",
+                    format!("{url:?} is not an http(s) URL: write the programme's website, like \"https://bja.ojp.gov/program/valor\""),
+                ));
+            }
+        }
+        let site = crate::catalog::SiteSource {
+            title: raw.site.title,
+            programme: raw.site.programme.filter(|p| !p.trim().is_empty()),
+            programme_url: raw.site.programme_url,
+            logo: raw.site.logo.map(|p| abs(Some(p), "")),
+        };
         let state_dir = abs(raw.state_dir, ".rollcall");
         Ok(Config {
             public_url,
@@ -547,6 +585,7 @@ impl Config {
             measurement,
             log_format: raw.log_format.unwrap_or_default(),
             log_client_address: raw.log_client_address.unwrap_or_default(),
+            site,
         })
     }
 

@@ -42,6 +42,8 @@ pub struct Served {
     pub episode: Option<Arc<str>>,
     /// For an episode's audio: what download measurement needs.
     pub audio: Option<Arc<crate::stats::AudioFile>>,
+    /// Always sent with `Content-Disposition: attachment` (a theme's printable material).
+    pub attachment: bool,
     /// Its response header values, formatted on first use and kept for the snapshot's life.
     headers: OnceLock<Arc<MediaHeaders>>,
 }
@@ -60,6 +62,7 @@ pub struct MediaHeaders {
 impl Served {
     pub fn new(asset: Asset, access: Access, episode: Option<Arc<str>>) -> Served {
         Served {
+            attachment: asset.url_path.starts_with("/files/"),
             asset,
             access,
             episode,
@@ -170,7 +173,14 @@ impl Snapshot {
                 }));
             }
         }
-        media.extend(catalog.feeds.iter().map(|f| served(&f.artwork, None)));
+        media.extend(
+            catalog
+                .feeds
+                .iter()
+                .flat_map(catalog::Feed::assets)
+                .chain(catalog.site.logo.as_ref())
+                .map(|a| served(a, None)),
+        );
         drop(required);
         for feed in access::visible_feeds(&catalog, Credentials::Anonymous) {
             let prev = previous.and_then(|p| p.feeds.get(&feed.id));

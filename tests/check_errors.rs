@@ -100,7 +100,7 @@ fn toml_syntax_error_names_the_line() {
 fn declared_duration_that_disagrees_names_both_values() {
     let demo = Demo::new();
     demo.edit(EP, "feeds = [", "duration = \"15:00\"\nfeeds = [");
-    assert_problems(&demo, &["episodes/defining-de-escalation/episode.toml: duration: declares 0:15:00 (900.0 s) but the audio measures 0:00:28 (28.5 s): remove duration (it is measured from the audio) or fix it"]);
+    assert_problems(&demo, &["episodes/defining-de-escalation/episode.toml: duration: declares 0:15:00 (900.0 s) but the audio measures 0:00:30 (29.6 s): remove duration (it is measured from the audio) or fix it"]);
     // Within 2 seconds is accepted.
     demo.edit(EP, "duration = \"15:00\"", "duration = 30");
     assert!(demo.load().is_ok());

@@ -19,7 +19,7 @@ fn build_writes_feeds_and_the_media_their_urls_name() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    assert!(String::from_utf8_lossy(&run.stdout).starts_with("wrote 1 feeds and 3 media files"));
+    assert!(String::from_utf8_lossy(&run.stdout).starts_with("wrote 1 feeds and 8 media files"));
     assert!(
         !out.join("feeds/spotlight-on-safety.xml").exists(),
         "members-only feeds stay out of a static export"

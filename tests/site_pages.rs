@@ -47,7 +47,7 @@ fn home_lists_public_feeds_with_artwork_and_discovery_links() {
             "{page}"
         );
         assert!(page.contains(&format!(
-            "<h2><a href=\"/feeds/{}\">{}</a></h2>",
+            "<h3><a href=\"/feeds/{}\">{}</a></h3>",
             feed.id, feed.title
         )));
         assert!(page.contains(&format!("<img src=\"{}\"", feed.artwork.url_path)));
@@ -83,8 +83,8 @@ fn theme_page_lists_episodes_newest_first_with_player_download_and_resources() {
 
     // Durations come from the measured audio (the demo's short readings), in "16 minutes" style.
     let expect = [
-        ("behavioral-response-to-stress-and-fear", "32 seconds"),
-        ("defining-de-escalation", "28 seconds"),
+        ("behavioral-response-to-stress-and-fear", "34 seconds"),
+        ("defining-de-escalation", "30 seconds"),
     ];
     for (slug, text) in expect {
         let ep = catalog.episode(slug).unwrap();
@@ -164,13 +164,20 @@ fn episode_page_has_notes_guests_resources_transcript_and_chapters() {
         "episodes/defining-de-escalation/chapters.json",
         r#"{"version": "1.2.0", "chapters": [{"startTime": 0, "title": "Introduction"}, {"startTime": 15, "title": "What de-escalation means"}]}"#,
     );
+    // The demo ships both for every episode; this one goes without.
+    for file in ["transcript.vtt", "chapters.json"] {
+        std::fs::remove_file(demo.path(&format!(
+            "episodes/behavioral-response-to-stress-and-fear/{file}"
+        )))
+        .unwrap();
+    }
     let catalog = demo.load().unwrap();
     let ep = catalog.episode("defining-de-escalation").unwrap();
     let server = Server::start(&demo);
     let r = get(server.addr, EPISODE, &[]);
     assert_eq!(r.status, 200);
     let page = html(&r);
-    assert!(page.contains("<title>Defining De-Escalation</title>"));
+    assert!(page.contains("<title>Defining De-Escalation · Podcasts</title>"));
     assert!(page.contains("<h1 id=\"episode-title\">Defining De-Escalation</h1>"));
     assert!(page.contains(&format!(
         "href=\"{PUBLIC_URL}/feeds/defusing-difficult-encounters.xml\">"
@@ -182,7 +189,10 @@ fn episode_page_has_notes_guests_resources_transcript_and_chapters() {
         "the episode is in both public feeds"
     );
     assert!(page.contains("<a href=\"/feeds/defusing-difficult-encounters\">Spotlight on Safety: Defusing Difficult Encounters</a>"));
-    assert!(page.contains("<time datetime=\"PT28S\">28 seconds</time>"));
+    let secs = ep.duration_secs();
+    assert!(page.contains(&format!(
+        "<time datetime=\"PT{secs}S\">{secs} seconds</time>"
+    )));
     // Show notes from notes.md, rendered from Markdown.
     assert!(page.contains("Part of the <em>Spotlight on Safety</em> theme <strong>Defusing Difficult Encounters</strong>"));
     assert!(page.contains("<span class=\"guest-name\">Eric Pisconski</span>, Sergeant"));
@@ -382,7 +392,7 @@ fn script_in_a_title_is_escaped_everywhere() {
     let page = html(&get(server.addr, EPISODE, &[]));
     assert!(page.contains("&lt;script&gt;alert(2)&lt;/script&gt; Although"));
     assert!(page.contains(
-        "<title>Defining &#60;script&#62;alert(1)&#60;/script&#62; De-Escalation</title>"
+        "<title>Defining &#60;script&#62;alert(1)&#60;/script&#62; De-Escalation · Podcasts</title>"
     ));
 }
 
@@ -430,6 +440,7 @@ fn add_copies(demo: &Demo, n: usize) {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::hard_link(from.join("audio.mp3"), dir.join("audio.mp3")).unwrap();
         std::fs::copy(from.join("notes.md"), dir.join("notes.md")).unwrap();
+        std::fs::hard_link(from.join("cover.jpg"), dir.join("cover.jpg")).unwrap();
         let text = toml
             .replace(
                 "guid = \"e6be906a-3576-5e57-a8a6-6711becf9e96\"",
@@ -486,7 +497,8 @@ fn theme_pages_show_fifty_episodes_each_newest_first_with_prev_next_links() {
     )));
     assert!(nav.contains("<span>Page 1 of 2</span>"));
     assert!(!nav.contains("rel=\"prev\""), "{nav}");
-    assert!(first.contains("<title>Spotlight on Safety: Defusing Difficult Encounters</title>"));
+    assert!(first
+        .contains("<title>Spotlight on Safety: Defusing Difficult Encounters · Podcasts</title>"));
 
     let second = get(server.addr, &format!("{THEME}?page=2"), &[]);
     assert_eq!(second.status, 200);
@@ -494,7 +506,7 @@ fn theme_pages_show_fifty_episodes_each_newest_first_with_prev_next_links() {
     assert_eq!(article_slugs(&second), expected[50..]);
     assert!(second.contains("<p class=\"meta\">Episodes 51–62 of 62, newest first</p>"));
     assert!(second.contains(
-        "<title>Spotlight on Safety: Defusing Difficult Encounters, page 2 of 2</title>"
+        "<title>Spotlight on Safety: Defusing Difficult Encounters, page 2 of 2 · Podcasts</title>"
     ));
     let nav = between(
         &second,

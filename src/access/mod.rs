@@ -196,9 +196,13 @@ pub fn file_requirements(catalog: &Catalog) -> HashMap<&str, Access> {
         .collect();
     for feed in catalog.feeds.iter().filter(|f| is_public(f)) {
         let episodes = catalog.feed_episodes(feed).flat_map(Episode::assets);
-        for asset in std::iter::once(&feed.artwork).chain(episodes) {
+        for asset in feed.assets().chain(episodes) {
             required.insert(asset.url_path.as_str(), Access::Public);
         }
+    }
+    // The site's own logo is on every page, signed in or not.
+    if let Some(logo) = &catalog.site.logo {
+        required.insert(logo.url_path.as_str(), Access::Public);
     }
     required
 }

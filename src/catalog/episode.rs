@@ -395,7 +395,7 @@ fn guests(f: &mut Fields) -> Vec<Guest> {
     out
 }
 
-fn resources(f: &mut Fields) -> Vec<Resource> {
+pub(super) fn resources(f: &mut Fields) -> Vec<Resource> {
     let tables = f.tables("resources");
     let mut out = Vec::new();
     for (i, t) in tables.into_iter().enumerate() {

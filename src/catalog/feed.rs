@@ -6,10 +6,11 @@ use std::path::Path;
 use toml::Table;
 
 use super::asset::{mime_for, MeasureCache};
-use super::episode::{is_http_url, toml_syntax_problem};
+use super::episode::{is_http_url, resources, toml_syntax_problem};
 use super::fields::{strip_controls, Fields};
 use super::{
-    display_path, resolve_inside, valid_slug, Access, Asset, Feed, Owner, Problem, Selection,
+    display_path, resolve_inside, valid_slug, Access, Asset, DirectoryLink, Feed, Owner, Printable,
+    Problem, Selection, DIRECTORIES,
 };
 
 pub(super) struct Ctx<'a> {
@@ -325,9 +326,14 @@ pub(super) fn load(ctx: &Ctx, path: &Path, problems: &mut Vec<Problem>) -> Optio
         }
     };
     let owner = owner(&mut f);
-    f.finish(&["owner"]);
+    let resources = resources(&mut f);
+    // Owned, so `problems` is free again once `f` is finished.
+    let printable_tables: Vec<Table> = f.tables("printables").into_iter().cloned().collect();
+    let directories = directories(&mut f, access);
+    f.finish(&["owner", "directories"]);
 
     let artwork = artwork_name.and_then(|n| artwork(ctx, &id, &file, &n, problems));
+    let printables = printables(ctx, &id, &file, &printable_tables, problems);
     if problems.len() > before {
         return None;
     }
@@ -350,7 +356,157 @@ pub(super) fn load(ctx: &Ctx, path: &Path, problems: &mut Vec<Problem>) -> Optio
         locked,
         copyright,
         serial,
+        resources,
+        printables,
+        directories,
         episodes: Vec::new(),
+    })
+}
+
+/// `[directories]`: the show's page in each podcast directory, by the keys of [`DIRECTORIES`].
+fn directories(f: &mut Fields, access: Access) -> Vec<DirectoryLink> {
+    let Some(table) = f.opt_table("directories") else {
+        return Vec::new();
+    };
+    if access == Access::Members && !table.is_empty() {
+        f.problem(
+            "directories",
+            "a members feed is kept out of directories (itunes:block), so it has no listings",
+            "remove [directories], or link the listings from a public feed",
+        );
+        return Vec::new();
+    }
+    let keys: Vec<&str> = DIRECTORIES.iter().map(|(k, _)| *k).collect();
+    let mut out = Vec::new();
+    for (key, value) in table {
+        let field = format!("directories.{key}");
+        let Some(&(_, name)) = DIRECTORIES.iter().find(|(k, _)| k == key) else {
+            f.problem(
+                &field,
+                "is not a directory Rollcall knows",
+                format!("use one of: {}", keys.join(", ")),
+            );
+            continue;
+        };
+        match value.as_str() {
+            Some(url) if url.starts_with("https://") && is_http_url(url) => {
+                out.push(DirectoryLink {
+                    name,
+                    url: url.to_owned(),
+                })
+            }
+            _ => f.problem(
+                &field,
+                format!("{value} is not an https URL"),
+                format!("write the show's {name} page, like {key} = \"https://…\""),
+            ),
+        }
+    }
+    // The order of DIRECTORIES, whatever the file's order.
+    out.sort_by_key(|d| DIRECTORIES.iter().position(|(_, n)| *n == d.name));
+    out
+}
+
+/// A file name that goes into a URL as it is.
+fn url_safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && !name.starts_with('.')
+}
+
+/// `[[printables]]`: each a file in the feeds folder (a PDF poster, say) with an optional JPEG or
+/// PNG thumbnail.
+fn printables(
+    ctx: &Ctx,
+    id: &str,
+    file: &str,
+    tables: &[Table],
+    problems: &mut Vec<Problem>,
+) -> Vec<Printable> {
+    let mut out = Vec::new();
+    for (i, t) in tables.iter().enumerate() {
+        let mut p = Fields::new(file, t, format!("printables[{i}]."), problems);
+        let title = p
+            .req_str("title", "\"Keep Calm and De-Escalate\"")
+            .map(|s| strip_controls(&s));
+        let caption = p.opt_str("caption").map(|s| strip_controls(&s));
+        let file_name = p.req_str("file", "\"posters/keep-calm.pdf\"");
+        let thumb_name = p.opt_str("thumbnail");
+        p.finish(&[]);
+        let file_asset = file_name.and_then(|n| {
+            let field = format!("printables[{i}].file");
+            feed_file(ctx, file, &field, &n, &format!("/files/{id}"), problems)
+        });
+        let thumbnail = thumb_name.and_then(|n| {
+            let field = format!("printables[{i}].thumbnail");
+            let asset = feed_file(ctx, file, &field, &n, &format!("/artwork/{id}"), problems)?;
+            if asset.mime != "image/jpeg" && asset.mime != "image/png" {
+                problems.push(Problem::new(
+                    file,
+                    field,
+                    format!("{n:?} is not a JPEG or PNG file"),
+                    "make the thumbnail a JPEG or PNG image",
+                ));
+                return None;
+            }
+            Some(asset)
+        });
+        if let (Some(title), Some(file)) = (title, file_asset) {
+            out.push(Printable {
+                title,
+                caption,
+                file,
+                thumbnail,
+            });
+        }
+    }
+    out
+}
+
+/// A file in the feeds folder, measured and served under `prefix/<version>/<name>`.
+fn feed_file(
+    ctx: &Ctx,
+    file: &str,
+    field: &str,
+    name: &str,
+    prefix: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<Asset> {
+    let fix = "put the file in the feeds folder (or a folder inside it) and name it relative to it";
+    let path = match resolve_inside(ctx.root, ctx.root, name) {
+        Ok(p) => p,
+        Err(what) => {
+            problems.push(Problem::new(file, field, what, fix));
+            return None;
+        }
+    };
+    let file_name = path.file_name()?.to_string_lossy().into_owned();
+    if !url_safe_name(&file_name) {
+        problems.push(Problem::new(
+            file,
+            field,
+            format!("{file_name:?} has characters a URL would have to escape"),
+            "rename the file using letters, digits, dots, hyphens and underscores",
+        ));
+        return None;
+    }
+    let facts = match ctx.cache.measure(&path, false) {
+        Ok(f) => f,
+        Err(e) => {
+            problems.push(Problem::new(file, field, e.to_string(), fix));
+            return None;
+        }
+    };
+    Some(Asset {
+        url_path: format!("{prefix}/{}/{file_name}", facts.version()),
+        file_name,
+        mime: mime_for(&path),
+        path,
+        size: facts.size,
+        modified: facts.modified,
+        etag: facts.etag(),
     })
 }
 

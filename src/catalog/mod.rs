@@ -200,8 +200,72 @@ pub struct Feed {
     pub locked: bool,
     pub copyright: Option<String>,
     pub serial: bool,
+    /// The theme's own "Resources Available": links beside its podcasts.
+    pub resources: Vec<Resource>,
+    /// Printable material, such as posters: downloaded as attachments, shown with a thumbnail.
+    pub printables: Vec<Printable>,
+    /// The show's listings in podcast directories, in the order of [`DIRECTORIES`].
+    pub directories: Vec<DirectoryLink>,
     /// Indexes into [`Catalog::episodes`], newest first.
     pub episodes: Vec<usize>,
+}
+
+/// A file a theme offers to print or keep, such as a poster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Printable {
+    pub title: String,
+    pub caption: Option<String>,
+    /// Served at `/files/<feed>/<version>/<name>`, always as an attachment.
+    pub file: Asset,
+    /// A JPEG or PNG preview, served with the feed's artwork.
+    pub thumbnail: Option<Asset>,
+}
+
+/// The podcast directories a feed may link to: (key in the feed file, name shown).
+pub const DIRECTORIES: &[(&str, &str)] = &[
+    ("apple", "Apple Podcasts"),
+    ("spotify", "Spotify"),
+    ("youtube", "YouTube Music"),
+    ("amazon", "Amazon Music"),
+    ("pocket_casts", "Pocket Casts"),
+    ("overcast", "Overcast"),
+    ("podcast_addict", "Podcast Addict"),
+    ("castbox", "Castbox"),
+    ("podcast_index", "Podcast Index"),
+    ("fountain", "Fountain"),
+    ("iheart", "iHeartRadio"),
+    ("deezer", "Deezer"),
+];
+
+/// A show's page in one podcast directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryLink {
+    /// The directory's name, from [`DIRECTORIES`].
+    pub name: &'static str,
+    pub url: String,
+}
+
+/// The website's own identity, from `[site]` in config.toml.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Site {
+    /// The site's name in every page's header and title. Default: "Podcasts".
+    pub title: String,
+    /// The programme that publishes the podcasts, shown beside the title and in the footer.
+    pub programme: Option<String>,
+    pub programme_url: Option<String>,
+    /// The programme's logo, served at `/artwork/_site/<version>/<name>`, public.
+    pub logo: Option<Asset>,
+}
+
+impl Default for Site {
+    fn default() -> Site {
+        Site {
+            title: "Podcasts".into(),
+            programme: None,
+            programme_url: None,
+            logo: None,
+        }
+    }
 }
 
 /// A loaded, validated catalog. Episodes are newest first (ties by slug), feeds sorted by id.
@@ -216,6 +280,7 @@ pub struct Feed {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Catalog {
     pub public_url: String,
+    pub site: Site,
     pub episodes: Vec<Arc<Episode>>,
     pub feeds: Vec<Feed>,
     /// Scheduled (dated in the future) and unpublished episodes, newest first.
@@ -252,12 +317,14 @@ impl Catalog {
             .find(|e| e.slug == slug)
     }
 
-    /// Every file the catalog serves: each episode's files, then each feed's artwork.
+    /// Every file the catalog serves: each episode's files, then each feed's files (artwork,
+    /// then printables and their thumbnails), then the site's logo.
     pub fn assets(&self) -> impl Iterator<Item = &Asset> {
         self.episodes
             .iter()
             .flat_map(|e| e.assets())
-            .chain(self.feeds.iter().map(|f| &f.artwork))
+            .chain(self.feeds.iter().flat_map(Feed::assets))
+            .chain(self.site.logo.as_ref())
     }
 
     pub fn episode(&self, slug: &str) -> Option<&Episode> {
@@ -286,6 +353,17 @@ pub struct Source {
     pub public_url: String,
     /// Where measurements persist between runs; `None` keeps them in memory only.
     pub measure_cache: Option<PathBuf>,
+    /// The site's title, programme and logo file (`[site]` in config.toml).
+    pub site: SiteSource,
+}
+
+/// `[site]` as configured: the logo is still a path, measured when the catalog loads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SiteSource {
+    pub title: Option<String>,
+    pub programme: Option<String>,
+    pub programme_url: Option<String>,
+    pub logo: Option<PathBuf>,
 }
 
 impl From<&Config> for Source {
@@ -295,6 +373,7 @@ impl From<&Config> for Source {
             feeds_dir: c.feeds_dir.clone(),
             public_url: c.public_url.clone(),
             measure_cache: Some(c.state_dir.join("measurements.tsv")),
+            site: c.site.clone(),
         }
     }
 }
@@ -390,6 +469,7 @@ pub fn load_changed(
     // Every episode is checked, released or not, so a scheduled one cannot break the catalog
     // on the day it is released.
     cross_check(source, &feed_ids, &episodes, &mut feeds, &mut problems);
+    let site = site(&source.site, cache, &mut problems);
 
     if !problems.is_empty() {
         return Err(Problems(problems));
@@ -406,6 +486,7 @@ pub fn load_changed(
     link_feeds(&released, &mut feeds);
     Ok(Catalog {
         public_url: source.public_url.clone(),
+        site,
         episodes: released,
         feeds,
         withheld,
@@ -546,6 +627,59 @@ fn report_progress<T>(
 }
 
 /// Links feeds to episodes and reports unknown names and duplicate GUIDs.
+/// The site's identity, with its logo measured. The logo may live anywhere readable: it is named
+/// in config.toml, not written by catalog authors.
+fn site(source: &SiteSource, cache: &MeasureCache, problems: &mut Vec<Problem>) -> Site {
+    let mut site = Site::default();
+    if let Some(t) = source
+        .title
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        site.title = strip_controls(t);
+    }
+    site.programme = source.programme.as_deref().map(strip_controls);
+    site.programme_url = source.programme_url.clone();
+    let Some(path) = &source.logo else {
+        return site;
+    };
+    let shown = path.display().to_string();
+    let fix = "name a PNG or JPEG file in site.logo, relative to config.toml";
+    let problem = |what: String| Problem::new("config.toml", "site.logo", what, fix);
+    let mime = asset::mime_for(path);
+    if mime != "image/png" && mime != "image/jpeg" {
+        problems.push(problem(format!("{shown:?} is not a PNG or JPEG file")));
+        return site;
+    }
+    if let Err(e) = imagesize::size(path) {
+        problems.push(problem(format!(
+            "{shown:?} cannot be read as an image ({e})"
+        )));
+        return site;
+    }
+    match cache.measure(path, false) {
+        Ok(facts) => {
+            let file_name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let ext = if mime == "image/png" { "png" } else { "jpg" };
+            site.logo = Some(Asset {
+                url_path: format!("/artwork/_site/{}/logo.{ext}", facts.version()),
+                file_name,
+                mime,
+                path: path.clone(),
+                size: facts.size,
+                modified: facts.modified,
+                etag: facts.etag(),
+            });
+        }
+        Err(e) => problems.push(problem(format!("{shown:?}: {e}"))),
+    }
+    site
+}
+
 fn cross_check(
     source: &Source,
     feed_ids: &[String],
@@ -604,6 +738,15 @@ fn only_members_name(feeds: &[Feed], ep: &Episode) -> bool {
 }
 
 impl Feed {
+    /// Every file the feed itself serves: artwork, then each printable and its thumbnail.
+    pub fn assets(&self) -> impl Iterator<Item = &Asset> {
+        std::iter::once(&self.artwork).chain(
+            self.printables
+                .iter()
+                .flat_map(|p| std::iter::once(&p.file).chain(p.thumbnail.as_ref())),
+        )
+    }
+
     /// Whether this feed names `ep`: by the episode's `feeds` tag or in its own list.
     pub fn names(&self, ep: &Episode) -> bool {
         ep.feeds.contains(&self.id)

@@ -53,9 +53,11 @@ pub async fn media(
         return (Error::NotFound.into_response(), None);
     }
     let public = served.access == crate::catalog::Access::Public;
-    let download = uri
-        .query()
-        .is_some_and(|q| q.split('&').any(|p| p == "download" || p == "download=1"));
+    // Printable material is always a download; anything else is on `?download=1`.
+    let download = served.attachment
+        || uri
+            .query()
+            .is_some_and(|q| q.split('&').any(|p| p == "download" || p == "download=1"));
     let response = match serve(&state.files, served, download, headers, zero_copy).await {
         Ok((mut r, extent)) => {
             r.extensions_mut().insert(Sent {

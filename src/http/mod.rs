@@ -307,7 +307,7 @@ impl App {
         // A signed-in member gets pages made for them: members feeds, players, their own URLs.
         if matches!(
             resource,
-            Resource::Home | Resource::Theme { .. } | Resource::Episode { .. }
+            Resource::Home | Resource::Theme { .. } | Resource::Episode { .. } | Resource::Search
         ) && session::has_session(headers)
         {
             if let Some(r) = rendered::member_page(state, resource, req.uri.query(), headers).await
@@ -325,7 +325,8 @@ impl App {
             }
             Resource::Episode { slug } => rendered::episode(state, slug, headers).await,
             Resource::Static { name } => rendered::static_file(name, headers),
-            Resource::Media { path } | Resource::Artwork { path } => {
+            Resource::Search => rendered::search(state, req.uri.query(), headers).await,
+            Resource::Media { path } | Resource::Artwork { path } | Resource::File { path } => {
                 return media::media(state, ctx, path, req, zero_copy.cloned()).await;
             }
         };
@@ -395,7 +396,7 @@ impl App {
                     rendered::personal_feed(&self.state, ctx, token, id, &req.headers, zero_copy);
                 (r, None)
             }
-            Resource::Media { path } | Resource::Artwork { path } => {
+            Resource::Media { path } | Resource::Artwork { path } | Resource::File { path } => {
                 media::media(&self.state, ctx, path, req, zero_copy.cloned()).await
             }
             _ => (Error::NotFound.into_response(), None),

@@ -194,6 +194,10 @@ pub async fn member_page(
         .ok()
         .flatten()?;
     let page = match resource {
+        Resource::Search => {
+            let q = site::search::Query::from_query_string(query);
+            return Some(searched(state, q, Some((account, secret))).await);
+        }
         Resource::Home => PageRef::Home,
         Resource::Theme { id } => match ThemeQuery::parse(query) {
             ThemeQuery::Canonical => PageRef::Theme {
@@ -254,6 +258,54 @@ pub async fn member_page(
     );
     h.insert(header::VARY, HeaderValue::from_static("Cookie"));
     Some(r)
+}
+
+/// `/search?q=…` for anyone not signed in (a member's search goes through [`member_page`]).
+pub async fn search(state: &AppState, query: Option<&str>, _headers: &HeaderMap) -> Response {
+    searched(state, site::search::Query::from_query_string(query), None).await
+}
+
+/// Search results, rendered for each request on the blocking pool and never stored by a cache:
+/// they depend on who asks.
+async fn searched(
+    state: &AppState,
+    query: site::search::Query,
+    member: Option<(crate::access::Account, crate::access::Secret)>,
+) -> Response {
+    let snap = state.live.snapshot();
+    let rendered = tokio::task::spawn_blocking(move || {
+        let csrf = member.as_ref().map(|(_, s)| s.derive("csrf"));
+        let viewer = match &member {
+            Some((account, _)) => site::Viewer {
+                who: crate::access::Credentials::of(account),
+                user: Some(&account.name),
+                csrf: csrf.as_deref().unwrap_or(""),
+                personal: None,
+            },
+            None => site::Viewer::ANONYMOUS,
+        };
+        site::render_search(&snap.catalog, &snap.pages.search, &query, &viewer)
+    })
+    .await;
+    let Ok(html) = rendered else {
+        let snap = state.live.snapshot();
+        return error_page(&snap.pages.error, StatusCode::INTERNAL_SERVER_ERROR);
+    };
+    let mut r = (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(site::HTML_TYPE),
+        )],
+        html,
+    )
+        .into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("Cookie"));
+    r
 }
 
 /// A page from the snapshot. A page not rendered yet is rendered and compressed on the blocking

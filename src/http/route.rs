@@ -26,6 +26,10 @@ pub enum Resource<'a> {
     Media { path: &'a str },
     /// `/artwork/…`, looked up by its whole path.
     Artwork { path: &'a str },
+    /// `/files/…`, a theme's printable material, looked up by its whole path.
+    File { path: &'a str },
+    /// `/search?q=…`, over the episodes whose pages the viewer sees.
+    Search,
 }
 
 /// What a request path names.
@@ -103,6 +107,8 @@ impl<'a> Resource<'a> {
             ("static", Some(t)) => Resource::Static { name: segment(t)? },
             ("media", Some(_)) => Resource::Media { path },
             ("artwork", Some(_)) => Resource::Artwork { path },
+            ("files", Some(_)) => Resource::File { path },
+            ("search", None) => Resource::Search,
             _ => return None,
         })
     }
@@ -117,6 +123,8 @@ impl<'a> Resource<'a> {
             Resource::Static { .. } => RouteKind::Static,
             Resource::Media { .. } => RouteKind::Media,
             Resource::Artwork { .. } => RouteKind::Artwork,
+            Resource::File { .. } => RouteKind::File,
+            Resource::Search => RouteKind::Search,
         }
     }
 }

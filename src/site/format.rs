@@ -6,6 +6,15 @@ use std::time::Duration;
 use qrcode::render::svg;
 use qrcode::QrCode;
 
+/// "12 KB", "1.4 MB": decimal units, as file managers show sizes.
+pub fn human_size(bytes: u64) -> String {
+    match bytes {
+        0..1000 => format!("{bytes} bytes"),
+        1000..1_000_000 => format!("{} KB", (bytes + 500) / 1000),
+        _ => format!("{:.1} MB", bytes as f64 / 1e6),
+    }
+}
+
 /// "16 minutes" style: whole minutes (rounded to the nearest), "N seconds" under a minute, and
 /// hours and minutes from an hour up.
 pub fn human_duration(d: Duration) -> String {

@@ -10,13 +10,14 @@
 pub mod admin;
 pub mod format;
 mod pages;
+pub mod search;
 
 use std::sync::LazyLock;
 
 use askama::Template;
 
 use crate::access::{self, Credentials, PageView};
-use crate::catalog::{Catalog, Episode, Feed, Guest, Resource};
+use crate::catalog::{Catalog, DirectoryLink, Episode, Feed, Guest, Printable, Resource};
 use crate::render::notes::show_notes_html;
 use crate::render::Encoded;
 use format::{Chapter, Cue, Subscribe};
@@ -99,9 +100,19 @@ impl Viewer<'_> {
     };
 }
 
+/// The site's name, programme and logo, in every page's header and footer.
+struct Brand {
+    title: String,
+    programme: Option<String>,
+    programme_url: Option<String>,
+    logo: Option<String>,
+}
+
 /// What every page's `<head>` and header need.
 struct Head {
+    /// The page's own title; `<title>` adds the site's unless they are the same.
     title: String,
+    brand: Brand,
     description: String,
     /// The page's language: its feed's `language` (`en-us`), or the first feed's on the home page.
     lang: String,
@@ -134,6 +145,12 @@ impl Head {
             favicon: static_url("favicon.svg"),
             og: None,
             title,
+            brand: Brand {
+                title: catalog.site.title.clone(),
+                programme: catalog.site.programme.clone(),
+                programme_url: catalog.site.programme_url.clone(),
+                logo: catalog.site.logo.as_ref().map(|l| l.url_path.clone()),
+            },
             description: description.to_owned(),
             alternates: feeds
                 .iter()
@@ -199,6 +216,10 @@ struct EpisodeView<'a> {
     date_text: String,
     duration_iso: String,
     duration_text: String,
+    /// Whole seconds, for the player's time display before the audio has loaded.
+    duration_secs: u64,
+    /// The episode's own artwork, or its feed's; `None` where the viewer may not fetch it.
+    artwork: Option<&'a str>,
     media: &'a str,
     download: String,
     guests: &'a [Guest],
@@ -208,8 +229,18 @@ struct EpisodeView<'a> {
 }
 
 impl<'a> EpisodeView<'a> {
-    fn new(ep: &'a Episode, locked: bool) -> EpisodeView<'a> {
+    /// `feed_artwork` is the artwork to show when the episode has none of its own.
+    fn new(ep: &'a Episode, locked: bool, feed_artwork: Option<&'a str>) -> EpisodeView<'a> {
         EpisodeView {
+            duration_secs: ep.duration_secs(),
+            artwork: if locked {
+                None
+            } else {
+                ep.image
+                    .as_ref()
+                    .map(|i| i.url_path.as_str())
+                    .or(feed_artwork)
+            },
             ep,
             page: format!("/episodes/{}", ep.slug),
             date_iso: ep.published.format("%Y-%m-%d").to_string(),
@@ -230,6 +261,51 @@ impl<'a> EpisodeView<'a> {
 struct HomePage<'a> {
     head: Head,
     feeds: Vec<FeedCard<'a>>,
+    /// The search box starts empty.
+    query: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "search.html")]
+struct SearchPage<'a> {
+    head: Head,
+    query: &'a str,
+    /// Whether anything was asked.
+    asked: bool,
+    total: usize,
+    results: Vec<SearchResult<'a>>,
+}
+
+struct SearchResult<'a> {
+    view: EpisodeView<'a>,
+    /// Where the words were found, for the reader: "title, guests".
+    matched: String,
+    /// The summary (or notes) around the first word, escaped, with `<mark>`s.
+    snippet: String,
+    /// Only members may listen.
+    members: bool,
+}
+
+/// A printable file as the theme page shows it.
+struct PrintableView<'a> {
+    p: &'a Printable,
+    /// "PDF, 12 KB".
+    kind: String,
+}
+
+impl<'a> PrintableView<'a> {
+    fn new(p: &'a Printable) -> PrintableView<'a> {
+        let ext = p
+            .file
+            .file_name
+            .rsplit_once('.')
+            .map(|(_, e)| e.to_ascii_uppercase())
+            .unwrap_or_else(|| "File".into());
+        PrintableView {
+            p,
+            kind: format!("{ext}, {}", format::human_size(p.file.size)),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -237,6 +313,11 @@ struct HomePage<'a> {
 struct ThemePage<'a> {
     head: Head,
     card: FeedCard<'a>,
+    /// The theme's "Resources Available".
+    resources: &'a [Resource],
+    /// Printable material; empty for a viewer who may not fetch it (a teaser).
+    printables: Vec<PrintableView<'a>>,
+    directories: &'a [DirectoryLink],
     /// The feed URL to subscribe with (a member's personal one for a members feed), or `None`
     /// for a teaser or a member without a personal URL.
     subscribe: Option<Subscribe>,
@@ -300,7 +381,7 @@ fn render_home(catalog: &Catalog, viewer: &Viewer) -> String {
     let feeds = page_feeds(catalog, viewer);
     render(&HomePage {
         head: Head::new(
-            "Podcasts".to_owned(),
+            catalog.site.title.clone(),
             "Every podcast theme, with episodes to listen to, download or subscribe to.",
             &feeds,
             catalog,
@@ -317,6 +398,7 @@ fn render_home(catalog: &Catalog, viewer: &Viewer) -> String {
             None,
         ),
         feeds: feeds.iter().map(|f| card(f, viewer)).collect(),
+        query: "",
     })
 }
 
@@ -384,6 +466,13 @@ fn render_theme(catalog: &Catalog, feed: &Feed, page: usize, viewer: &Viewer) ->
             None,
         ),
         card: card(feed, viewer),
+        resources: &feed.resources,
+        printables: if teaser {
+            Vec::new()
+        } else {
+            feed.printables.iter().map(PrintableView::new).collect()
+        },
+        directories: &feed.directories,
         qr: url
             .as_ref()
             .map(|u| format::qr_svg(u, &format!("QR code of the feed URL {u}"))),
@@ -393,7 +482,7 @@ fn render_theme(catalog: &Catalog, feed: &Feed, page: usize, viewer: &Viewer) ->
             .map(|&i| {
                 let ep = &catalog.episodes[i];
                 // A teaser shows no media at all, not even an episode public elsewhere.
-                EpisodeView::new(ep, teaser)
+                EpisodeView::new(ep, teaser, Some(&feed.artwork.url_path))
             })
             .collect(),
         page,
@@ -452,7 +541,74 @@ fn render_episode(catalog: &Catalog, ep: &Episode, feeds: &[&Feed], viewer: &Vie
         cues: text_of(&ep.transcript)
             .map(|t| format::parse_cues(&t))
             .unwrap_or_default(),
-        view: EpisodeView::new(ep, locked),
+        view: EpisodeView::new(
+            ep,
+            locked,
+            feeds.first().map(|f| f.artwork.url_path.as_str()),
+        ),
+    })
+}
+
+/// `/search?q=…` for `viewer`: the episodes whose pages they see that hold every word. Teasers
+/// are found too (their pages are public), marked members-only.
+pub fn render_search(
+    catalog: &Catalog,
+    index: &search::Index,
+    query: &search::Query,
+    viewer: &Viewer,
+) -> String {
+    let who = viewer.who;
+    let hits = index.search(catalog, query, |i| {
+        catalog
+            .feeds_of(&catalog.episodes[i])
+            .any(|f| access::page_view(f, who).is_some())
+    });
+    let results = hits
+        .iter()
+        .take(search::MAX_RESULTS)
+        .map(|hit| {
+            let ep = &*catalog.episodes[hit.episode];
+            let locked = !access::may_play(catalog, ep, who);
+            let artwork = catalog
+                .feeds_of(ep)
+                .find(|f| access::page_view(f, who) == Some(PageView::Full))
+                .map(|f| f.artwork.url_path.as_str());
+            let text = if hit.matched.contains(&"notes") && !hit.matched.contains(&"title") {
+                // The words may be only in the notes: show the notes around them.
+                format!(
+                    "{} {}",
+                    ep.summary,
+                    search::markdown_text(&ep.notes_markdown)
+                )
+            } else {
+                ep.summary.clone()
+            };
+            SearchResult {
+                view: EpisodeView::new(ep, locked, artwork),
+                matched: hit.matched.join(", "),
+                snippet: search::snippet(&text, &query.words, 240),
+                members: !catalog.feeds_of(ep).any(access::is_public),
+            }
+        })
+        .collect();
+    let feeds = page_feeds(catalog, viewer);
+    let title = if query.text.is_empty() {
+        "Search".to_owned()
+    } else {
+        format!("Search: {}", query.text)
+    };
+    render(&SearchPage {
+        head: Head::new(
+            title,
+            "Search every episode's title, guests, notes and resources.",
+            &feeds,
+            catalog,
+            viewer,
+        ),
+        query: &query.text,
+        asked: !query.words.is_empty(),
+        total: hits.len(),
+        results,
     })
 }
 

@@ -140,6 +140,8 @@ pub struct Pages {
     episodes: HashMap<String, EpisodeSlot>,
     pub not_found: Encoded,
     pub error: Encoded,
+    /// The search's folded text, made on the first search.
+    pub search: super::search::Index,
 }
 
 impl std::fmt::Debug for Pages {
@@ -238,6 +240,7 @@ impl Pages {
                 ),
                 old_pages.map(|p| &p.error),
             ),
+            search: Default::default(),
         }
     }
 
@@ -313,11 +316,17 @@ fn same_episode_page(
     feeds: &[usize],
 ) -> bool {
     old.public_url == new.public_url
+        && old.site == new.site
         && old.episodes[slot.episode] == new.episodes[episode]
         && slot.feeds.len() == feeds.len()
         && slot.feeds.iter().zip(feeds).all(|(&a, &b)| {
             let (a, b) = (&old.feeds[a], &new.feeds[b]);
-            a.id == b.id && a.title == b.title
+            // The page names its themes, speaks the first one's language and falls back on
+            // its artwork.
+            a.id == b.id
+                && a.title == b.title
+                && a.language == b.language
+                && a.artwork.url_path == b.artwork.url_path
         })
 }
 

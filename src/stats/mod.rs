@@ -34,6 +34,10 @@ pub enum RouteKind {
     Static,
     Media,
     Artwork,
+    /// `/files/…`: a theme's printable material.
+    File,
+    /// `/search`.
+    Search,
     /// The admin surface: pages, forms and the API.
     Admin,
     /// `/metrics`.
@@ -55,6 +59,8 @@ impl RouteKind {
             RouteKind::Static => "static",
             RouteKind::Media => "media",
             RouteKind::Artwork => "artwork",
+            RouteKind::File => "file",
+            RouteKind::Search => "search",
             RouteKind::Admin => "admin",
             RouteKind::Metrics => "metrics",
             RouteKind::Unknown => "unknown",

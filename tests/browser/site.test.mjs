@@ -1,8 +1,10 @@
 // Real-browser end-to-end test of the website: Debian's chromium, driven by playwright-core, against
 // the real `rollcall serve` binary on a temporary copy of the demo catalog. It plays an episode on a
 // theme page, seeks to 60% and checks the server answered with 206, downloads an episode and
-// compares the bytes, follows a shareable "#t=" link, pages through a long theme, and saves
-// screenshots of every page at desktop and 360 px widths under target/browser-artifacts/.
+// compares the bytes, drives the player's own controls and keyboard shortcuts (and checks the bare
+// player without JavaScript), reads the link-preview tags, searches, downloads a poster, follows a
+// shareable "#t=" link, pages through a long theme, and saves screenshots of every page at desktop
+// and 360 px widths under target/browser-artifacts/.
 //
 // Run: cargo build && (cd tests/browser && npm ci && node --test)
 // Env: ROLLCALL_BIN (default target/debug/rollcall), CHROMIUM (default /usr/bin/chromium).
@@ -113,7 +115,10 @@ before(async () => {
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   const config = path.join(root, "config.toml");
-  fs.writeFileSync(config, `public_url = "${base}"\nlisten = "127.0.0.1:${port}"\n`);
+  // The demo's own [site]: its title, programme and logo.
+  const site = fs.readFileSync(path.join(repo, "config.toml"), "utf8").split(/^\[site\]$/m)[1];
+  assert.ok(site && site.includes("logo ="), "config.toml has a [site] section with a logo");
+  fs.writeFileSync(config, `public_url = "${base}"\nlisten = "127.0.0.1:${port}"\n[site]${site}`);
   assert.equal(await startServer(config), `listening on ${base}`);
 
   profile = fs.mkdtempSync(path.join(os.tmpdir(), "rollcall-chromium-"));
@@ -153,12 +158,17 @@ test("home page lists the themes", async () => {
   const page = await context.newPage();
   const res = await page.goto(base + "/");
   assert.equal(res.status(), 200);
-  assert.equal(await page.title(), "Podcasts");
-  const themes = await page.locator("main h2 a").allTextContents();
+  assert.equal(await page.title(), "Spotlight on Safety");
+  const themes = await page.locator("main h3 a").allTextContents();
   assert.deepEqual(themes, ["Spotlight on Safety: Defusing Difficult Encounters", "Spotlight on Safety", "Spotlight on Safety: Members"]);
   // Artwork loaded (the browser decoded it).
   const widths = await page.locator("main img").evaluateAll((imgs) => imgs.map((i) => i.naturalWidth));
-  assert.ok(widths.every((w) => w > 0), `artwork widths ${widths}`);
+  // The members feed is a teaser: its artwork is a members file, so its card has none.
+  assert.ok(widths.length === 2 && widths.every((w) => w > 0), `artwork widths ${widths}`);
+  // The programme's logo and name in the header.
+  const logo = page.locator("header.site .brand img");
+  assert.ok((await logo.evaluate((i) => i.naturalWidth)) > 0, "the logo loaded");
+  assert.equal(await page.locator("header.site .programme").textContent(), "VALOR Initiative (demo)");
   await screenshot(page, "home");
   await page.close();
 });
@@ -323,5 +333,157 @@ test("pages fit a 360 px screen without sideways scrolling", async () => {
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `${p} is ${overflow} px wider than the screen`);
   }
+  await page.close();
+});
+
+test("the player plays, skips, changes speed and answers the keyboard", async () => {
+  const page = await context.newPage();
+  await page.goto(`${base}/episodes/${SLUG}`);
+  const box = page.locator(".player");
+  const audio = page.locator("#player");
+  // The script replaced the browser's own controls with its own.
+  assert.equal(await audio.evaluate((a) => a.hasAttribute("controls")), false);
+  const controls = box.getByRole("group");
+  const play = controls.getByRole("button", { name: "Play", exact: true });
+  await play.click();
+  await until(page, () => !document.getElementById("player").paused && document.getElementById("player").currentTime > 0);
+  assert.equal(await controls.getByRole("button", { name: "Pause", exact: true }).getAttribute("aria-pressed"), "true");
+  const at = () => audio.evaluate((a) => a.currentTime);
+  const t0 = await at();
+  await controls.getByRole("button", { name: "Forward 30 seconds" }).click();
+  const t1 = await at();
+  assert.ok(t1 - t0 >= 29.5 && t1 - t0 < 32, `+30 s went from ${t0} to ${t1}`);
+  await controls.getByRole("button", { name: "Back 15 seconds" }).click();
+  const t2 = await at();
+  assert.ok(t1 - t2 >= 13 && t1 - t2 <= 15.5, `-15 s went from ${t1} to ${t2}`);
+  // Speed: 1 → 1.25 → 1.5 → 2 → 1.
+  const speed = controls.getByRole("button", { name: /^Playback speed/ });
+  const rates = [];
+  for (let i = 0; i < 4; i++) {
+    await speed.click();
+    rates.push(await audio.evaluate((a) => a.playbackRate));
+  }
+  assert.deepEqual(rates, [1.25, 1.5, 2, 1]);
+  assert.equal(await speed.textContent(), "1×");
+  // Keyboard: K pauses and plays, L skips forward, J back; typing in the search box does not.
+  await page.locator("body").click({ position: { x: 5, y: 300 } });
+  await page.keyboard.press("k");
+  await until(page, () => document.getElementById("player").paused);
+  const t3 = await at();
+  await page.keyboard.press("l");
+  assert.ok((await at()) - t3 >= 29.5, "L skips forward 30 s");
+  await page.keyboard.press("j");
+  const t4 = await at();
+  assert.ok(Math.abs(t4 - (t3 + 15)) < 1, `J went back to ${t4}`);
+  await page.keyboard.press("k");
+  await until(page, () => !document.getElementById("player").paused);
+  await page.keyboard.press("k");
+  await until(page, () => document.getElementById("player").paused);
+  // The position display follows the audio.
+  const time = await box.locator(".time").textContent();
+  assert.match(time, /^\d+:\d\d \/ 20:00$/);
+  await page.close();
+});
+
+test("without JavaScript the player is the browser's own", async () => {
+  // A second browser profile with scripts off.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rollcall-nojs-"));
+  const ctx = await chromium.launchPersistentContext(dir, {
+    executablePath,
+    headless: true,
+    javaScriptEnabled: false,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--mute-audio", "--no-first-run"],
+  });
+  try {
+    const page = await ctx.newPage();
+    await page.goto(`${base}/episodes/${SLUG}`);
+    assert.equal(await page.locator("#player").evaluate((a) => a.hasAttribute("controls")), true);
+    assert.equal(await page.locator(".player .controls").count(), 0);
+    // The download link and the search form work as plain HTML.
+    assert.equal(await page.getByRole("link", { name: "Download" }).count(), 1);
+    await page.goto(`${base}/`);
+    await page.getByLabel("Search episodes").fill("Pisconski");
+    await Promise.all([page.waitForURL(/\/search\?q=Pisconski$/), page.getByRole("button", { name: "Search" }).click()]);
+    // The guest's episode, and the members teaser that names him (its page is public).
+    assert.deepEqual(await page.locator(".result h2 a").allTextContents(), [
+      "Defining De-Escalation",
+      "Roll-Call Briefing: Defusing Difficult Encounters",
+    ]);
+    await page.close();
+  } finally {
+    await ctx.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("link previews carry OpenGraph and Twitter tags, with og:audio only for public audio", async () => {
+  const page = await context.newPage();
+  await page.goto(`${base}/episodes/${SLUG}`);
+  const meta = (sel) => page.locator(sel).getAttribute("content");
+  assert.equal(await meta('meta[property="og:title"]'), "Defining De-Escalation");
+  assert.equal(await meta('meta[property="og:site_name"]'), "Spotlight on Safety");
+  assert.equal(await meta('meta[property="og:url"]'), `${base}/episodes/${SLUG}`);
+  assert.equal(await meta('meta[name="twitter:card"]'), "summary");
+  const audioUrl = await meta('meta[property="og:audio"]');
+  assert.equal(audioUrl, await page.locator("#player").evaluate((a) => a.currentSrc));
+  assert.equal(await meta('meta[property="og:audio:type"]'), "audio/mpeg");
+  // The preview image is the episode's own artwork, and it loads.
+  const image = await meta('meta[property="og:image"]');
+  assert.match(image, new RegExp(`^${base}/media/${SLUG}/[0-9a-f]+/cover\\.jpg$`));
+  assert.equal(await meta('meta[name="twitter:image"]'), image);
+  const res = await page.request.get(image);
+  assert.equal(res.status(), 200);
+  assert.equal(res.headers()["content-type"], "image/jpeg");
+  // A members-only teaser previews its title, but no audio or image.
+  await page.goto(`${base}/episodes/roll-call-briefing-defusing-difficult-encounters`);
+  assert.equal(await meta('meta[property="og:title"]'), "Roll-Call Briefing: Defusing Difficult Encounters");
+  assert.equal(await page.locator('meta[property="og:audio"]').count(), 0);
+  assert.equal(await page.locator('meta[property="og:image"]').count(), 0);
+  assert.equal(await page.getByRole("link", { name: "Sign in to listen" }).count(), 1);
+  await screenshot(page, "episode-teaser");
+  await page.goto(`${base}/feeds/valor-members`);
+  await screenshot(page, "theme-teaser");
+  await page.close();
+});
+
+test("search finds episodes from the home page", async () => {
+  const page = await context.newPage();
+  await page.goto(base + "/");
+  await page.getByLabel("Search episodes").fill("Travis County");
+  await page.keyboard.press("Enter");
+  await page.waitForURL(`${base}/search?q=Travis+County`);
+  // The episode itself, then this test's 50 older copies of it; the page shows the first 50.
+  const titles = await page.locator(".result h2 a").allTextContents();
+  assert.equal(titles[0], "Behavioral Response to Stress and Fear");
+  assert.equal(titles.length, 50);
+  assert.ok(titles.slice(1).every((t) => t.startsWith("Older episode ")), titles.join());
+  assert.equal(await page.getByRole("status").textContent(), "51 episodes match “Travis County”; the first 50 are shown.");
+  assert.deepEqual(await page.locator(".result").first().locator("mark").allTextContents(), ["Travis", "County"]);
+  assert.equal(await page.getByLabel("Search episodes").inputValue(), "Travis County");
+  await screenshot(page, "search");
+  await page.close();
+});
+
+test("a poster downloads as a file, with its thumbnail shown", async () => {
+  const page = await context.newPage();
+  await page.goto(base + THEME);
+  const list = page.locator(".printables li");
+  assert.equal(await list.count(), 3);
+  // Thumbnails load lazily: scroll to them, then wait for all three.
+  await page.locator(".printables").scrollIntoViewIfNeeded();
+  await until(page, () => [...document.querySelectorAll(".printables img")].every((i) => i.complete && i.naturalWidth > 0));
+  await screenshot(page, "theme-printables");
+  const widths = await page.locator(".printables img").evaluateAll((imgs) => imgs.map((i) => i.naturalWidth));
+  assert.ok(widths.every((w) => w > 100), `thumbnails ${widths}`);
+  const link = page.getByRole("link", { name: /Keep Calm and De-Escalate/ });
+  const [download] = await Promise.all([page.waitForEvent("download"), link.click()]);
+  assert.equal(download.suggestedFilename(), "keep-calm-and-de-escalate.pdf");
+  const received = fs.readFileSync(await download.path());
+  const original = fs.readFileSync(path.join(root, "feeds/defusing-difficult-encounters/keep-calm-and-de-escalate.pdf"));
+  assert.ok(received.equals(original), "the poster's bytes");
+  // The theme's own resources, and the directory links beside the subscribe buttons.
+  assert.equal(await page.getByRole("heading", { name: "Resources Available" }).count(), 1);
+  assert.equal(await page.locator(".resources.available li").count(), 6);
+  assert.equal(await page.locator(".subscribe .directories a").count(), 3);
   await page.close();
 });
