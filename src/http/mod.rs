@@ -136,6 +136,25 @@ pub fn app(
 impl App {
     /// Answers one request and arranges for its delivery record.
     async fn handle(&self, req: Request, conn: &Connection) -> axum::http::Response<Counted> {
+        if let Some(refusal) = oversized(req.uri(), req.headers()) {
+            let (req, _body) = req.into_parts();
+            let started = Started::new(&req);
+            let ctx = RequestContext::new(conn.peer, &req.headers, &self.trusted_proxies);
+            let asker = Asker {
+                route: crate::stats::RouteKind::Unknown,
+                episode: None,
+                client: ctx.client,
+                credentials: ctx.credentials,
+            };
+            let response = refusal.into_response();
+            return delivery::finish(
+                response,
+                started,
+                asker,
+                Arc::clone(&conn.wire),
+                &self.deliveries,
+            );
+        }
         let admin = match Route::parse(req.uri().path()) {
             route @ (Route::Admin | Route::Metrics) => Some(route.kind()),
             _ => None,
@@ -475,6 +494,22 @@ fn styled_error(state: &AppState, response: Response) -> Response {
     }
 }
 
+/// A refusal after which the connection closes: the client sent more than the server reads.
+fn closing(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            ),
+            (header::CONNECTION, HeaderValue::from_static("close")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 fn plain(status: StatusCode, body: &'static str) -> Response {
     (
         status,
@@ -498,6 +533,31 @@ pub enum Error {
     Stale,
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("request target of {0} bytes")]
+    UriTooLong(usize),
+    #[error("request head of {0} bytes")]
+    HeadTooLarge(usize),
+}
+
+/// The longest request target (path and query) served; longer ones get 414.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// The largest request head (request line and headers) served; larger ones get 431. hyper's read
+/// buffer (`server::MAX_BUF`) is larger, so these limits, not the buffer, answer first.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// 414 or 431 for a request whose target or head is over the limits.
+fn oversized(uri: &axum::http::Uri, headers: &axum::http::HeaderMap) -> Option<Error> {
+    let target = uri.path_and_query().map_or(0, |p| p.as_str().len());
+    if target > MAX_URI_BYTES {
+        return Some(Error::UriTooLong(target));
+    }
+    // Each header line is `name: value\r\n`.
+    let head = target
+        + headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum::<usize>();
+    (head > MAX_HEAD_BYTES).then_some(Error::HeadTooLarge(head))
 }
 
 impl IntoResponse for Error {
@@ -521,6 +581,14 @@ impl IntoResponse for Error {
                 tracing::error!(error = %e, "I/O error while serving");
                 plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n")
             }
+            Error::UriTooLong(n) => closing(
+                StatusCode::URI_TOO_LONG,
+                format!("URI too long: the request target is {n} bytes; the limit is {MAX_URI_BYTES}\n"),
+            ),
+            Error::HeadTooLarge(n) => closing(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                format!("request header fields too large: the request line and headers are {n} bytes; the limit is {MAX_HEAD_BYTES}\n"),
+            ),
         }
     }
 }

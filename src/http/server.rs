@@ -23,8 +23,10 @@ use super::wire::{Tracked, Wire};
 use super::{App, Connection};
 use crate::config::ServerConfig;
 
-/// hyper's read buffer limit per connection. Requests are small; a large buffer only costs memory.
-const MAX_BUF: usize = 16 * 1024;
+/// hyper's read buffer limit per connection. It is above `MAX_URI_BYTES` and `MAX_HEAD_BYTES`, so
+/// a long URI gets its 414 and a large head its 431 from those checks, with their limits named;
+/// only a head past this buffer gets hyper's own 431. The buffer grows only as a request needs it.
+const MAX_BUF: usize = 64 * 1024;
 
 /// The hyper settings Rollcall serves with, in one place because zero-copy relies on them:
 /// - HTTP/1 only: stand-in frames go to this connection's own socket writer;
