@@ -6,6 +6,9 @@
 //! Once a second it writes what it has to the store in one transaction: the events, the
 //! downloads they made and the windows they changed. A failed write is kept and retried with the
 //! next batch, up to [`MAX_UNWRITTEN`] events; past that, events are dropped and counted.
+//! Counting itself needs the day's address salt from the store: while the store cannot give it
+//! (locked, unwritable), records wait in arrival order, up to the same bound, and are counted
+//! when it answers again.
 //! Stopping writes everything received so far (retrying a refused batch a few times, then
 //! counting it as lost). Once an hour, raw events older than the retention period are rolled up
 //! into daily totals, and salts older than yesterday are deleted.
@@ -122,6 +125,8 @@ impl Measurement {
                 status: shared,
                 retention: Duration::from_secs(retention_days * 86_400),
                 delivered: Vec::new(),
+                backlog: Default::default(),
+                salt_failing: false,
             };
             m.run(sub, stop);
         })?;
@@ -145,6 +150,11 @@ struct Measurer {
     retention: Duration,
     /// A buffer for each record's delivered intervals.
     delivered: Vec<(u64, u64)>,
+    /// Records waiting, in arrival order, for the day's salt the store could not give (it was
+    /// locked or unwritable): counted once it can, so a store outage loses nothing.
+    backlog: std::collections::VecDeque<Arc<Delivery>>,
+    /// The salt lookup is failing (logged once per outage, not per record).
+    salt_failing: bool,
 }
 
 fn millis(at: SystemTime) -> i64 {
@@ -178,8 +188,12 @@ impl Measurer {
             }
             // Records are counted every DRAIN, so they do not pile up (a record is several
             // times the size of its event); the store is written every INTERVAL.
+            self.retry_backlog();
             for d in sub.records.try_iter() {
-                self.observe(&d);
+                // Behind a backlog, records wait their turn: windows depend on order.
+                if !self.backlog.is_empty() || !self.observe(&d) {
+                    self.hold(d);
+                }
             }
             if last || written.elapsed() >= INTERVAL {
                 self.write();
@@ -198,13 +212,18 @@ impl Measurer {
     /// counted as lost, and said so.
     fn write_last(&mut self) {
         for wait in [100, 500, 2000] {
-            if self.pending.events.is_empty() && self.pending.downloads.is_empty() {
+            self.retry_backlog();
+            if self.pending.events.is_empty()
+                && self.pending.downloads.is_empty()
+                && self.backlog.is_empty()
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(wait));
+            self.retry_backlog();
             self.write();
         }
-        let lost = self.pending.events.len() as u64;
+        let lost = (self.pending.events.len() + self.backlog.len()) as u64;
         if lost > 0 {
             self.status.unwritten.fetch_add(lost, Ordering::Relaxed);
             tracing::error!(
@@ -246,6 +265,11 @@ impl Measurer {
         match got {
             Ok(None) => None,
             Ok(Some(s)) => {
+                if std::mem::take(&mut self.salt_failing) {
+                    tracing::info!(
+                        "the daily salt can be read again; counting the waiting requests"
+                    );
+                }
                 if self.salts.len() >= 4 {
                     self.salts.clear();
                 }
@@ -253,16 +277,40 @@ impl Measurer {
                 Some(s)
             }
             Err(e) => {
-                tracing::error!(error = %e, "cannot read the daily salt; media requests not counted");
+                if !std::mem::replace(&mut self.salt_failing, true) {
+                    tracing::error!(error = %e, "cannot read the daily salt; media requests wait to be counted until the store answers");
+                }
+                self.status.failing.store(true, Ordering::Relaxed);
                 None
             }
         }
     }
 
-    /// Counts one record and queues its event (and download) for the store.
-    fn observe(&mut self, d: &Delivery) {
-        let (RouteKind::Media, Some(episode)) = (d.route, &d.episode) else {
+    /// Keeps a record that could not be counted yet, up to [`MAX_UNWRITTEN`]; past that it is
+    /// dropped and counted as lost.
+    fn hold(&mut self, d: Arc<Delivery>) {
+        if self.backlog.len() >= MAX_UNWRITTEN {
+            self.status.unwritten.fetch_add(1, Ordering::Relaxed);
             return;
+        }
+        self.backlog.push_back(d);
+    }
+
+    /// Counts the waiting records, in order, as far as the store lets it.
+    fn retry_backlog(&mut self) {
+        while let Some(d) = self.backlog.front().cloned() {
+            if !self.observe(&d) {
+                return;
+            }
+            self.backlog.pop_front();
+        }
+    }
+
+    /// Counts one record and queues its event (and download) for the store. `false` if it could
+    /// not be counted yet (no salt for its day: the store failed); nothing changed then.
+    fn observe(&mut self, d: &Delivery) -> bool {
+        let (RouteKind::Media, Some(episode)) = (d.route, &d.episode) else {
+            return true;
         };
         let audio = d.audio.as_ref().map(|a| {
             let minimum = *a
@@ -293,8 +341,7 @@ impl Measurer {
         let (at_ms, method, range) = (hit.at_ms, d.request.method(), d.request.range());
         self.delivered = delivered;
         let Some(outcome) = outcome else {
-            self.status.unwritten.fetch_add(1, Ordering::Relaxed);
-            return;
+            return false;
         };
         let (user_id, fingerprint) = match d.credentials {
             Credentials::Anonymous => (None, None),
@@ -331,6 +378,7 @@ impl Measurer {
             address: outcome.address,
             verdict: outcome.verdict.as_str(),
         });
+        true
     }
 
     fn write(&mut self) {
@@ -355,7 +403,8 @@ impl Measurer {
                     .fetch_add(self.pending.events.len() as u64, Ordering::Relaxed);
                 s.downloads
                     .fetch_add(self.pending.downloads.len() as u64, Ordering::Relaxed);
-                s.failing.store(false, Ordering::Relaxed);
+                // Still failing while records wait for a salt the store would not give.
+                s.failing.store(!self.backlog.is_empty(), Ordering::Relaxed);
                 // Cleared, not replaced: the next batch reuses the allocations.
                 self.pending.events.clear();
                 self.pending.downloads.clear();

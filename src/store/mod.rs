@@ -30,6 +30,10 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
     #[error(
+        "{path}: the database is damaged ({detail}): stop rollcall, restore the file from a backup (docs/admin.md, \"The store\"), or move it aside to start with an empty database"
+    )]
+    Corrupt { path: PathBuf, detail: String },
+    #[error(
         "{path}: the database has schema version {found}, newer than this rollcall ({known}): upgrade rollcall"
     )]
     TooNew {
@@ -245,9 +249,17 @@ fn role_of(s: &str) -> Role {
 impl Store {
     /// Opens (creating if needed) the database at `path` and migrates it to the current schema.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let open_err = |source| StoreError::Open {
-            path: path.to_owned(),
-            source,
+        let open_err = |source: rusqlite::Error| match source.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
+                StoreError::Corrupt {
+                    path: path.to_owned(),
+                    detail: source.to_string(),
+                }
+            }
+            _ => StoreError::Open {
+                path: path.to_owned(),
+                source,
+            },
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
@@ -290,6 +302,29 @@ impl Store {
                 .map_err(open_err)?;
         }
         tx.commit().map_err(open_err)?;
+        // A damaged page anywhere would otherwise surface later as a failed query; find it now,
+        // with the file named. quick_check reads every page but skips the costlier index checks.
+        let check: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(open_err)?;
+        if check != "ok" {
+            // quick_check heads its report with "*** in database main ***".
+            let mut lines = check.lines().filter(|l| !l.starts_with("***"));
+            let first = lines
+                .next()
+                .unwrap_or("quick_check failed")
+                .trim()
+                .to_owned();
+            let more = lines.count();
+            return Err(StoreError::Corrupt {
+                path: path.to_owned(),
+                detail: if more == 0 {
+                    first
+                } else {
+                    format!("{first}, and {more} more problems")
+                },
+            });
+        }
         Ok(Store {
             conn: Mutex::new(conn),
             path: path.to_owned(),

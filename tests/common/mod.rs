@@ -531,6 +531,11 @@ impl Running {
     /// Starts `rollcall serve` with public_url equal to the address it listens on, as a real
     /// deployment would have, so clients can follow the feed's absolute URLs.
     pub fn start(demo: &Demo) -> Running {
+        Running::start_with(demo, "")
+    }
+
+    /// [`Running::start`] with `extra` lines in its config.toml.
+    pub fn start_with(demo: &Demo, extra: &str) -> Running {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -539,7 +544,7 @@ impl Running {
         let base = format!("http://127.0.0.1:{port}");
         demo.write(
             "config.toml",
-            &format!("public_url = \"{base}\"\nlisten = \"127.0.0.1:{port}\"\n"),
+            &format!("public_url = \"{base}\"\nlisten = \"127.0.0.1:{port}\"\n{extra}"),
         );
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rollcall"))
             .arg("--config")
