@@ -143,7 +143,9 @@ fn kill_9_during_uploads_and_adds_loses_nothing_committed_and_shows_nothing_half
     let mut committed: Vec<String> = Vec::new();
     let mut lost_in_flight = 0;
     // Kill at increasing points: early in the upload, late in it, and around the commit.
-    let delays_ms = [150, 400, 700, 900, 1100, 1300, 1500, 2200];
+    let delays_ms = [
+        150, 400, 700, 1000, 1300, 1400, 1450, 1500, 1550, 1650, 1800, 2600,
+    ];
     for (i, delay) in delays_ms.iter().enumerate() {
         let server = Running::start(&demo);
         let title = format!("Crash test {i}");
@@ -195,6 +197,7 @@ fn kill_9_during_uploads_and_adds_loses_nothing_committed_and_shows_nothing_half
     }
     // Both outcomes happened: some adds were cut off, and acknowledged ones survived.
     assert!(lost_in_flight > 0, "no kill landed during an upload");
+    assert!(!committed.is_empty(), "no add finished before its kill");
     eprintln!(
         "{} adds acknowledged and kept, {lost_in_flight} cut off",
         committed.len()
