@@ -204,8 +204,8 @@ def proc(field):
 
 
 def fds():
-    """(sockets, other descriptors) the server holds open."""
-    sockets = other = 0
+    """(sockets, other descriptors, of them files in the catalog) the server holds open."""
+    sockets = other = catalog = 0
     for fd in os.listdir(f"/proc/{PID}/fd"):
         try:
             target = os.readlink(f"/proc/{PID}/fd/{fd}")
@@ -215,7 +215,8 @@ def fds():
             sockets += 1
         else:
             other += 1
-    return sockets, other
+            catalog += target.startswith(os.path.realpath(CATALOG) + "/episodes/")
+    return sockets, other, catalog
 
 
 # The server keeps up to this many media files open (its open-file cache, src/http/media.rs).
@@ -235,7 +236,7 @@ samples = []
 while any(t.is_alive() for t in threads):
     time.sleep(2)
     at = time.monotonic() - started
-    rss, fd = proc("VmRSS"), sum(fds())
+    rss, fd = proc("VmRSS"), sum(fds()[:2])
     with lock:
         total = sum(counts.values())
     samples.append((at, rss, fd, total))
@@ -267,7 +268,8 @@ print(f"resident memory: {rss_start} kB at start; level {level_warm} kB after wa
       f"samples after warm-up from {min(after_warm or [0])} to {rss_max} kB; {rss_end} kB once idle")
 print(f"file descriptors: {fds_before[0]} sockets and {fds_before[1]} files before the load, "
       f"at most {max(s[2] for s in samples)} in all during it, "
-      f"{fds_after[0]} sockets and {fds_after[1]} files after it")
+      f"{fds_after[0]} sockets and {fds_after[1]} files after it "
+      f"({fds_after[2]} of them episode files in the open-file cache, against {fds_before[2]} before)")
 print("resident memory every 2 s (MB): " + " ".join(f"{s[1] / 1024:.0f}" for s in samples))
 for e in errors[:20]:
     print("error:", e)

@@ -8,6 +8,10 @@ use toml::{Table, Value};
 
 use super::Problem;
 
+/// The years a release date may have: feeds write RFC 2822 dates, whose years are four digits
+/// from 1900 (RFC 5322 3.3), and `episode.toml` dates are four-digit TOML dates.
+pub const PUBLISHED_YEARS: std::ops::RangeInclusive<i32> = 1900..=9999;
+
 /// Field reader over one TOML table. `prefix` is prepended to field names, e.g. `guests[0].`.
 pub struct Fields<'a> {
     pub file: &'a str,
@@ -193,6 +197,14 @@ impl<'a> Fields<'a> {
             }
         };
         match DateTime::parse_from_rfc3339(&text) {
+            Ok(d) if !PUBLISHED_YEARS.contains(&chrono::Datelike::year(&d)) => {
+                self.problem(
+                    key,
+                    format!("{text:?} has a year outside 1900 to 9999"),
+                    format!("write the release date, like {key} = {example}"),
+                );
+                None
+            }
             Ok(d) => Some(d),
             Err(_) => {
                 self.problem(
@@ -246,6 +258,30 @@ pub fn strip_controls(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn release_dates_outside_four_digit_years_are_refused_by_name() {
+        for (text, ok) in [
+            ("published = 2016-06-30T09:00:00-04:00", true),
+            ("published = 1899-12-31T00:00:00Z", false),
+            ("published = \"0001-01-01T00:00:00Z\"", false),
+        ] {
+            let table: Table = text.parse().unwrap();
+            let mut problems = Vec::new();
+            let got = Fields::new("episode.toml", &table, String::new(), &mut problems)
+                .req_datetime("published");
+            assert_eq!(got.is_some(), ok, "{text}");
+            if !ok {
+                assert!(
+                    problems[0]
+                        .to_string()
+                        .contains("has a year outside 1900 to 9999"),
+                    "{}",
+                    problems[0]
+                );
+            }
+        }
+    }
 
     #[test]
     fn strip_controls_keeps_whitespace_and_text() {

@@ -164,11 +164,18 @@ impl Upload {
 /// date alone (`2016-06-30`, midnight UTC). `field` names the input in the message.
 pub fn parse_published(field: &str, text: &str) -> Result<DateTime<FixedOffset>, String> {
     let text = text.trim();
-    if let Ok(d) = DateTime::parse_from_rfc3339(text) {
-        return Ok(d);
-    }
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Ok(d.and_time(chrono::NaiveTime::MIN).and_utc().fixed_offset());
+    let parsed = DateTime::parse_from_rfc3339(text).ok().or_else(|| {
+        chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .ok()
+            .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc().fixed_offset())
+    });
+    if let Some(d) = parsed {
+        if super::fields::PUBLISHED_YEARS.contains(&chrono::Datelike::year(&d)) {
+            return Ok(d);
+        }
+        return Err(format!(
+            "field '{field}': {text:?} has a year outside 1900 to 9999: write the release date, like 2016-06-30"
+        ));
     }
     Err(format!(
         "field '{field}': {text:?} is not a date: write it like 2016-06-30T09:00:00-04:00, or 2016-06-30"
@@ -870,6 +877,21 @@ fn link_tree(from: &Path, to: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn published_years_stay_within_what_feeds_and_toml_can_write() {
+        for bad in [
+            "+10000-01-01",
+            "-316-03-31",
+            "1899-12-31",
+            "0001-01-01T00:00:00Z",
+        ] {
+            let e = parse_published("published", bad).unwrap_err();
+            assert!(e.contains("has a year outside 1900 to 9999"), "{bad}: {e}");
+        }
+        assert!(parse_published("published", "1900-01-01").is_ok());
+        assert!(parse_published("published", "9999-12-31T23:59:59Z").is_ok());
+    }
 
     #[test]
     fn published_takes_rfc3339_or_a_date() {
