@@ -342,3 +342,33 @@ fn snapshot(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     v.sort();
     v
 }
+
+#[test]
+fn identifiers_with_control_characters_and_texts_that_are_only_controls_are_refused() {
+    // Found by the `render` fuzz target: a GUID or owner email carrying a control character
+    // reached the feed as it was, and the feed was no longer XML.
+    let demo = Demo::new();
+    demo.edit(
+        EP,
+        "guid = \"e6be906a-3576-5e57-a8a6-6711becf9e96\"",
+        "guid = \"e6be906a\\u0001\"",
+    );
+    demo.edit(
+        FEED,
+        "email = \"podcasts@example.org\"",
+        "email = \"pod\\u0007casts@example.org\"",
+    );
+    demo.edit(
+        EP,
+        "title = \"Defining De-Escalation\"",
+        "title = \"\\u0001\\u0002\"",
+    );
+    assert_problems(
+        &demo,
+        &[
+            "episodes/defining-de-escalation/episode.toml: guid: contains the control character U+0001, which XML forbids: remove it: write it like guid = \"e6be906a-3576-5e57-a8a6-6711becf9e96\"",
+            "episodes/defining-de-escalation/episode.toml: title: is empty once its control characters are removed: write it like title = \"Defining De-Escalation\"",
+            "feeds/defusing-difficult-encounters.toml: owner.email: contains the control character U+0007, which XML forbids: remove it: write it like email = \"podcasts@example.org\"",
+        ],
+    );
+}

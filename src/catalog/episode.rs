@@ -85,14 +85,10 @@ fn parse(ctx: &Ctx, slug: &str, problems: &mut Vec<Problem>) -> Option<(Episode,
     };
     let before = problems.len();
     let mut f = Fields::new(&file, &table, String::new(), problems);
-    let guid = f.req_str("guid", &format!("\"{}\"", suggest_guid(slug)));
-    let title = f
-        .req_str("title", "\"Defining De-Escalation\"")
-        .map(|s| strip_controls(&s));
+    let guid = f.req_plain("guid", &format!("\"{}\"", suggest_guid(slug)));
+    let title = f.req_text("title", "\"Defining De-Escalation\"");
     let published = f.req_datetime("published");
-    let summary = f
-        .req_str("summary", "\"One or two sentences.\"")
-        .map(|s| strip_controls(&s));
+    let summary = f.req_text("summary", "\"One or two sentences.\"");
     let feeds = f.opt_str_list("feeds").unwrap_or_default();
     let explicit = f.opt_bool("explicit").unwrap_or(false);
     let unpublished = f.opt_bool("unpublished").unwrap_or(false);
@@ -365,7 +361,7 @@ fn guests(f: &mut Fields) -> Vec<Guest> {
     let mut out = Vec::new();
     for (i, t) in tables.into_iter().enumerate() {
         let mut g = Fields::new(f.file, t, format!("guests[{i}]."), f.problems);
-        let name = g.req_str("name", "\"Eric Pisconski\"");
+        let name = g.req_text("name", "\"Eric Pisconski\"");
         let role = g.opt_str("role").map(|s| strip_controls(&s));
         let affiliation = g.opt_str("affiliation").map(|s| strip_controls(&s));
         let link = g.opt_str("link");
@@ -384,7 +380,7 @@ fn guests(f: &mut Fields) -> Vec<Guest> {
         g.finish(&[]);
         if let Some(name) = name {
             out.push(Guest {
-                name: strip_controls(&name),
+                name,
                 role,
                 affiliation,
                 link,
@@ -400,7 +396,7 @@ pub(super) fn resources(f: &mut Fields) -> Vec<Resource> {
     let mut out = Vec::new();
     for (i, t) in tables.into_iter().enumerate() {
         let mut r = Fields::new(f.file, t, format!("resources[{i}]."), f.problems);
-        let title = r.req_str("title", "\"ICAT Training Guide\"");
+        let title = r.req_text("title", "\"ICAT Training Guide\"");
         let url = r.req_str("url", "\"https://www.policeforum.org/\"");
         let note = r.opt_str("note").map(|s| strip_controls(&s));
         if let Some(u) = &url {
@@ -414,11 +410,7 @@ pub(super) fn resources(f: &mut Fields) -> Vec<Resource> {
         }
         r.finish(&[]);
         if let (Some(title), Some(url)) = (title, url) {
-            out.push(Resource {
-                title: strip_controls(&title),
-                url,
-                note,
-            });
+            out.push(Resource { title, url, note });
         }
     }
     out

@@ -204,15 +204,9 @@ pub(super) fn load(ctx: &Ctx, path: &Path, problems: &mut Vec<Problem>) -> Optio
     };
     let before = problems.len();
     let mut f = Fields::new(&file, &table, String::new(), problems);
-    let title = f
-        .req_str("title", "\"Defusing Difficult Encounters\"")
-        .map(|s| strip_controls(&s));
-    let description = f
-        .req_str("description", "\"What the show is about.\"")
-        .map(|s| strip_controls(&s));
-    let author = f
-        .req_str("author", "\"BJA VALOR Initiative\"")
-        .map(|s| strip_controls(&s));
+    let title = f.req_text("title", "\"Defusing Difficult Encounters\"");
+    let description = f.req_text("description", "\"What the show is about.\"");
+    let author = f.req_text("author", "\"BJA VALOR Initiative\"");
     let language = f.req_str("language", "\"en-us\"");
     if let Some(l) = &language {
         if !valid_language(l) {
@@ -428,9 +422,7 @@ fn printables(
     let mut out = Vec::new();
     for (i, t) in tables.iter().enumerate() {
         let mut p = Fields::new(file, t, format!("printables[{i}]."), problems);
-        let title = p
-            .req_str("title", "\"Keep Calm and De-Escalate\"")
-            .map(|s| strip_controls(&s));
+        let title = p.req_text("title", "\"Keep Calm and De-Escalate\"");
         let caption = p.opt_str("caption").map(|s| strip_controls(&s));
         let file_name = p.req_str("file", "\"posters/keep-calm.pdf\"");
         let thumb_name = p.opt_str("thumbnail");
@@ -520,8 +512,8 @@ fn owner(f: &mut Fields) -> Option<Owner> {
         return None;
     };
     let mut o = Fields::new(f.file, t, "owner.".into(), f.problems);
-    let name = o.req_str("name", "\"VALOR Program Office\"");
-    let email = o.req_str("email", "\"podcasts@example.org\"");
+    let name = o.req_text("name", "\"VALOR Program Office\"");
+    let email = o.req_plain("email", "\"podcasts@example.org\"");
     if let Some(e) = &email {
         let ok = e.split_once('@').is_some_and(|(a, b)| {
             !a.is_empty() && b.contains('.') && !e.contains(char::is_whitespace)
@@ -536,7 +528,7 @@ fn owner(f: &mut Fields) -> Option<Owner> {
     }
     o.finish(&[]);
     Some(Owner {
-        name: strip_controls(&name?),
+        name: name?,
         email: email?,
     })
 }

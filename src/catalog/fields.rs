@@ -74,6 +74,42 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A required text that feeds and pages show: its control characters (which XML forbids)
+    /// are removed, and it must not be blank without them.
+    pub fn req_text(&mut self, key: &'static str, example: &str) -> Option<String> {
+        let text = strip_controls(&self.req_str(key, example)?);
+        if text.trim().is_empty() {
+            self.problem(
+                key,
+                "is empty once its control characters are removed",
+                format!("write it like {key} = {example}"),
+            );
+            return None;
+        }
+        Some(text)
+    }
+
+    /// A required identifier (a GUID, an email address) that must be written exactly as it is:
+    /// a character XML forbids is refused by name rather than removed.
+    pub fn req_plain(&mut self, key: &'static str, example: &str) -> Option<String> {
+        let text = self.req_str(key, example)?;
+        if let Some(c) = text
+            .chars()
+            .find(|&c| strip_controls(&c.to_string()).is_empty())
+        {
+            self.problem(
+                key,
+                format!(
+                    "contains the control character U+{:04X}, which XML forbids",
+                    c as u32
+                ),
+                format!("remove it: write it like {key} = {example}"),
+            );
+            return None;
+        }
+        Some(text)
+    }
+
     /// A required, non-blank string.
     pub fn req_str(&mut self, key: &'static str, example: &str) -> Option<String> {
         let present = self.table.contains_key(key);
