@@ -10,6 +10,8 @@ pub mod access;
 pub mod catalog;
 pub mod config;
 pub mod export;
+/// Harnesses for the cargo-fuzz targets in `fuzz/`; nothing else uses them.
+pub mod fuzzing;
 pub mod http;
 pub mod media;
 pub mod render;
