@@ -243,6 +243,11 @@ pub async fn member_page(
         let snap = state.live.snapshot();
         return Some(error_page(&snap.pages.not_found, StatusCode::NOT_FOUND));
     };
+    Some(per_viewer(html, "private, no-store"))
+}
+
+/// An HTML page made for whoever asked: never shared by a cache, and varying with the cookie.
+fn per_viewer(html: String, cache_control: &'static str) -> Response {
     let mut r = (
         [(
             header::CONTENT_TYPE,
@@ -254,10 +259,10 @@ pub async fn member_page(
     let h = r.headers_mut();
     h.insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-store"),
+        HeaderValue::from_static(cache_control),
     );
     h.insert(header::VARY, HeaderValue::from_static("Cookie"));
-    Some(r)
+    r
 }
 
 /// `/search?q=…` for anyone not signed in (a member's search goes through [`member_page`]).
@@ -291,21 +296,8 @@ async fn searched(
         let snap = state.live.snapshot();
         return error_page(&snap.pages.error, StatusCode::INTERNAL_SERVER_ERROR);
     };
-    let mut r = (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(site::HTML_TYPE),
-        )],
-        html,
-    )
-        .into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-cache"),
-    );
-    h.insert(header::VARY, HeaderValue::from_static("Cookie"));
-    r
+    // A member's results may be revalidated by their own browser, never stored for others.
+    per_viewer(html, "private, no-cache")
 }
 
 /// A page from the snapshot. A page not rendered yet is rendered and compressed on the blocking

@@ -8,6 +8,7 @@
 use std::sync::OnceLock;
 
 use crate::catalog::{Catalog, Episode};
+use crate::render::notes::escape_html as escape;
 
 /// Longest query read, in characters; the rest is ignored.
 pub const MAX_QUERY_CHARS: usize = 200;
@@ -249,21 +250,6 @@ pub fn snippet(text: &str, words: &[String], width: usize) -> String {
     out.push_str(&escape(&piece[at..]));
     if end < text.len() {
         out.push('…');
-    }
-    out
-}
-
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
     }
     out
 }
