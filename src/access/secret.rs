@@ -79,6 +79,15 @@ impl Secret {
         SecretHash(Sha256::digest(self.0.as_bytes()).into())
     }
 
+    /// The hash of a secret a client sent, if it has the shape of one ([`Secret::parse`]),
+    /// without copying it: personal-URL tokens are hashed on every request.
+    pub fn hash_of(s: &str) -> Option<SecretHash> {
+        (s.len() == 64
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        .then(|| SecretHash(Sha256::digest(s.as_bytes()).into()))
+    }
+
     /// A value derived from this secret for one `purpose`, such as the CSRF token of a session:
     /// the server can recompute it from the secret, and it reveals nothing about the secret.
     pub fn derive(&self, purpose: &str) -> String {

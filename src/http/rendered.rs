@@ -112,8 +112,7 @@ pub fn personal_feed(
     h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     h.insert(
         header::LAST_MODIFIED,
-        HeaderValue::from_str(&httpdate::fmt_http_date(template.last_modified))
-            .expect("an HTTP date"),
+        template.last_modified_value().clone(),
     );
     if status == StatusCode::OK {
         h.insert(

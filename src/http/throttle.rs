@@ -22,6 +22,9 @@ use crate::stats::usage::address_key;
 pub struct Throttle {
     attempts: DefaultKeyedRateLimiter<IpAddr>,
     blocked: Mutex<HashMap<IpAddr, Instant>>,
+    /// Whether `blocked` may hold anyone: every personal-URL request asks, and almost always
+    /// no one is blocked, so the common answer costs one atomic load, not a lock.
+    any_blocked: std::sync::atomic::AtomicBool,
     clock: DefaultClock,
     calls: std::sync::atomic::AtomicU32,
 }
@@ -31,6 +34,7 @@ impl Throttle {
         Throttle {
             attempts: RateLimiter::keyed(Quota::per_minute(per_minute)),
             blocked: Mutex::new(HashMap::new()),
+            any_blocked: Default::default(),
             clock: DefaultClock::default(),
             calls: Default::default(),
         }
@@ -38,6 +42,10 @@ impl Throttle {
 
     /// How long `client` must still wait, if it is blocked.
     pub fn blocked_for(&self, client: IpAddr) -> Option<Duration> {
+        use std::sync::atomic::Ordering;
+        if !self.any_blocked.load(Ordering::Acquire) {
+            return None;
+        }
         let key = address_key(client);
         let mut blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
         let until = *blocked.get(&key)?;
@@ -46,6 +54,9 @@ impl Throttle {
             Some(until - now)
         } else {
             blocked.remove(&key);
+            if blocked.is_empty() {
+                self.any_blocked.store(false, Ordering::Release);
+            }
             None
         }
     }
@@ -60,6 +71,9 @@ impl Throttle {
             .max(Duration::from_secs(1));
         let mut blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
         blocked.insert(key, Instant::now() + wait);
+        // Set under the lock, after the insert: a reader that sees it finds the entry.
+        self.any_blocked
+            .store(true, std::sync::atomic::Ordering::Release);
         Some(wait)
     }
 
@@ -73,6 +87,8 @@ impl Throttle {
         let now = Instant::now();
         let mut blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
         blocked.retain(|_, until| *until > now);
+        self.any_blocked
+            .store(!blocked.is_empty(), Ordering::Release);
     }
 }
 

@@ -30,6 +30,8 @@ pub struct Template {
     pub hash: String,
     /// When these bytes were first served; kept across reloads that do not change them.
     pub last_modified: std::time::SystemTime,
+    /// `last_modified` as an HTTP date, formatted on first use: every 304 poll sends it.
+    last_modified_value: std::sync::OnceLock<axum::http::HeaderValue>,
 }
 
 /// XML-escapes `s` as the rss writer does in attribute values and text.
@@ -38,6 +40,14 @@ fn escaped(s: &str) -> String {
 }
 
 impl Template {
+    /// The `Last-Modified` value. Set `last_modified` before the first call.
+    pub fn last_modified_value(&self) -> &axum::http::HeaderValue {
+        self.last_modified_value.get_or_init(|| {
+            axum::http::HeaderValue::from_str(&httpdate::fmt_http_date(self.last_modified))
+                .expect("an HTTP date")
+        })
+    }
+
     /// Cuts `xml` (a members feed rendered with `public_url`, whose own path is `self_path`)
     /// after `public_url` wherever a personal prefix belongs, and compresses the pieces, reusing
     /// what `previous` (the last snapshot's template of this feed) compressed.
@@ -84,6 +94,7 @@ impl Template {
             crc,
             hash,
             last_modified: super::encoded::now_seconds(),
+            last_modified_value: std::sync::OnceLock::new(),
         }
     }
 
