@@ -734,12 +734,7 @@ fn kill_9_during_an_upload_leaves_the_catalog_as_it_was_and_restart_cleans_up() 
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-            &mut line,
-        )
-        .unwrap();
+        let line = common::first_line(&mut child);
         let addr = line
             .trim()
             .trim_start_matches("listening on http://")

@@ -313,12 +313,7 @@ fn logs_carry_no_password_session_id_or_token() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    let line = common::first_line(&mut child);
     let base = line.trim().trim_start_matches("listening on ").to_owned();
     let jar = demo.path("log.jar");
     let curl = |args: &[&str]| {

@@ -117,12 +117,8 @@ fn json_logs_are_json_every_line_access_lines_included() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    let line = common::first_line(&mut child);
+    assert!(line.starts_with("listening on "), "{line:?}");
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let r = get(
         addr,

@@ -66,21 +66,9 @@ fn admin_token(demo: &Demo) -> String {
     demo.api_token("chief")
 }
 
-/// An MP3 of about `secs` seconds at 128 kbit/s.
+/// An MP3 of about `secs` seconds at 128 kbit/s: 16 kB a second.
 fn mp3(path: &Path, secs: u32) {
-    common::ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        &format!("sine=frequency=330:duration={secs}"),
-        "-ac",
-        "1",
-        "-c:a",
-        "libmp3lame",
-        "-b:a",
-        "128k",
-        path.to_str().unwrap(),
-    ]);
+    common::tone_mp3_at(path, f64::from(secs), 128);
 }
 
 /// `curl` adding an episode through the API; `rate` limits the upload speed.
@@ -290,12 +278,7 @@ fn lock_database(db: &Path) -> std::process::Child {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    let line = common::first_line(&mut child);
     assert_eq!(line.trim(), "locked");
     child
 }

@@ -293,12 +293,7 @@ fn records_and_logs_carry_no_token() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    let line = common::first_line(&mut child);
     let addr: std::net::SocketAddr = line
         .trim()
         .trim_start_matches("listening on http://")

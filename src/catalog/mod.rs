@@ -882,30 +882,32 @@ mod tests {
     #[derive(Clone, Default)]
     struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
-    #[test]
-    fn a_quick_load_never_waits_for_the_progress_report() {
-        // The fuzzer found loads of the demo stalling a whole reporting period: a worker's
-        // wake-up came before its thread ended, and the reporter parked again. A stalled load
-        // logs a progress line, so the event shows it, with no timing asserted.
+    /// What `f` logs, as text.
+    fn logs_of(f: impl FnOnce()) -> String {
         let out = Captured::default();
         let writer = out.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_writer(move || writer.clone())
             .with_ansi(false)
             .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let text = out.0.lock().unwrap().clone();
+        String::from_utf8(text).unwrap()
+    }
+
+    #[test]
+    fn a_quick_load_never_waits_for_the_progress_report() {
+        // The fuzzer found loads of the demo stalling a whole reporting period: a worker's
+        // wake-up came before its thread ended, and the reporter parked again. A stalled load
+        // logs a progress line, so the event shows it, with no timing asserted.
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let source = Source::from(&Config::for_root(root, "http://127.0.0.1:8080"));
-        let source = Source {
-            measure_cache: None,
-            ..source
-        };
         let cache = MeasureCache::default();
-        tracing::subscriber::with_default(subscriber, || {
+        let text = logs_of(|| {
             for _ in 0..40 {
                 load(&source, &cache).expect("the demo catalog loads");
             }
         });
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         assert!(!text.contains("loading the catalog"), "{text}");
     }
 
@@ -921,15 +923,9 @@ mod tests {
 
     #[test]
     fn a_long_load_reports_its_progress() {
-        let out = Captured::default();
-        let writer = out.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
         let done = std::sync::atomic::AtomicUsize::new(0);
         let finished = std::sync::atomic::AtomicUsize::new(0);
-        tracing::subscriber::with_default(subscriber, || {
+        let text = logs_of(|| {
             std::thread::scope(|scope| {
                 let (done, finished) = (&done, &finished);
                 let main = std::thread::current();
@@ -944,7 +940,6 @@ mod tests {
                 report_progress(1, finished, done, 4);
             });
         });
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         assert!(text.contains("loading the catalog"), "{text}");
         assert!(text.contains("episodes=1 of=4 percent=25"), "{text}");
         assert!(text.contains("seconds_left="), "{text}");

@@ -344,7 +344,7 @@ impl App {
             }
             Resource::Episode { slug } => rendered::episode(state, slug, headers).await,
             Resource::Static { name } => rendered::static_file(name, headers),
-            Resource::Search => rendered::search(state, req.uri.query(), headers).await,
+            Resource::Search => rendered::search(state, req.uri.query()).await,
             Resource::Media { path } | Resource::Artwork { path } | Resource::File { path } => {
                 return media::media(state, ctx, path, req, zero_copy.cloned()).await;
             }

@@ -265,7 +265,7 @@ fn per_viewer(html: String, cache_control: &'static str) -> Response {
 }
 
 /// `/search?q=…` for anyone not signed in (a member's search goes through [`member_page`]).
-pub async fn search(state: &AppState, query: Option<&str>, _headers: &HeaderMap) -> Response {
+pub async fn search(state: &AppState, query: Option<&str>) -> Response {
     searched(state, site::search::Query::from_query_string(query), None).await
 }
 

@@ -171,6 +171,11 @@ pub fn ffmpeg(args: &[&str]) {
 
 /// Writes a spoken-length tone of `secs` seconds as MP3 at `path`.
 pub fn tone_mp3(path: &Path, secs: f64) {
+    tone_mp3_at(path, secs, 32);
+}
+
+/// [`tone_mp3`] at `kbps` kbit/s, for a file of a chosen size (`secs * kbps / 8` kB).
+pub fn tone_mp3_at(path: &Path, secs: f64, kbps: u32) {
     ffmpeg(&[
         "-f",
         "lavfi",
@@ -181,9 +186,20 @@ pub fn tone_mp3(path: &Path, secs: f64) {
         "-c:a",
         "libmp3lame",
         "-b:a",
-        "32k",
+        &format!("{kbps}k"),
         path.to_str().unwrap(),
     ]);
+}
+
+/// The first line a child process writes to its piped stdout (a server's `listening on …`).
+pub fn first_line(child: &mut std::process::Child) -> String {
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().expect("stdout is piped")),
+        &mut line,
+    )
+    .unwrap();
+    line
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -555,12 +571,7 @@ impl Running {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-            &mut line,
-        )
-        .unwrap();
+        let line = first_line(&mut child);
         assert_eq!(line.trim(), format!("listening on {base}"));
         Running { child, base }
     }

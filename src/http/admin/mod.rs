@@ -158,6 +158,22 @@ impl From<WriteError> for AdminError {
     }
 }
 
+/// A write that failed because of its disk, not the request: the status and what to do.
+fn disk_problem(e: &std::io::Error) -> Option<(StatusCode, &'static str)> {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        StorageFull | QuotaExceeded => Some((
+            StatusCode::INSUFFICIENT_STORAGE,
+            "the disk holding episodes_dir is full; nothing was changed: free space and send it again",
+        )),
+        ReadOnlyFilesystem | PermissionDenied => Some((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "episodes_dir cannot be written; nothing was changed: make it writable and send it again",
+        )),
+        _ => None,
+    }
+}
+
 impl AdminError {
     pub fn status(&self) -> StatusCode {
         match self {
@@ -175,14 +191,9 @@ impl AdminError {
                 WriteError::NoSuchEpisode(_) => StatusCode::NOT_FOUND,
                 WriteError::Duplicate(_) => StatusCode::BAD_REQUEST,
                 WriteError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-                WriteError::Io { source, .. } => match source.kind() {
-                    std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
-                        StatusCode::INSUFFICIENT_STORAGE
-                    }
-                    std::io::ErrorKind::ReadOnlyFilesystem
-                    | std::io::ErrorKind::PermissionDenied => StatusCode::SERVICE_UNAVAILABLE,
-                    _ => StatusCode::INTERNAL_SERVER_ERROR,
-                },
+                WriteError::Io { source, .. } => {
+                    disk_problem(source).map_or(StatusCode::INTERNAL_SERVER_ERROR, |(s, _)| s)
+                }
             },
             AdminError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -202,37 +213,17 @@ impl AdminError {
             AdminError::TooLarge { field, limit } => format!(
                 "field '{field}': the upload is larger than max_upload_bytes ({limit} bytes): send a smaller file or raise max_upload_bytes"
             ),
-            AdminError::Write(WriteError::Io { source, .. })
-                if matches!(
-                    source.kind(),
-                    std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
-                ) =>
-            {
-                format!(
-                    "{}: the disk holding episodes_dir is full; nothing was changed: free space and send it again",
-                    self.inner_message()
-                )
+            AdminError::Write(e) => {
+                let text = e.to_string().trim_end().to_owned();
+                match e {
+                    WriteError::Io { source, .. } => match disk_problem(source) {
+                        Some((_, advice)) => format!("{text}: {advice}"),
+                        None => text,
+                    },
+                    _ => text,
+                }
             }
-            AdminError::Write(WriteError::Io { source, .. })
-                if matches!(
-                    source.kind(),
-                    std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
-                ) =>
-            {
-                format!(
-                    "{}: episodes_dir cannot be written; nothing was changed: make it writable and send it again",
-                    self.inner_message()
-                )
-            }
-            AdminError::Write(e) => e.to_string().trim_end().to_owned(),
             AdminError::Internal(_) => "internal error; the server log has the cause".into(),
-        }
-    }
-
-    fn inner_message(&self) -> String {
-        match self {
-            AdminError::Write(e) => e.to_string().trim_end().to_owned(),
-            _ => String::new(),
         }
     }
 
