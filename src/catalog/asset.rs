@@ -118,6 +118,43 @@ type Parsed = (Arc<Inputs>, Arc<Episode>, bool);
 /// Size and modification time of a file, to notice changes without reading it.
 type Stamp = (u64, SystemTime);
 
+/// The size in a stamp of `path` taken by [`MeasureCache::stamp_folder`], if it exists.
+pub(super) fn stamped_size(inputs: &Inputs, path: &Path) -> Option<Option<u64>> {
+    inputs
+        .iter()
+        .find(|(p, _)| p == path)
+        .map(|(_, s)| s.map(|(len, _)| len))
+}
+
+/// Reads a text file whose size a `stat` just gave, with one `read` instead of the `fstat`,
+/// `read` and end-of-file probe of [`std::fs::read_to_string`] (a large catalog's start is made
+/// of these calls). Bytes written after the `stat` are left for the next reload, which sees the
+/// changed stamp; a file that shrank is read to its end.
+pub(super) fn read_stamped(path: &Path, size: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let Some(size) = usize::try_from(size).ok().filter(|&n| n <= 1 << 24) else {
+        return std::fs::read_to_string(path);
+    };
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; size];
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(filled);
+    String::from_utf8(buf).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        )
+    })
+}
+
 fn stamp(path: &Path) -> Option<Stamp> {
     let meta = std::fs::metadata(path).ok()?;
     Some((meta.len(), meta.modified().ok()?))
@@ -297,8 +334,10 @@ impl MeasureCache {
         ep: &Arc<Episode>,
         contained: bool,
     ) {
+        // Measuring a file stats it, and its facts are that stat's size and mtime (a cached
+        // measurement is used only when they match): the stamp needs no second `stat`.
         for a in ep.assets() {
-            inputs.push((a.path.clone(), stamp(&a.path)));
+            inputs.push((a.path.clone(), Some((a.size, a.modified))));
         }
         self.parsed.lock().expect("cache lock").insert(
             slug.to_owned(),
@@ -441,6 +480,28 @@ pub fn measure_duration(path: &Path) -> Result<Duration, MeasureError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stamped_reads_take_the_stamped_size_and_survive_a_shrink() {
+        let dir = std::env::temp_dir().join(format!("rollcall-stamped-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("episode.toml");
+        std::fs::write(&path, "title = \"Défusing\"\n").unwrap();
+        let (size, _) = stamp(&path).unwrap();
+        assert_eq!(read_stamped(&path, size).unwrap(), "title = \"Défusing\"\n");
+        // Grown after the stamp: the stamped bytes now, the rest on the reload the stamp causes.
+        std::fs::write(&path, "title = \"Défusing\"\nsummary = \"x\"\n").unwrap();
+        assert_eq!(read_stamped(&path, size).unwrap(), "title = \"Défusing\"\n");
+        assert_ne!(stamp(&path).map(|s| s.0), Some(size));
+        // Shrunk after the stamp: read to its end, not padded.
+        std::fs::write(&path, "a").unwrap();
+        assert_eq!(read_stamped(&path, size).unwrap(), "a");
+        // Not UTF-8: the same error kind as std's reader.
+        std::fs::write(&path, [0xffu8, 0xfe]).unwrap();
+        let err = read_stamped(&path, 2).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn podcast_app_mime_overrides() {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use toml::Table;
 
-use super::asset::{mime_for, MeasureCache, AUDIO_EXTENSIONS};
+use super::asset::{mime_for, read_stamped, stamped_size, Inputs, MeasureCache, AUDIO_EXTENSIONS};
 use super::fields::{strip_controls, Fields};
 use super::{
     display_path, resolve_inside, valid_slug, Asset, Episode, EpisodeType, Guest, Problem, Resource,
@@ -39,7 +39,7 @@ pub(super) fn load(ctx: &Ctx, slug: &str, problems: &mut Vec<Problem>) -> Option
     }
     // Stamp before reading, so an edit made while parsing is noticed on the next reload.
     let before = ctx.cache.stamp_folder(&folder);
-    let (ep, contained) = parse(ctx, slug, problems)?;
+    let (ep, contained) = parse(ctx, slug, Some(&before), problems)?;
     let ep = Arc::new(ep);
     ctx.cache.remember_episode(slug, before, &ep, contained);
     Some(ep)
@@ -48,11 +48,28 @@ pub(super) fn load(ctx: &Ctx, slug: &str, problems: &mut Vec<Problem>) -> Option
 /// Parses a folder without consulting or filling the parse cache (it is a staged copy, about
 /// to be renamed); measurements still go through the cache.
 pub(super) fn check(ctx: &Ctx, slug: &str, problems: &mut Vec<Problem>) -> Option<Episode> {
-    parse(ctx, slug, problems).map(|(ep, _)| ep)
+    parse(ctx, slug, None, problems).map(|(ep, _)| ep)
+}
+
+/// Reads `name` in `folder`, with the size from `stamps` when they have it (see
+/// [`read_stamped`]). Without a size (not stamped, or the `stat` failed) it is read the usual
+/// way, which reports the real error.
+fn read_input(folder: &Path, name: &str, stamps: Option<&Inputs>) -> std::io::Result<String> {
+    let path = folder.join(name);
+    match stamps.and_then(|s| stamped_size(s, &path)).flatten() {
+        Some(size) => read_stamped(&path, size),
+        None => std::fs::read_to_string(&path),
+    }
 }
 
 /// The episode, and whether every file it was read from is a regular file directly in its folder.
-fn parse(ctx: &Ctx, slug: &str, problems: &mut Vec<Problem>) -> Option<(Episode, bool)> {
+/// `stamps`, taken just before, give the sizes of `episode.toml` and `notes.md`.
+fn parse(
+    ctx: &Ctx,
+    slug: &str,
+    stamps: Option<&Inputs>,
+    problems: &mut Vec<Problem>,
+) -> Option<(Episode, bool)> {
     let folder = ctx.root.join(slug);
     let file = display_path(ctx.display_root, &format!("{slug}/episode.toml"));
     if !valid_slug(slug) {
@@ -64,7 +81,7 @@ fn parse(ctx: &Ctx, slug: &str, problems: &mut Vec<Problem>) -> Option<(Episode,
         ));
         return None;
     }
-    let text = match std::fs::read_to_string(folder.join("episode.toml")) {
+    let text = match read_input(&folder, "episode.toml", stamps) {
         Ok(t) => t,
         Err(e) => {
             problems.push(Problem::new(
@@ -114,8 +131,8 @@ fn parse(ctx: &Ctx, slug: &str, problems: &mut Vec<Problem>) -> Option<(Episode,
     let resources = resources(&mut f);
     f.finish(&["guests", "resources"]);
 
-    let notes_markdown = match std::fs::read_to_string(folder.join("notes.md")) {
-        Ok(t) => strip_controls(&t),
+    let notes_markdown = match read_input(&folder, "notes.md", stamps) {
+        Ok(t) => strip_controls(t),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => {
             problems.push(Problem::new(
@@ -362,8 +379,8 @@ fn guests(f: &mut Fields) -> Vec<Guest> {
     for (i, t) in tables.into_iter().enumerate() {
         let mut g = Fields::new(f.file, t, format!("guests[{i}]."), f.problems);
         let name = g.req_text("name", "\"Eric Pisconski\"");
-        let role = g.opt_str("role").map(|s| strip_controls(&s));
-        let affiliation = g.opt_str("affiliation").map(|s| strip_controls(&s));
+        let role = g.opt_str("role").map(strip_controls);
+        let affiliation = g.opt_str("affiliation").map(strip_controls);
         let link = g.opt_str("link");
         let image = g.opt_str("image");
         for (key, url) in [("link", &link), ("image", &image)] {
@@ -398,7 +415,7 @@ pub(super) fn resources(f: &mut Fields) -> Vec<Resource> {
         let mut r = Fields::new(f.file, t, format!("resources[{i}]."), f.problems);
         let title = r.req_text("title", "\"ICAT Training Guide\"");
         let url = r.req_str("url", "\"https://www.policeforum.org/\"");
-        let note = r.opt_str("note").map(|s| strip_controls(&s));
+        let note = r.opt_str("note").map(strip_controls);
         if let Some(u) = &url {
             if !is_http_url(u) {
                 r.problem(

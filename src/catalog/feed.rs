@@ -306,7 +306,7 @@ pub(super) fn load(ctx: &Ctx, path: &Path, problems: &mut Vec<Problem>) -> Optio
         }
     }
     let locked = f.opt_bool("locked").unwrap_or(true);
-    let copyright = f.opt_str("copyright").map(|s| strip_controls(&s));
+    let copyright = f.opt_str("copyright").map(strip_controls);
     let serial = match f.opt_str("type").as_deref() {
         None | Some("episodic") => false,
         Some("serial") => true,
@@ -423,7 +423,7 @@ fn printables(
     for (i, t) in tables.iter().enumerate() {
         let mut p = Fields::new(file, t, format!("printables[{i}]."), problems);
         let title = p.req_text("title", "\"Keep Calm and De-Escalate\"");
-        let caption = p.opt_str("caption").map(|s| strip_controls(&s));
+        let caption = p.opt_str("caption").map(strip_controls);
         let file_name = p.req_str("file", "\"posters/keep-calm.pdf\"");
         let thumb_name = p.opt_str("thumbnail");
         p.finish(&[]);

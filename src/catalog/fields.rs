@@ -77,7 +77,7 @@ impl<'a> Fields<'a> {
     /// A required text that feeds and pages show: its control characters (which XML forbids)
     /// are removed, and it must not be blank without them.
     pub fn req_text(&mut self, key: &'static str, example: &str) -> Option<String> {
-        let text = strip_controls(&self.req_str(key, example)?);
+        let text = strip_controls(self.req_str(key, example)?);
         if text.trim().is_empty() {
             self.problem(
                 key,
@@ -95,7 +95,7 @@ impl<'a> Fields<'a> {
         let text = self.req_str(key, example)?;
         if let Some(c) = text
             .chars()
-            .find(|&c| strip_controls(&c.to_string()).is_empty())
+            .find(|&c| strip_controls(c.to_string()).is_empty())
         {
             self.problem(
                 key,
@@ -277,16 +277,21 @@ impl<'a> Fields<'a> {
 
 /// Removes characters that XML 1.0 forbids (C0 controls other than tab, newline and carriage return,
 /// DEL-range C1 is allowed but U+FFFE/U+FFFF are not), so any text stays well-formed in a feed.
-pub fn strip_controls(s: &str) -> String {
+pub fn strip_controls(s: impl Into<String>) -> String {
+    let s = s.into();
     let allowed = |c: char| {
         !((c < '\u{20}' && !matches!(c, '\t' | '\n' | '\r'))
             || c == '\u{7f}'
             || c == '\u{fffe}'
             || c == '\u{ffff}')
     };
-    // Nearly every text is clean: one scan, one copy.
-    if s.chars().all(allowed) {
-        return s.to_owned();
+    // Nearly every text is clean, and is returned as it came: one byte scan, no copy. (U+FFFE
+    // and U+FFFF are the only refused characters outside ASCII; both start with byte 0xEF.)
+    let clean_ascii = s
+        .bytes()
+        .all(|b| (b >= 0x20 && b != 0x7f) || matches!(b, b'\t' | b'\n' | b'\r'));
+    if clean_ascii && (!s.as_bytes().contains(&0xef) || s.chars().all(allowed)) {
+        return s;
     }
     s.chars().filter(|&c| allowed(c)).collect()
 }
@@ -323,5 +328,11 @@ mod tests {
     fn strip_controls_keeps_whitespace_and_text() {
         assert_eq!(strip_controls("a\u{0}b\u{1b}c\td\ne\u{7f}"), "abc\td\ne");
         assert_eq!(strip_controls("Fish & <Chips> ]]>"), "Fish & <Chips> ]]>");
+        // The two refused characters outside ASCII; other characters starting with byte 0xEF stay.
+        assert_eq!(
+            strip_controls("a\u{fffe}b\u{ffff}c\u{feff}d\u{ef}"),
+            "abc\u{feff}d\u{ef}"
+        );
+        assert_eq!(strip_controls(String::from("été")), "été");
     }
 }

@@ -26,27 +26,39 @@ pub fn deflate(bytes: &[u8]) -> Bytes {
 
 /// Like [`deflate`], for bytes that come right after `before` in the output.
 pub fn deflate_after(before: &[u8], bytes: &[u8]) -> Bytes {
-    let mut c = Compress::new(Compression::new(6), false);
-    if !before.is_empty() {
-        let dict = &before[before.len().saturating_sub(WINDOW)..];
-        c.set_dictionary(dict)
-            .expect("a raw deflate stream takes a dictionary");
-    }
-    let mut out = Vec::with_capacity(bytes.len() / 3 + 64);
-    let mut input = bytes;
-    loop {
-        out.reserve(input.len() / 2 + 1024);
-        let before_in = c.total_in();
-        c.compress_vec(input, &mut out, FlushCompress::Sync)
-            .expect("in-memory deflate");
-        let used = (c.total_in() - before_in) as usize;
-        input = &input[used..];
-        // Done once all input is in and the flush marker fitted.
-        if input.is_empty() && out.len() < out.capacity() {
-            break;
+    SCRATCH.with_borrow_mut(|(c, out)| {
+        c.reset();
+        if !before.is_empty() {
+            let dict = &before[before.len().saturating_sub(WINDOW)..];
+            c.set_dictionary(dict)
+                .expect("a raw deflate stream takes a dictionary");
         }
-    }
-    out.into()
+        out.clear();
+        let mut input = bytes;
+        loop {
+            out.reserve(input.len() / 2 + 1024);
+            let before_in = c.total_in();
+            c.compress_vec(input, out, FlushCompress::Sync)
+                .expect("in-memory deflate");
+            let used = (c.total_in() - before_in) as usize;
+            input = &input[used..];
+            // Done once all input is in and the flush marker fitted.
+            if input.is_empty() && out.len() < out.capacity() {
+                break;
+            }
+        }
+        // Exactly as long as the blocks: a feed item deflates to a few dozen bytes after the
+        // item before it, and the pieces are kept for as long as the item is.
+        Bytes::copy_from_slice(out)
+    })
+}
+
+thread_local! {
+    /// This thread's raw deflate compressor (level 6) and output buffer, reused: a fresh
+    /// compressor allocates and zeroes a few hundred KiB of state, more than the work of
+    /// compressing one 4 KiB feed item.
+    static SCRATCH: std::cell::RefCell<(Compress, Vec<u8>)> =
+        std::cell::RefCell::new((Compress::new(Compression::new(6), false), Vec::new()));
 }
 
 /// The 10-byte gzip header: deflate, no name, no time, unknown OS.

@@ -202,7 +202,9 @@ pub fn render_feed_with(catalog: &Catalog, feed: &Feed, cache: &ItemCache) -> Re
     let split = shell
         .rfind("\n  </channel>")
         .expect("a rendered channel closes its channel element");
+    let started = std::time::Instant::now();
     let fragments = cache.fragments(catalog, &episodes);
+    let items_ms = started.elapsed().as_millis() as u64;
     let shell = Bytes::from(shell);
     let mut parts = Vec::with_capacity(fragments.len() + 2);
     let mut hasher = Sha256::new();
@@ -214,6 +216,13 @@ pub fn render_feed_with(catalog: &Catalog, feed: &Feed, cache: &ItemCache) -> Re
     }
     let tail = Bytes::from([&shell[split..], b"\n"].concat());
     let gzip = stitched_gzip(&parts[0], &fragments, &tail);
+    tracing::debug!(
+        feed = %feed.id,
+        items = fragments.len(),
+        items_ms,
+        gzip_ms = started.elapsed().as_millis() as u64 - items_ms,
+        "feed rendered"
+    );
     parts.push(tail);
     hasher.update(&shell[split..]);
     let hash = hasher
