@@ -504,14 +504,22 @@ impl Live {
             load_ms = started.elapsed().as_millis() as u64,
             "catalog loaded"
         );
-        save_measurements(&self.source, &self.cache);
-        let previous = self.current.load();
+        let previous = self.current.load_full();
         if catalog == previous.catalog {
+            save_measurements(&self.source, &self.cache);
             return Ok(false);
         }
         let next = Arc::new(Snapshot::build(catalog, Some(&previous)));
         self.current.store(Arc::clone(&next));
+        // Live from here on. Saving measurements and freeing the previous snapshot (tens of
+        // thousands of allocations in a large catalog) wait until after.
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "catalog reloaded"
+        );
         compress_in_background(next);
+        drop(previous);
+        save_measurements(&self.source, &self.cache);
         Ok(true)
     }
 
@@ -621,15 +629,9 @@ impl Live {
                     if let Some(failed) = retry.take() {
                         changed = merge(changed, failed);
                     }
-                    let started = std::time::Instant::now();
                     match live.reload_changed(&changed) {
-                        Ok(true) => {
-                            live.set_failed_reload(None);
-                            tracing::info!(
-                                elapsed_ms = started.elapsed().as_millis() as u64,
-                                "catalog reloaded"
-                            )
-                        }
+                        // (`reload_locked` logs the reload once it is live.)
+                        Ok(true) => live.set_failed_reload(None),
                         Ok(false) => {
                             live.set_failed_reload(None);
                             tracing::debug!("catalog unchanged")
