@@ -44,9 +44,9 @@ impl Started {
         Started {
             at: SystemTime::now(),
             clock: Instant::now(),
-            request: RequestLine::with_referer(
+            request: RequestLine::with_path_parts(
                 req.method.as_str(),
-                &redacted(req.uri.path()),
+                &redacted_parts(req.uri.path()),
                 text(header::RANGE),
                 text(header::USER_AGENT),
                 text(header::REFERER).map(redacted_url).as_deref(),
@@ -57,13 +57,15 @@ impl Started {
 
 /// The path as records and logs may keep it: the token of a personal URL (`/p/<token>/…`) is
 /// replaced by `*`, whether or not the rest of the path names anything.
-fn redacted(path: &str) -> std::borrow::Cow<'_, str> {
+fn redacted(path: &str) -> String {
+    redacted_parts(path).concat()
+}
+
+/// [`redacted`] as pieces to join, borrowed from `path`.
+fn redacted_parts(path: &str) -> [&str; 2] {
     match path.strip_prefix("/p/") {
-        Some(rest) => {
-            let tail = rest.find('/').map_or("", |i| &rest[i..]);
-            format!("/p/*{tail}").into()
-        }
-        None => path.into(),
+        Some(rest) => ["/p/*", rest.find('/').map_or("", |i| &rest[i..])],
+        None => [path, ""],
     }
 }
 
@@ -72,7 +74,7 @@ fn redacted(path: &str) -> std::borrow::Cow<'_, str> {
 fn redacted_url(url: &str) -> String {
     let url = url.split(['?', '#']).next().unwrap_or("");
     match url.find("/p/") {
-        Some(at) => format!("{}{}", &url[..at], redacted(&url[at..])),
+        Some(at) => [&url[..at], &redacted(&url[at..])].concat(),
         None => url.to_owned(),
     }
 }

@@ -153,8 +153,12 @@ fn line(out: &mut String, d: &Delivery, client: crate::config::ClientAddress) {
     let _ = write!(out, " ms={}.{:03} ua=", micros / 1000, micros % 1000);
     quoted(out, d.request.user_agent());
     // A personal URL's token shows only as its fingerprint.
-    if let Some(f) = fingerprint(d) {
-        let _ = write!(out, " token={f}");
+    if let crate::access::Credentials::Personal {
+        fingerprint: [a, b, c, e],
+        ..
+    } = d.credentials
+    {
+        let _ = write!(out, " token={a:02x}{b:02x}{c:02x}{e:02x}");
     }
     out.push('\n');
 }

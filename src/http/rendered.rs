@@ -63,14 +63,16 @@ pub fn personal_feed(
     let access::Credentials::Personal { fingerprint, .. } = ctx.credentials else {
         return Error::NotFound.into_response();
     };
-    let [a, b, c, d] = fingerprint;
-    let etag = format!("\"{}-{a:02x}{b:02x}{c:02x}{d:02x}\"", &template.hash[..16]);
+    // `"<template hash>-<fingerprint>-gzip"`, written in place: `etag` is all but the `-gzip`.
+    let mut text = [0u8; PERSONAL_ETAG_GZIP_LEN];
+    personal_etag(&mut text, &template.hash, fingerprint);
+    let etag_gzip = std::str::from_utf8(&text).expect("quotes, hex digits and hyphens");
+    let etag = [&etag_gzip[..PERSONAL_ETAG_LEN - 1], "\""].concat();
     // The gzip variant is there from the start: only the prefix is compressed per request.
     let gzip = accepted(header_str(headers, header::ACCEPT_ENCODING)).1;
-    let etag_gzip = format!("{}-gzip\"", &etag[..etag.len() - 1]);
-    let alternates = [etag.as_str(), etag_gzip.as_str()];
+    let alternates = [etag.as_str(), etag_gzip];
     let v = Validators {
-        etag: if gzip { &etag_gzip } else { &etag },
+        etag: if gzip { etag_gzip } else { &etag },
         alternates: &alternates,
         last_modified: template.last_modified,
     };
@@ -121,6 +123,24 @@ pub fn personal_feed(
         );
     }
     response
+}
+
+/// `"` + 16 hex digits of the template's hash + `-` + 8 of the token's fingerprint + `"`.
+const PERSONAL_ETAG_LEN: usize = 1 + 16 + 1 + 8 + 1;
+/// The same with `-gzip` before the closing quote.
+const PERSONAL_ETAG_GZIP_LEN: usize = PERSONAL_ETAG_LEN + 5;
+
+/// Writes a personal feed's gzip ETag into `out`.
+fn personal_etag(out: &mut [u8; PERSONAL_ETAG_GZIP_LEN], hash: &str, fingerprint: [u8; 4]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out[0] = b'"';
+    out[1..17].copy_from_slice(&hash.as_bytes()[..16]);
+    out[17] = b'-';
+    for (i, b) in fingerprint.iter().enumerate() {
+        out[18 + 2 * i] = HEX[usize::from(b >> 4)];
+        out[19 + 2 * i] = HEX[usize::from(b & 15)];
+    }
+    out[26..].copy_from_slice(b"-gzip\"");
 }
 
 /// `/feeds/<id>`: the theme's page; `?page=N` pages through its episodes.
@@ -544,5 +564,20 @@ mod tests {
         assert_eq!(negotiate(Some("*, br;q=0")), Coding::Gzip);
         assert_eq!(negotiate(Some("*;q=0, gzip")), Coding::Gzip);
         assert_eq!(negotiate(Some("br;q=0, gzip;q=0, *")), Coding::Identity);
+    }
+
+    #[test]
+    fn personal_etags_join_the_template_hash_and_the_fingerprint() {
+        let mut out = [0u8; PERSONAL_ETAG_GZIP_LEN];
+        personal_etag(
+            &mut out,
+            "0123456789abcdef0123456789abcdef",
+            [0x00, 0x9f, 0xa0, 0xff],
+        );
+        assert_eq!(&out, b"\"0123456789abcdef-009fa0ff-gzip\"");
+        assert_eq!(
+            out[..PERSONAL_ETAG_LEN - 1],
+            b"\"0123456789abcdef-009fa0ff"[..]
+        );
     }
 }

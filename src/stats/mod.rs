@@ -193,13 +193,28 @@ impl RequestLine {
         user_agent: Option<&str>,
         referer: Option<&str>,
     ) -> Self {
+        Self::with_path_parts(method, &[path], range, user_agent, referer)
+    }
+
+    /// Like [`RequestLine::with_referer`], with the path given in pieces that are joined (a
+    /// redacted personal path is `/p/*` and the rest, with no copy in between).
+    pub fn with_path_parts(
+        method: &str,
+        path: &[&str],
+        range: Option<&str>,
+        user_agent: Option<&str>,
+        referer: Option<&str>,
+    ) -> Self {
         let len = |p: Option<&str>| p.map_or(0, str::len);
+        let path_len: usize = path.iter().map(|p| p.len()).sum();
         let mut text = String::with_capacity(
-            method.len() + path.len() + len(range) + len(user_agent) + len(referer),
+            method.len() + path_len + len(range) + len(user_agent) + len(referer),
         );
         text.push_str(method);
         let method_end = text.len();
-        text.push_str(path);
+        for p in path {
+            text.push_str(p);
+        }
         let path_end = text.len();
         let mut push = |part: Option<&str>| {
             part.map(|p| {
