@@ -82,6 +82,43 @@ impl Seen {
     }
 }
 
+/// One row per client, app and day: (account, day, address, user agent), with the number of
+/// requests and the latest second among them.
+type Key<'a> = (i64, chrono::NaiveDate, IpAddr, &'a str);
+
+/// Groups the personal uses among `records` by [`Key`], in order of first appearance. An app
+/// polling over one connection sends runs of identical keys, so the group of the record before
+/// is tried first and the map is asked only when the key changes.
+fn group(records: &[Arc<Delivery>]) -> Vec<(Key<'_>, (i64, i64))> {
+    let mut groups: Vec<(Key, (i64, i64))> = Vec::new();
+    let mut index: std::collections::HashMap<Key, usize> = Default::default();
+    let mut previous: Option<usize> = None;
+    for d in records {
+        let Credentials::Personal { id, .. } = d.credentials else {
+            continue;
+        };
+        let at = chrono::DateTime::<chrono::Utc>::from(d.at).timestamp();
+        let key = (
+            id,
+            day_of(d.at),
+            d.client,
+            d.request.user_agent().unwrap_or_default(),
+        );
+        let i = match previous {
+            Some(i) if groups[i].0 == key => i,
+            _ => *index.entry(key).or_insert_with(|| {
+                groups.push((key, (0, 0)));
+                groups.len() - 1
+            }),
+        };
+        previous = Some(i);
+        let g = &mut groups[i].1;
+        g.0 += 1;
+        g.1 = g.1.max(at);
+    }
+    groups
+}
+
 fn run(sub: Subscription, store: &Store, alert_above: u64, stop: &AtomicBool) {
     let mut salt: Option<(chrono::NaiveDate, [u8; 32])> = None;
     let mut seen = Seen::default();
@@ -95,25 +132,7 @@ fn run(sub: Subscription, store: &Store, alert_above: u64, stop: &AtomicBool) {
             .collect();
         // Requests from one client with one app on one day are one row: group first, so the
         // keyed hash and the app's name are worked out once per group, not per request.
-        let mut groups: std::collections::HashMap<
-            (i64, chrono::NaiveDate, IpAddr, &str),
-            (i64, i64),
-        > = Default::default();
-        for d in &records {
-            let Credentials::Personal { id, .. } = d.credentials else {
-                continue;
-            };
-            let at = chrono::DateTime::<chrono::Utc>::from(d.at).timestamp();
-            let key = (
-                id,
-                day_of(d.at),
-                d.client,
-                d.request.user_agent().unwrap_or_default(),
-            );
-            let g = groups.entry(key).or_insert((0, 0));
-            g.0 += 1;
-            g.1 = g.1.max(at);
-        }
+        let groups = group(&records);
         let mut uses = Vec::with_capacity(groups.len());
         for ((id, day, client, user_agent), (requests, at)) in groups {
             let salt = match salt {
@@ -175,6 +194,58 @@ fn run(sub: Subscription, store: &Store, alert_above: u64, stop: &AtomicBool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uses_group_by_account_address_and_app_across_interleaved_runs() {
+        use crate::stats::{Extent, RequestLine, RouteKind};
+        let use_by = |id: i64, ip: [u8; 4], ua: &str, secs: u64| {
+            Arc::new(Delivery {
+                at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs),
+                duration: Duration::ZERO,
+                request: RequestLine::new("GET", "/p/*/feeds/m.xml", None, Some(ua)),
+                route: RouteKind::Feed,
+                episode: None,
+                audio: None,
+                extent: Extent::None,
+                status: 304,
+                length: None,
+                bytes: 0,
+                sendfile_bytes: 0,
+                complete: true,
+                client: IpAddr::from(ip),
+                credentials: Credentials::Personal {
+                    id,
+                    role: crate::access::Role::Officer,
+                    fingerprint: [0; 4],
+                },
+            })
+        };
+        let mut anonymous = (*use_by(1, [10, 0, 0, 1], "AntennaPod/3", 0)).clone();
+        anonymous.credentials = Credentials::Anonymous;
+        let records = vec![
+            use_by(1, [10, 0, 0, 1], "AntennaPod/3", 0),
+            use_by(1, [10, 0, 0, 1], "AntennaPod/3", 5),
+            use_by(1, [10, 0, 0, 2], "AntennaPod/3", 1),
+            Arc::new(anonymous),
+            use_by(2, [10, 0, 0, 1], "AntennaPod/3", 2),
+            use_by(1, [10, 0, 0, 1], "AntennaPod/3", 3),
+            use_by(1, [10, 0, 0, 1], "gPodder/3.11", 4),
+        ];
+        let groups: Vec<(i64, IpAddr, &str, (i64, i64))> = group(&records)
+            .into_iter()
+            .map(|((id, _, ip, ua), n)| (id, ip, ua, n))
+            .collect();
+        let t = 1_700_000_000;
+        assert_eq!(
+            groups,
+            [
+                (1, IpAddr::from([10, 0, 0, 1]), "AntennaPod/3", (3, t + 5)),
+                (1, IpAddr::from([10, 0, 0, 2]), "AntennaPod/3", (1, t + 1)),
+                (2, IpAddr::from([10, 0, 0, 1]), "AntennaPod/3", (1, t + 2)),
+                (1, IpAddr::from([10, 0, 0, 1]), "gPodder/3.11", (1, t + 4)),
+            ]
+        );
+    }
 
     #[test]
     fn addresses_hash_per_salt_and_v6_by_its_64() {
