@@ -25,6 +25,11 @@ use crate::render::personal::Template;
 use crate::render::{opml, render_feed_with, Encoded, ItemCache};
 use crate::site;
 
+/// Servable files by URL path. Hashed with foldhash, seeded per process: built anew on every
+/// reload for every file of the catalog, where SipHash was most of the cost; the keys come from
+/// the catalog, and requests only look them up.
+pub type MediaMap = HashMap<Arc<str>, Arc<Served>, foldhash::fast::RandomState>;
+
 /// A rendered feed, and who may fetch it.
 #[derive(Debug)]
 pub struct ServedFeed {
@@ -138,8 +143,9 @@ pub struct Snapshot {
     pub opml: Encoded,
     /// Members feeds, as templates that personal URLs fill with their token, by id.
     pub personal: HashMap<String, Arc<Template>>,
-    /// Every servable file by URL path. Requests resolve only through this map.
-    pub media: HashMap<String, Served>,
+    /// Every servable file by URL path. Requests resolve only through this map. Entries that
+    /// did not change are shared with the previous snapshot, headers and all.
+    pub media: MediaMap,
     /// Rendered feed items, shared with the next snapshot so a reload renders only changed items.
     items: Arc<ItemCache>,
     /// The website's pages: rendered on first request, then kept and served like the feeds.
@@ -153,25 +159,37 @@ impl Snapshot {
         let mut feeds = HashMap::new();
         // Every servable file by URL path; requests resolve only through this map.
         let required = access::file_requirements(&catalog);
-        let served = |asset: &Asset, episode: Option<&Arc<str>>| {
-            let needs = required[asset.url_path.as_str()];
-            let s = Served::new(asset.clone(), needs, episode.cloned());
-            (asset.url_path.clone(), s)
+        // An unchanged file keeps the previous snapshot's entry: a reload of a large catalog
+        // would otherwise copy every asset and format every file's headers again.
+        let reuse = |asset: &Asset, needs: Access, episode: Option<&Arc<str>>| {
+            let (key, prev) = previous?.media.get_key_value(asset.url_path.as_str())?;
+            let same = prev.asset == *asset
+                && prev.access == needs
+                && prev.episode.as_deref() == episode.map(|e| &**e);
+            same.then(|| (Arc::clone(key), Arc::clone(prev)))
         };
-        let mut media: HashMap<String, Served> = HashMap::new();
+        let served =
+            |asset: &Asset, episode: Option<&Arc<str>>, audio: Option<&catalog::Episode>| {
+                let needs = required[asset.url_path.as_str()];
+                if let Some(kept) = reuse(asset, needs, episode).filter(|(_, p)| {
+                    audio.is_none_or(|ep| p.audio.as_deref().is_some_and(|a| a.is_for(ep)))
+                }) {
+                    return kept;
+                }
+                let mut s = Served::new(asset.clone(), needs, episode.cloned());
+                s.audio = audio.map(|ep| Arc::new(crate::stats::AudioFile::of(ep)));
+                (Arc::from(asset.url_path.as_str()), Arc::new(s))
+            };
+        let mut media = MediaMap::with_capacity_and_hasher(
+            previous.map_or(0, |p| p.media.len()),
+            Default::default(),
+        );
         for ep in &catalog.episodes {
             let slug: Arc<str> = ep.slug.as_str().into();
-            media.extend(ep.assets().map(|a| served(a, Some(&slug))));
-            if let Some(s) = media.get_mut(&ep.audio.url_path) {
-                s.audio = Some(Arc::new(crate::stats::AudioFile {
-                    episode: Arc::clone(&slug),
-                    path: ep.audio.path.clone(),
-                    size: ep.audio.size,
-                    duration: ep.duration,
-                    released_ms: ep.published.timestamp_millis(),
-                    minimum: Default::default(),
-                }));
-            }
+            media.extend(ep.assets().map(|a| {
+                let audio = (a.url_path == ep.audio.url_path).then_some(&**ep);
+                served(a, Some(&slug), audio)
+            }));
         }
         media.extend(
             catalog
@@ -179,9 +197,10 @@ impl Snapshot {
                 .iter()
                 .flat_map(catalog::Feed::assets)
                 .chain(catalog.site.logo.as_ref())
-                .map(|a| served(a, None)),
+                .map(|a| served(a, None, None)),
         );
         drop(required);
+        let media_ms = started.elapsed().as_millis() as u64;
         for feed in access::visible_feeds(&catalog, Credentials::Anonymous) {
             let prev = previous.and_then(|p| p.feeds.get(&feed.id));
             let rendered = render_feed_with(&catalog, feed, &items);
@@ -223,7 +242,8 @@ impl Snapshot {
         let feeds_ms = started.elapsed().as_millis() as u64;
         let pages = site::Pages::build(&catalog, previous.map(|p| (&p.catalog, &p.pages)));
         tracing::debug!(
-            feeds_ms,
+            media_ms,
+            feeds_ms = feeds_ms - media_ms,
             pages_ms = started.elapsed().as_millis() as u64 - feeds_ms,
             "snapshot built"
         );

@@ -8,6 +8,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{eventually, get, path_of, split_responses, Demo, Server, PUBLIC_URL};
@@ -105,6 +106,67 @@ fn the_public_sees_no_members_feed_or_media() {
     let all = text(&get(server.addr, "/feeds/spotlight-on-safety.xml", &[]));
     assert!(all.contains("Defining De-Escalation"));
     assert!(!all.contains("Roll-Call Briefing"), "{all}");
+}
+
+#[test]
+fn a_reload_that_changes_who_may_see_a_file_changes_its_answer() {
+    // Unchanged files keep their entry across a reload; one whose access changed must not.
+    let demo = Demo::new();
+    let server = Server::start(&demo);
+    let snapshot = server.live.snapshot();
+    let audio = snapshot
+        .catalog
+        .episode(BRIEFING)
+        .unwrap()
+        .audio
+        .url_path
+        .clone();
+    let public = snapshot
+        .catalog
+        .episode("defining-de-escalation")
+        .unwrap()
+        .audio
+        .url_path
+        .clone();
+    assert_ne!(public, audio);
+    let public_etag = get(server.addr, &public, &[])
+        .header("etag")
+        .map(str::to_owned);
+    assert_eq!(get(server.addr, &audio, &[]).status, 404);
+    let episode = format!("episodes/{BRIEFING}/episode.toml");
+    let tagged = r#"feeds = ["valor-members", "defusing-difficult-encounters"]"#;
+    demo.edit(&episode, r#"feeds = ["valor-members"]"#, tagged);
+    assert!(server.live.reload().unwrap());
+    // Named by a public feed, it is public now, at the same URL.
+    assert_eq!(
+        server
+            .live
+            .snapshot()
+            .catalog
+            .episode(BRIEFING)
+            .unwrap()
+            .audio
+            .url_path,
+        audio
+    );
+    assert_eq!(get(server.addr, &audio, &[]).status, 200);
+    demo.edit(&episode, tagged, r#"feeds = ["valor-members"]"#);
+    assert!(server.live.reload().unwrap());
+    assert_eq!(get(server.addr, &audio, &[]).status, 404);
+    let kept = server.live.snapshot();
+    let before = Arc::clone(&kept.media[public.as_str()]);
+    let r = get(server.addr, &public, &[]);
+    assert_eq!(
+        (r.status, r.header("etag").map(str::to_owned)),
+        (200, public_etag)
+    );
+    // And an unchanged file's entry is the one the previous snapshot had.
+    demo.edit(&episode, r#"feeds = ["valor-members"]"#, tagged);
+    assert!(server.live.reload().unwrap());
+    assert!(Arc::ptr_eq(
+        &before,
+        &server.live.snapshot().media[public.as_str()]
+    ));
 }
 
 #[test]

@@ -189,8 +189,8 @@ pub fn visible_feed_indexes(catalog: &Catalog, who: Credentials) -> Vec<usize> {
 /// What each file requires, by URL path: [`Access::Public`] if any public feed uses it (as its
 /// artwork or through one of its episodes), otherwise [`Access::Members`]. A file no feed uses at
 /// all is members-only, so nothing becomes public by accident.
-pub fn file_requirements(catalog: &Catalog) -> HashMap<&str, Access> {
-    let mut required: HashMap<&str, Access> = catalog
+pub fn file_requirements(catalog: &Catalog) -> HashMap<&str, Access, foldhash::fast::RandomState> {
+    let mut required: HashMap<&str, Access, _> = catalog
         .assets()
         .map(|a| (a.url_path.as_str(), Access::Members))
         .collect();

@@ -147,6 +147,30 @@ pub struct AudioFile {
     pub minimum: std::sync::OnceLock<u64>,
 }
 
+impl AudioFile {
+    /// What measurement needs of `ep`'s audio.
+    pub fn of(ep: &crate::catalog::Episode) -> AudioFile {
+        AudioFile {
+            episode: ep.slug.as_str().into(),
+            path: ep.audio.path.clone(),
+            size: ep.audio.size,
+            duration: ep.duration,
+            released_ms: ep.published.timestamp_millis(),
+            minimum: Default::default(),
+        }
+    }
+
+    /// Whether this is what [`AudioFile::of`] gives for `ep` (so it can be kept across a reload,
+    /// with the minimum it has worked out).
+    pub fn is_for(&self, ep: &crate::catalog::Episode) -> bool {
+        *self.episode == *ep.slug
+            && self.path == ep.audio.path
+            && self.size == ep.audio.size
+            && self.duration == ep.duration
+            && self.released_ms == ep.published.timestamp_millis()
+    }
+}
+
 /// Which bytes of a file a media response's body carries.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Extent {
