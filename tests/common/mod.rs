@@ -390,11 +390,39 @@ pub fn path_of(url: &str) -> String {
         .to_owned()
 }
 
-/// Drops a file's pages from the page cache, so the next read comes from disk.
+/// Drops a file's pages from the page cache, so the next read comes from disk, and checks with
+/// util-linux's `fincore` that none stayed (pages still under writeback are not dropped, so it
+/// tries again for a while). A test of the disk path must not pass or fail on a cached file.
 pub fn evict(path: &std::path::Path) {
     let f = std::fs::File::open(path).unwrap();
-    f.sync_all().unwrap();
-    rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+    for _ in 0..40 {
+        f.sync_all().unwrap();
+        rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+        match resident_pages(path) {
+            Some(0) => return,
+            Some(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+            None => panic!(
+                "fincore (util-linux) is needed to check the eviction: bash .ci/run installs it"
+            ),
+        }
+    }
+    panic!(
+        "{} stays in the page cache after fadvise(DONTNEED): the disk path cannot be tested",
+        path.display()
+    );
+}
+
+/// Pages of `path` in the page cache, from `fincore`; `None` if it cannot be run.
+fn resident_pages(path: &std::path::Path) -> Option<u64> {
+    let out = std::process::Command::new("fincore")
+        .args(["--noheadings", "--raw", "--output", "PAGES"])
+        .arg(path)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
 /// Splits pipelined responses by their Content-Length.
