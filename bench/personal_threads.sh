@@ -15,14 +15,7 @@ REPS=${1:-2}
 PORT=18097
 CAT=$DIR/cat5k
 [ -f "$CAT/.complete" ] || { echo "no catalog in $CAT: run bash bench/personal.sh once" >&2; exit 1; }
-printf 'public_url = "http://127.0.0.1:%s"\nlisten = "127.0.0.1:%s"\n[server]\nmax_connections = 19000\n' "$PORT" "$PORT" > "$CAT/config.toml"
-rm -rf "$CAT/.rollcall"
-echo "officer password 1" | "$BIN" --config "$CAT/config.toml" user add bench --role officer --password-stdin >/dev/null
-PERSONAL=$("$BIN" --config "$CAT/config.toml" user token bench | grep '/feeds/members.xml$' | sed "s|http://127.0.0.1:$PORT||")
-taskset -c 0 "$BIN" --config "$CAT/config.toml" serve > "$DIR/out" 2> "$DIR/log" &
-PID=$!
-trap 'kill $PID 2>/dev/null || true' EXIT
-for _ in $(seq 1 600); do curl -s -o /dev/null "http://127.0.0.1:$PORT/healthz" && break; sleep 0.05; done
+. "$REPO/bench/personal_server.sh"
 etag() { curl -sI "http://127.0.0.1:$PORT$1" | tr -d '\r' | awk -F': ' 'tolower($1)=="etag"{print $2}'; }
 P_ETAG=$(etag /feeds/bench.xml); M_ETAG=$(etag "$PERSONAL")
 sleep 4   # the start's background compression is done
