@@ -161,20 +161,20 @@ impl Snapshot {
         let required = access::file_requirements(&catalog);
         // An unchanged file keeps the previous snapshot's entry: a reload of a large catalog
         // would otherwise copy every asset and format every file's headers again.
-        let reuse = |asset: &Asset, needs: Access, episode: Option<&Arc<str>>| {
-            let (key, prev) = previous?.media.get_key_value(asset.url_path.as_str())?;
-            let same = prev.asset == *asset
-                && prev.access == needs
-                && prev.episode.as_deref() == episode.map(|e| &**e);
-            same.then(|| (Arc::clone(key), Arc::clone(prev)))
-        };
+        // `audio`: the episode whose audio `asset` is.
         let served =
             |asset: &Asset, episode: Option<&Arc<str>>, audio: Option<&catalog::Episode>| {
                 let needs = required[asset.url_path.as_str()];
-                if let Some(kept) = reuse(asset, needs, episode).filter(|(_, p)| {
-                    audio.is_none_or(|ep| p.audio.as_deref().is_some_and(|a| a.is_for(ep)))
-                }) {
-                    return kept;
+                let kept = previous
+                    .and_then(|p| p.media.get_key_value(asset.url_path.as_str()))
+                    .filter(|(_, p)| {
+                        p.asset == *asset
+                            && p.access == needs
+                            && p.episode.as_deref() == episode.map(|e| &**e)
+                            && audio.is_none_or(|ep| p.audio.as_ref().is_some_and(|a| a.is_for(ep)))
+                    });
+                if let Some((key, prev)) = kept {
+                    return (Arc::clone(key), Arc::clone(prev));
                 }
                 let mut s = Served::new(asset.clone(), needs, episode.cloned());
                 s.audio = audio.map(|ep| Arc::new(crate::stats::AudioFile::of(ep)));

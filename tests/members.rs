@@ -62,18 +62,6 @@ fn personal_feed(demo: &Demo, name: &str, rotate: bool) -> String {
     path_of(&url)
 }
 
-/// The URL path of `slug`'s audio in the server's current catalog.
-fn audio_url(server: &Server, slug: &str) -> String {
-    let snapshot = server.live.snapshot();
-    snapshot
-        .catalog
-        .episode(slug)
-        .unwrap()
-        .audio
-        .url_path
-        .clone()
-}
-
 fn text(r: &common::Resp) -> String {
     String::from_utf8_lossy(&r.body).into_owned()
 }
@@ -125,8 +113,8 @@ fn a_reload_that_changes_who_may_see_a_file_changes_its_answer() {
     // Unchanged files keep their entry across a reload; one whose access changed must not.
     let demo = Demo::new();
     let server = Server::start(&demo);
-    let audio = audio_url(&server, BRIEFING);
-    let public = audio_url(&server, "defining-de-escalation");
+    let audio = server.audio_path(BRIEFING);
+    let public = server.audio_path("defining-de-escalation");
     assert_ne!(public, audio);
     let public_etag = get(server.addr, &public, &[])
         .header("etag")
@@ -137,7 +125,7 @@ fn a_reload_that_changes_who_may_see_a_file_changes_its_answer() {
     demo.edit(&episode, r#"feeds = ["valor-members"]"#, tagged);
     assert!(server.live.reload().unwrap());
     // Named by a public feed, it is public now, at the same URL.
-    assert_eq!(audio_url(&server, BRIEFING), audio);
+    assert_eq!(server.audio_path(BRIEFING), audio);
     assert_eq!(get(server.addr, &audio, &[]).status, 200);
     demo.edit(&episode, tagged, r#"feeds = ["valor-members"]"#);
     assert!(server.live.reload().unwrap());
@@ -367,6 +355,11 @@ fn records_and_logs_carry_no_token() {
     );
     assert!(!log.contains(&token), "{log}");
     assert!(!log.contains(&"1".repeat(64)), "{log}");
+    // The token shows only as its fingerprint, which tells an admin whose URL it was.
+    let fingerprint = rollcall::access::Secret::hash_of(&token)
+        .expect("a well-formed token")
+        .fingerprint();
+    assert!(log.contains(&format!(" token={fingerprint}")), "{log}");
 }
 
 #[test]
@@ -378,7 +371,7 @@ fn members_media_keeps_its_own_bytes_on_a_shared_connection() {
     let server = Server::start(&demo);
     let media = enclosures(&text(&get(server.addr, &feed, &[])));
     let private_url = media.iter().find(|p| p.contains(BRIEFING)).unwrap().clone();
-    let public_url = audio_url(&server, "defining-de-escalation");
+    let public_url = server.audio_path("defining-de-escalation");
     common::evict(&demo.path(&format!("episodes/{BRIEFING}/audio.mp3")));
     let mid = members.len() / 2;
     let requests = [

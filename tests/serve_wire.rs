@@ -24,18 +24,6 @@ fn start(demo: &Demo, extra: &str) -> Server {
     Server::start_with(rollcall::config::Config::load(&demo.path("config.toml")).unwrap())
 }
 
-fn audio_path(server: &Server, slug: &str) -> String {
-    server
-        .live
-        .snapshot()
-        .catalog
-        .episode(slug)
-        .unwrap()
-        .audio
-        .url_path
-        .clone()
-}
-
 fn next_record(sub: &Subscription, path: &str) -> Arc<Delivery> {
     loop {
         let d = sub
@@ -75,7 +63,7 @@ fn an_abandoned_download_records_what_the_socket_took_not_what_was_queued() {
     let demo = Demo::new();
     let big = demo.enlarge_audio(STRESS, 16); // about 4 MB, in the page cache: zero-copy chunks
     let server = start(&demo, "[server]\nsend_buffer_bytes = 4096");
-    let path = audio_path(&server, STRESS);
+    let path = server.audio_path(STRESS);
     let sub = server.deliveries.subscribe("test", 256);
 
     let mut s = TcpStream::connect(server.addr).unwrap();
@@ -121,7 +109,7 @@ fn pipelined_media_responses_larger_than_a_zero_copy_chunk_keep_their_own_bytes(
     let a = demo.enlarge_audio(STRESS, 12); // about 3 MB
     let b = demo.enlarge_audio(DEESC, 20); // about 4.5 MB
     let server = Server::start(&demo);
-    let (pa, pb) = (audio_path(&server, STRESS), audio_path(&server, DEESC));
+    let (pa, pb) = (server.audio_path(STRESS), server.audio_path(DEESC));
     // `b` is read from disk, `a` comes from the page cache.
     evict(&demo.path(&format!("episodes/{DEESC}/audio.mp3")));
     let sub = server.deliveries.subscribe("test", 256);
@@ -196,7 +184,7 @@ fn a_body_cut_short_never_leaks_into_the_next_response() {
     let demo = Demo::new();
     let big = demo.enlarge_audio(STRESS, 20); // about 5 MB
     let server = start(&demo, "[server]\nsend_buffer_bytes = 8192");
-    let path = audio_path(&server, STRESS);
+    let path = server.audio_path(STRESS);
     let sub = server.deliveries.subscribe("test", 256);
 
     let mut s = TcpStream::connect(server.addr).unwrap();
@@ -269,10 +257,7 @@ fn a_personal_url_without_a_valid_token_is_the_same_404_as_nothing() {
     let feed = server.live.snapshot().catalog.feeds[0].id.clone();
     for path in [
         format!("/p/0123456789abcdef/feeds/{feed}.xml"),
-        format!(
-            "/p/x/{}",
-            audio_path(&server, STRESS).trim_start_matches('/')
-        ),
+        format!("/p/x/{}", server.audio_path(STRESS).trim_start_matches('/')),
     ] {
         let r = get(server.addr, &path, &[]);
         assert_eq!(r.status, 404, "{path}");
@@ -344,7 +329,7 @@ fn a_download_cut_off_at_the_shutdown_deadline_is_recorded() {
     let demo = Demo::new();
     let big = demo.enlarge_audio(STRESS, 40); // about 10 MB: more than the socket buffers hold
     let server = start(&demo, "[server]\nshutdown_grace_secs = 1");
-    let path = audio_path(&server, STRESS);
+    let path = server.audio_path(STRESS);
     let sub = server.deliveries.subscribe("test", 256);
     let mut s = TcpStream::connect(server.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();

@@ -41,6 +41,17 @@ impl SecretHash {
     }
 }
 
+/// The shape of every secret this server makes: 64 lowercase hex digits.
+fn well_formed(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn digest(s: &str) -> SecretHash {
+    SecretHash(Sha256::digest(s.as_bytes()).into())
+}
+
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes.iter().fold(String::new(), |mut s, b| {
@@ -65,10 +76,7 @@ impl Secret {
     /// Takes a secret a client sent, if it has the shape of one (64 lowercase hex digits).
     /// Anything else cannot be a secret this server made, so it is not even hashed.
     pub fn parse(s: &str) -> Option<Secret> {
-        (s.len() == 64
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-        .then(|| Secret(s.to_owned()))
+        well_formed(s).then(|| Secret(s.to_owned()))
     }
 
     pub fn expose(&self) -> &str {
@@ -76,16 +84,13 @@ impl Secret {
     }
 
     pub fn hash(&self) -> SecretHash {
-        SecretHash(Sha256::digest(self.0.as_bytes()).into())
+        digest(&self.0)
     }
 
     /// The hash of a secret a client sent, if it has the shape of one ([`Secret::parse`]),
     /// without copying it: personal-URL tokens are hashed on every request.
     pub fn hash_of(s: &str) -> Option<SecretHash> {
-        (s.len() == 64
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-        .then(|| SecretHash(Sha256::digest(s.as_bytes()).into()))
+        well_formed(s).then(|| digest(s))
     }
 
     /// A value derived from this secret for one `purpose`, such as the CSRF token of a session:

@@ -118,12 +118,13 @@ type Parsed = (Arc<Inputs>, Arc<Episode>, bool);
 /// Size and modification time of a file, to notice changes without reading it.
 type Stamp = (u64, SystemTime);
 
-/// The size in a stamp of `path` taken by [`MeasureCache::stamp_folder`], if it exists.
-pub(super) fn stamped_size(inputs: &Inputs, path: &Path) -> Option<Option<u64>> {
+/// The size `inputs` (from [`MeasureCache::stamp_folder`]) stamped for `path`, if its `stat`
+/// succeeded.
+pub(super) fn stamped_size(inputs: &Inputs, path: &Path) -> Option<u64> {
     inputs
         .iter()
         .find(|(p, _)| p == path)
-        .map(|(_, s)| s.map(|(len, _)| len))
+        .and_then(|(_, s)| s.map(|(len, _)| len))
 }
 
 /// Reads a text file whose size a `stat` just gave, with one `read` instead of the `fstat`,
@@ -483,9 +484,8 @@ mod tests {
 
     #[test]
     fn stamped_reads_take_the_stamped_size_and_survive_a_shrink() {
-        let dir = std::env::temp_dir().join(format!("rollcall-stamped-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("episode.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("episode.toml");
         std::fs::write(&path, "title = \"Défusing\"\n").unwrap();
         let (size, _) = stamp(&path).unwrap();
         assert_eq!(read_stamped(&path, size).unwrap(), "title = \"Défusing\"\n");
@@ -500,7 +500,6 @@ mod tests {
         std::fs::write(&path, [0xffu8, 0xfe]).unwrap();
         let err = read_stamped(&path, 2).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

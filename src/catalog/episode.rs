@@ -56,7 +56,7 @@ pub(super) fn check(ctx: &Ctx, slug: &str, problems: &mut Vec<Problem>) -> Optio
 /// way, which reports the real error.
 fn read_input(folder: &Path, name: &str, stamps: Option<&Inputs>) -> std::io::Result<String> {
     let path = folder.join(name);
-    match stamps.and_then(|s| stamped_size(s, &path)).flatten() {
+    match stamps.and_then(|s| stamped_size(s, &path)) {
         Some(size) => read_stamped(&path, size),
         None => std::fs::read_to_string(&path),
     }

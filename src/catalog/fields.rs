@@ -12,6 +12,15 @@ use super::Problem;
 /// from 1900 (RFC 5322 3.3), and `episode.toml` dates are four-digit TOML dates.
 pub const PUBLISHED_YEARS: std::ops::RangeInclusive<i32> = 1900..=9999;
 
+/// The problem with a date `text` whose year is not in [`PUBLISHED_YEARS`].
+pub fn outside_published_years(text: &str) -> String {
+    format!(
+        "{text:?} has a year outside {} to {}",
+        PUBLISHED_YEARS.start(),
+        PUBLISHED_YEARS.end()
+    )
+}
+
 /// Field reader over one TOML table. `prefix` is prepended to field names, e.g. `guests[0].`.
 pub struct Fields<'a> {
     pub file: &'a str,
@@ -93,10 +102,7 @@ impl<'a> Fields<'a> {
     /// a character XML forbids is refused by name rather than removed.
     pub fn req_plain(&mut self, key: &'static str, example: &str) -> Option<String> {
         let text = self.req_str(key, example)?;
-        if let Some(c) = text
-            .chars()
-            .find(|&c| strip_controls(c.to_string()).is_empty())
-        {
+        if let Some(c) = text.chars().find(|&c| !allowed_in_text(c)) {
             self.problem(
                 key,
                 format!(
@@ -236,7 +242,7 @@ impl<'a> Fields<'a> {
             Ok(d) if !PUBLISHED_YEARS.contains(&chrono::Datelike::year(&d)) => {
                 self.problem(
                     key,
-                    format!("{text:?} has a year outside 1900 to 9999"),
+                    outside_published_years(&text),
                     format!("write the release date, like {key} = {example}"),
                 );
                 None
@@ -279,21 +285,24 @@ impl<'a> Fields<'a> {
 /// DEL-range C1 is allowed but U+FFFE/U+FFFF are not), so any text stays well-formed in a feed.
 pub fn strip_controls(s: impl Into<String>) -> String {
     let s = s.into();
-    let allowed = |c: char| {
-        !((c < '\u{20}' && !matches!(c, '\t' | '\n' | '\r'))
-            || c == '\u{7f}'
-            || c == '\u{fffe}'
-            || c == '\u{ffff}')
-    };
     // Nearly every text is clean, and is returned as it came: one byte scan, no copy. (U+FFFE
     // and U+FFFF are the only refused characters outside ASCII; both start with byte 0xEF.)
     let clean_ascii = s
         .bytes()
         .all(|b| (b >= 0x20 && b != 0x7f) || matches!(b, b'\t' | b'\n' | b'\r'));
-    if clean_ascii && (!s.as_bytes().contains(&0xef) || s.chars().all(allowed)) {
+    if clean_ascii && (!s.as_bytes().contains(&0xef) || s.chars().all(allowed_in_text)) {
         return s;
     }
-    s.chars().filter(|&c| allowed(c)).collect()
+    s.chars().filter(|&c| allowed_in_text(c)).collect()
+}
+
+/// Whether `c` may stay in catalog text: not a C0 control other than tab, newline and carriage
+/// return, not DEL, and not U+FFFE or U+FFFF.
+fn allowed_in_text(c: char) -> bool {
+    !((c < '\u{20}' && !matches!(c, '\t' | '\n' | '\r'))
+        || c == '\u{7f}'
+        || c == '\u{fffe}'
+        || c == '\u{ffff}')
 }
 
 #[cfg(test)]

@@ -174,7 +174,8 @@ pub fn parse_published(field: &str, text: &str) -> Result<DateTime<FixedOffset>,
             return Ok(d);
         }
         return Err(format!(
-            "field '{field}': {text:?} has a year outside 1900 to 9999: write the release date, like 2016-06-30"
+            "field '{field}': {}: write the release date, like 2016-06-30",
+            super::fields::outside_published_years(text)
         ));
     }
     Err(format!(

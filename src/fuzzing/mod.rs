@@ -276,22 +276,10 @@ impl TempCatalog {
     }
 }
 
-/// `s` as a TOML basic string, quotes included; every control character is escaped.
+/// `s` as a TOML string value, quotes included, encoded by toml_edit (which the catalog's own
+/// `episode.toml` edits use), so every character survives a parse.
 pub fn toml_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    toml_edit::Value::from(s).to_string()
 }
 
 mod admin;
@@ -306,10 +294,21 @@ mod tests {
 
     #[test]
     fn toml_strings_escape_every_control_character() {
-        let s = "a\"b\\c\nd\te\u{0}f\u{7f}g\u{85}h]]>";
-        let doc = format!("v = {}", toml_string(s));
-        let table: toml::Table = doc.parse().unwrap();
-        assert_eq!(table["v"].as_str(), Some(s));
+        let every: String = ('\u{0}'..='\u{1ff}')
+            .chain(['\u{fffe}', '\u{10ffff}'])
+            .collect();
+        let cases = [
+            "a\"b\\c\nd\te\u{0}f\u{7f}g\u{85}h]]>",
+            "'''",
+            "'",
+            "\"\"\"",
+            &every,
+        ];
+        for s in cases {
+            let doc = format!("v = {}", toml_string(s));
+            let table: toml::Table = doc.parse().unwrap();
+            assert_eq!(table["v"].as_str(), Some(s), "{doc}");
+        }
     }
 
     #[test]

@@ -153,23 +153,21 @@ fn line(out: &mut String, d: &Delivery, client: crate::config::ClientAddress) {
     let _ = write!(out, " ms={}.{:03} ua=", micros / 1000, micros % 1000);
     quoted(out, d.request.user_agent());
     // A personal URL's token shows only as its fingerprint.
+    push_fingerprint(out, " token=", d);
+    out.push('\n');
+}
+
+/// Appends `prefix` and the fingerprint (8 hex digits) of the personal URL's token `d` was asked
+/// with, if any: a token shows in the log only as that.
+fn push_fingerprint(out: &mut String, prefix: &str, d: &Delivery) {
+    use std::fmt::Write;
     if let crate::access::Credentials::Personal {
         fingerprint: [a, b, c, e],
         ..
     } = d.credentials
     {
-        let _ = write!(out, " token={a:02x}{b:02x}{c:02x}{e:02x}");
-    }
-    out.push('\n');
-}
-
-fn fingerprint(d: &Delivery) -> Option<String> {
-    match d.credentials {
-        crate::access::Credentials::Personal {
-            fingerprint: [a, b, c, e],
-            ..
-        } => Some(format!("{a:02x}{b:02x}{c:02x}{e:02x}")),
-        _ => None,
+        out.push_str(prefix);
+        let _ = write!(out, "{a:02x}{b:02x}{c:02x}{e:02x}");
     }
 }
 
@@ -194,8 +192,10 @@ fn json_line(out: &mut String, d: &Delivery, client: crate::config::ClientAddres
     if let Some(c) = shown_client(d.client, client) {
         fields["client"] = c.into();
     }
-    if let Some(f) = fingerprint(d) {
-        fields["token"] = f.into();
+    let mut token = String::new();
+    push_fingerprint(&mut token, "", d);
+    if !token.is_empty() {
+        fields["token"] = token.into();
     }
     let line = serde_json::json!({
         "timestamp": at,

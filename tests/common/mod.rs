@@ -260,6 +260,18 @@ impl Server {
     }
 }
 
+impl Server {
+    /// The URL path of `slug`'s audio in the server's current catalog.
+    pub fn audio_path(&self, slug: &str) -> String {
+        let snapshot = self.live.snapshot();
+        let ep = snapshot
+            .catalog
+            .episode(slug)
+            .expect("an episode of the catalog");
+        ep.audio.url_path.clone()
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(s) = self.stop.take() {
