@@ -161,7 +161,9 @@ test("home page lists the themes", async () => {
   assert.equal(await page.title(), "Spotlight on Safety");
   const themes = await page.locator("main h3 a").allTextContents();
   assert.deepEqual(themes, ["Spotlight on Safety: Defusing Difficult Encounters", "Spotlight on Safety", "Spotlight on Safety: Members"]);
-  // Artwork loaded (the browser decoded it).
+  // Artwork loaded (the browser decoded it). The cards' images are loading="lazy", which does not
+  // hold up the page's load event, so wait until each one has finished before reading its size.
+  await until(page, () => [...document.querySelectorAll("main img")].every((i) => i.complete));
   const widths = await page.locator("main img").evaluateAll((imgs) => imgs.map((i) => i.naturalWidth));
   // The members feed is a teaser: its artwork is a members file, so its card has none.
   assert.ok(widths.length === 2 && widths.every((w) => w > 0), `artwork widths ${widths}`);
