@@ -154,8 +154,17 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn build(catalog: Catalog, previous: Option<&Snapshot>) -> Snapshot {
-        let started = std::time::Instant::now();
         let items = previous.map_or_else(Arc::default, |p| Arc::clone(&p.items));
+        Snapshot::build_with(catalog, previous, items)
+    }
+
+    /// Like [`Snapshot::build`], with the rendered items to reuse given.
+    pub fn build_with(
+        catalog: Catalog,
+        previous: Option<&Snapshot>,
+        items: Arc<ItemCache>,
+    ) -> Snapshot {
+        let started = std::time::Instant::now();
         let mut feeds = HashMap::new();
         // Every servable file by URL path; requests resolve only through this map.
         let required = access::file_requirements(&catalog);
@@ -295,6 +304,28 @@ fn compress_in_background(snapshot: Arc<Snapshot>) {
     }
 }
 
+/// Saves a first snapshot's rendered items for the next start, on its own thread. Failing to is
+/// logged, never fatal: the next start renders them again.
+fn save_items_in_background(snapshot: Arc<Snapshot>, path: PathBuf) {
+    let spawned = std::thread::Builder::new()
+        .name("save-items".into())
+        .spawn(move || {
+            let started = std::time::Instant::now();
+            match snapshot.items.save(&path) {
+                Ok(items) => tracing::info!(
+                    path = %path.display(),
+                    items,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "feed items saved for the next start"
+                ),
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot save feed items for the next start; check that state_dir is writable"),
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the thread that saves feed items");
+    }
+}
+
 /// Persists measurements; failing to is logged, never fatal (the next start measures again).
 fn save_measurements(source: &Source, cache: &MeasureCache) {
     if let Some(path) = &source.measure_cache {
@@ -365,6 +396,8 @@ pub struct Live {
     writer: Mutex<()>,
     /// What `/readyz` reports of the catalog.
     health: CatalogHealth,
+    /// How the first snapshot used the items saved by the start before.
+    saved_items: crate::render::SavedUse,
 }
 
 /// Whether the catalog is being kept up to date.
@@ -398,17 +431,40 @@ impl Live {
             .map(MeasureCache::load)
             .unwrap_or_default();
         let started = std::time::Instant::now();
-        let catalog = catalog::load(&source, &cache)?;
+        // The saved items are read while the catalog loads: one is mostly copying, the other
+        // mostly waiting on system calls.
+        let (catalog, items) = std::thread::scope(|scope| {
+            let items = scope.spawn(|| match source.items_cache.as_deref() {
+                Some(path) => {
+                    let (items, error) = ItemCache::with_saved(path);
+                    if let Some(e) = error {
+                        tracing::warn!(path = %path.display(), error = %e, "saved feed items not used; rendering every item");
+                    }
+                    items
+                }
+                None => ItemCache::default(),
+            });
+            let catalog = catalog::load(&source, &cache);
+            (catalog, items.join().expect("reading saved items panicked"))
+        });
+        let catalog = catalog?;
         let load_ms = started.elapsed().as_millis() as u64;
         save_measurements(&source, &cache);
         let episodes = catalog.episodes.len();
-        let first = Arc::new(Snapshot::build(catalog, None));
+        let first = Arc::new(Snapshot::build_with(catalog, None, Arc::new(items)));
+        let reuse = first.items.finish_first_render();
         tracing::info!(
             episodes,
             load_ms,
             render_ms = started.elapsed().as_millis() as u64 - load_ms,
+            items_saved = reuse.saved,
+            items_reused = reuse.taken,
+            items_rendered = reuse.rendered,
             "catalog ready"
         );
+        if let Some(path) = source.items_cache.clone().filter(|_| reuse.needs_saving()) {
+            save_items_in_background(Arc::clone(&first), path);
+        }
         compress_in_background(Arc::clone(&first));
         Ok(Arc::new(Live {
             current: ArcSwap::new(first),
@@ -416,7 +472,13 @@ impl Live {
             cache,
             writer: Mutex::new(()),
             health: CatalogHealth::default(),
+            saved_items: reuse,
         }))
+    }
+
+    /// How the start used the feed items the start before saved.
+    pub fn saved_items(&self) -> crate::render::SavedUse {
+        self.saved_items
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {

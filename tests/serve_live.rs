@@ -413,3 +413,149 @@ fn a_long_copy_does_not_postpone_reloads() {
         "it went live while the copy was still writing"
     );
 }
+
+/// Every feed a snapshot serves, as (id, identity bytes, stitched gzip), and every members
+/// feed's template, as its content hash and number of holes: what a start must produce whether or not it reused
+/// saved items.
+fn served_feeds(live: &rollcall::snapshot::Live) -> Vec<(String, Vec<u8>, Vec<u8>)> {
+    let snap = live.snapshot();
+    let mut out: Vec<_> = snap
+        .feeds
+        .iter()
+        .map(|(id, f)| {
+            let e = &f.encoded;
+            let gzip = e.stitched().expect("a feed's gzip exists from the start");
+            (id.clone(), e.identity.to_bytes().to_vec(), gzip.to_vec())
+        })
+        .chain(snap.personal.iter().map(|(id, t)| {
+            (
+                format!("personal {id}"),
+                t.hash.clone().into_bytes(),
+                t.holes().to_le_bytes().to_vec(),
+            )
+        }))
+        .collect();
+    out.sort();
+    out
+}
+
+/// A start saves the feed items it rendered (`items.cache` in state_dir), and the next start
+/// takes them instead of rendering again and serves the same bytes. An edited episode is
+/// rendered again; a damaged file is ignored, everything is rendered, and the file is written
+/// again. Each start is checked against a start that saves nothing.
+#[test]
+fn a_restart_reuses_saved_feed_items_and_renders_only_what_changed() {
+    use rollcall::render::SavedUse;
+    use rollcall::snapshot::Live;
+    let demo = Demo::new();
+    let source = rollcall::catalog::Source::from(&demo.config());
+    let file = source.items_cache.clone().expect("the server saves items");
+    let fresh = |source: &rollcall::catalog::Source| {
+        let unsaved = rollcall::catalog::Source {
+            items_cache: None,
+            ..source.clone()
+        };
+        served_feeds(&Live::load(unsaved).unwrap())
+    };
+
+    let first = Live::load(source.clone()).unwrap();
+    let n = first.saved_items().rendered;
+    assert!(
+        n >= 3,
+        "every demo episode is in a feed: {:?}",
+        first.saved_items()
+    );
+    assert_eq!(
+        first.saved_items(),
+        SavedUse {
+            saved: 0,
+            taken: 0,
+            rendered: n
+        }
+    );
+    assert!(
+        eventually(20, || file.exists()),
+        "the items were never saved"
+    );
+    let expected = served_feeds(&first);
+    assert_eq!(expected, fresh(&source));
+
+    let second = Live::load(source.clone()).unwrap();
+    assert_eq!(
+        second.saved_items(),
+        SavedUse {
+            saved: n,
+            taken: n,
+            rendered: 0
+        }
+    );
+    assert_eq!(
+        served_feeds(&second),
+        expected,
+        "reused items serve the same bytes"
+    );
+
+    // One episode edited while the server was down: only it is rendered again.
+    let saved_before = std::fs::read(&file).unwrap();
+    demo.edit(
+        EP,
+        "title = \"Defining De-Escalation\"",
+        "title = \"Defining De-Escalation, Revised\"",
+    );
+    let third = Live::load(source.clone()).unwrap();
+    assert_eq!(
+        third.saved_items(),
+        SavedUse {
+            saved: n,
+            taken: n - 1,
+            rendered: 1
+        }
+    );
+    let edited = served_feeds(&third);
+    assert_ne!(edited, expected);
+    assert!(String::from_utf8_lossy(&edited[0].1).contains("Defining De-Escalation, Revised"));
+    assert_eq!(edited, fresh(&source));
+    assert!(
+        eventually(20, || std::fs::read(&file).unwrap() != saved_before),
+        "the file was not written again with the edited item"
+    );
+    let fourth = Live::load(source.clone()).unwrap();
+    assert_eq!(
+        fourth.saved_items(),
+        SavedUse {
+            saved: n,
+            taken: n,
+            rendered: 0
+        }
+    );
+
+    // A damaged file: not used, nothing fails, and it is written again.
+    let mut bytes = std::fs::read(&file).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&file, &bytes).unwrap();
+    let damaged = Live::load(source.clone()).unwrap();
+    assert_eq!(
+        damaged.saved_items(),
+        SavedUse {
+            saved: 0,
+            taken: 0,
+            rendered: n
+        }
+    );
+    assert_eq!(served_feeds(&damaged), edited);
+    assert!(
+        eventually(20, || std::fs::read(&file).unwrap() != bytes),
+        "the damaged file was not replaced"
+    );
+    let after = Live::load(source).unwrap();
+    assert_eq!(
+        after.saved_items(),
+        SavedUse {
+            saved: n,
+            taken: n,
+            rendered: 0
+        }
+    );
+    assert_eq!(served_feeds(&after), edited);
+}

@@ -353,6 +353,8 @@ pub struct Source {
     pub public_url: String,
     /// Where measurements persist between runs; `None` keeps them in memory only.
     pub measure_cache: Option<PathBuf>,
+    /// Where rendered feed items persist between starts; `None` renders everything at each start.
+    pub items_cache: Option<PathBuf>,
     /// The site's title, programme and logo file (`[site]` in config.toml).
     pub site: SiteSource,
 }
@@ -373,6 +375,7 @@ impl From<&Config> for Source {
             feeds_dir: c.feeds_dir.clone(),
             public_url: c.public_url.clone(),
             measure_cache: Some(c.state_dir.join("measurements.tsv")),
+            items_cache: Some(c.state_dir.join("items.cache")),
             site: c.site.clone(),
         }
     }

@@ -154,6 +154,7 @@ impl TempCatalog {
             feeds_dir: root.join("feeds"),
             public_url: PUBLIC_URL.to_owned(),
             measure_cache: None,
+            items_cache: None,
             site: catalog::SiteSource::default(),
         };
         let feeds_only = Source {

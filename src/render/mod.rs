@@ -10,8 +10,10 @@ pub mod gzip;
 pub mod notes;
 mod opml;
 pub mod personal;
+mod saved;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -25,6 +27,7 @@ use rss::{Channel, Enclosure, Guid, Image, Item};
 
 pub use encoded::{Encoded, ValidatorHeaders, FILE_AT};
 pub use opml::opml;
+pub use saved::LoadError as SavedItemsError;
 
 use crate::access;
 use crate::catalog::{Catalog, Episode, Feed};
@@ -306,6 +309,8 @@ fn write_pretty(channel: &Channel) -> String {
 pub struct Fragment {
     episode: Arc<Episode>,
     public_url: String,
+    /// What the item was rendered from, for the saved items (see [`saved`]).
+    key: [u8; 32],
     xml: Bytes,
     hash: [u8; 32],
     /// The item compressed after each predecessor it has had (by the predecessor's hash): an
@@ -339,6 +344,29 @@ impl Fragment {
 #[derive(Debug, Default)]
 pub struct ItemCache {
     items: Mutex<HashMap<String, Arc<Fragment>>>,
+    /// Items saved by an earlier start (see [`saved`]), until the first snapshot is built.
+    saved: Mutex<Option<Arc<saved::Saved>>>,
+    /// Items taken from `saved`, and items rendered, since the cache was made.
+    taken: AtomicUsize,
+    rendered: AtomicUsize,
+}
+
+/// How the first render went, for the start's log line and for deciding whether to save.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SavedUse {
+    /// Items the saved file held.
+    pub saved: usize,
+    /// Of those, the ones reused.
+    pub taken: usize,
+    /// Items rendered because nothing saved matched.
+    pub rendered: usize,
+}
+
+impl SavedUse {
+    /// Whether the file no longer says exactly what is in memory.
+    pub fn needs_saving(&self) -> bool {
+        self.rendered > 0 || self.taken < self.saved
+    }
 }
 
 impl ItemCache {
@@ -349,8 +377,13 @@ impl ItemCache {
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(8);
+        let saved = self.saved.lock().expect("saved items lock").clone();
+        let saved = saved.as_deref();
         if episodes.len() < 2 * PER_THREAD_MIN || threads == 1 {
-            return episodes.iter().map(|e| self.fragment(catalog, e)).collect();
+            return episodes
+                .iter()
+                .map(|e| self.fragment(catalog, e, saved))
+                .collect();
         }
         let per_thread = episodes.len().div_ceil(threads).max(PER_THREAD_MIN);
         std::thread::scope(|scope| {
@@ -360,7 +393,7 @@ impl ItemCache {
                     scope.spawn(move || {
                         chunk
                             .iter()
-                            .map(|e| self.fragment(catalog, e))
+                            .map(|e| self.fragment(catalog, e, saved))
                             .collect::<Vec<_>>()
                     })
                 })
@@ -372,34 +405,95 @@ impl ItemCache {
         })
     }
 
-    fn fragment(&self, catalog: &Catalog, ep: &Arc<Episode>) -> Arc<Fragment> {
+    fn fragment(
+        &self,
+        catalog: &Catalog,
+        ep: &Arc<Episode>,
+        saved: Option<&saved::Saved>,
+    ) -> Arc<Fragment> {
         if let Some(f) = self.items.lock().expect("item cache lock").get(&ep.slug) {
             // `Arc`'s equality checks identity first, so an unchanged episode costs no comparison.
             if f.episode == *ep && f.public_url == catalog.public_url {
                 return Arc::clone(f);
             }
         }
-        let channel = Channel {
-            items: vec![render_item(catalog, ep)],
-            ..Default::default()
+        let key = saved::key(&catalog.public_url, ep);
+        let fragment = match saved.and_then(|s| s.get(&key)) {
+            Some(item) => {
+                self.taken.fetch_add(1, Ordering::Relaxed);
+                Fragment {
+                    episode: Arc::clone(ep),
+                    public_url: catalog.public_url.clone(),
+                    key,
+                    xml: item.xml.clone(),
+                    hash: item.hash,
+                    deflated: Mutex::new(item.deflated.clone()),
+                }
+            }
+            None => {
+                self.rendered.fetch_add(1, Ordering::Relaxed);
+                let xml = item_xml(catalog, ep);
+                Fragment {
+                    hash: Sha256::digest(&xml).into(),
+                    episode: Arc::clone(ep),
+                    public_url: catalog.public_url.clone(),
+                    key,
+                    xml,
+                    deflated: Mutex::default(),
+                }
+            }
         };
-        let text = write_pretty(&channel);
-        let start = text.find("<item>").expect("one item was written");
-        let start = text[..start].rfind('\n').unwrap_or(start);
-        let end = text.rfind("</item>").expect("one item was written") + "</item>".len();
-        let xml = Bytes::copy_from_slice(&text.as_bytes()[start..end]);
-        let fragment = Arc::new(Fragment {
-            hash: Sha256::digest(&xml).into(),
-            episode: Arc::clone(ep),
-            public_url: catalog.public_url.clone(),
-            xml,
-            deflated: Mutex::default(),
-        });
+        let fragment = Arc::new(fragment);
         self.items
             .lock()
             .expect("item cache lock")
             .insert(ep.slug.clone(), Arc::clone(&fragment));
         fragment
+    }
+
+    /// A cache that takes items from the file at `path` (see [`saved`]) until
+    /// [`ItemCache::finish_first_render`]. A missing file is an empty one; a damaged one is
+    /// reported, and everything is rendered.
+    pub fn with_saved(path: &std::path::Path) -> (ItemCache, Option<SavedItemsError>) {
+        let (saved, error) = match saved::Saved::load(path) {
+            Ok(s) => (Some(Arc::new(s)), None),
+            Err(e) => (None, Some(e)),
+        };
+        let cache = ItemCache {
+            saved: Mutex::new(saved),
+            ..Default::default()
+        };
+        (cache, error)
+    }
+
+    /// Lets go of the saved items, and says how many were used.
+    pub fn finish_first_render(&self) -> SavedUse {
+        let saved = self.saved.lock().expect("saved items lock").take();
+        SavedUse {
+            saved: saved.map_or(0, |s| s.len()),
+            taken: self.taken.load(Ordering::Relaxed),
+            rendered: self.rendered.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Writes every item in memory to `path`, for the next start.
+    pub fn save(&self, path: &std::path::Path) -> std::io::Result<usize> {
+        let fragments: Vec<Arc<Fragment>> = self
+            .items
+            .lock()
+            .expect("item cache lock")
+            .values()
+            .cloned()
+            .collect();
+        let n = fragments.len();
+        saved::save(
+            path,
+            fragments.iter().map(|f| {
+                let deflated = f.deflated.lock().expect("fragment lock").clone();
+                (f.key, &f.xml[..], f.hash, deflated)
+            }),
+        )?;
+        Ok(n)
     }
 
     /// Forgets episodes that are no longer in `catalog`.
@@ -411,6 +505,19 @@ impl ItemCache {
             .expect("item cache lock")
             .retain(|slug, _| slugs.contains(slug.as_str()));
     }
+}
+
+/// One item's XML, cut from a channel that holds only it, so it is indented as in the feed.
+fn item_xml(catalog: &Catalog, ep: &Episode) -> Bytes {
+    let channel = Channel {
+        items: vec![render_item(catalog, ep)],
+        ..Default::default()
+    };
+    let text = write_pretty(&channel);
+    let start = text.find("<item>").expect("one item was written");
+    let start = text[..start].rfind('\n').unwrap_or(start);
+    let end = text.rfind("</item>").expect("one item was written") + "</item>".len();
+    Bytes::copy_from_slice(&text.as_bytes()[start..end])
 }
 
 fn render_item(catalog: &Catalog, ep: &Episode) -> Item {
