@@ -19,6 +19,7 @@ use arc_swap::ArcSwap;
 use axum::http::HeaderValue;
 
 use crate::access::{self, Credentials};
+use crate::catalog::codec::{CacheFileError, Reuse};
 use crate::catalog::write::{Prepared, WriteError};
 use crate::catalog::{self, Access, Asset, Catalog, Changed, MeasureCache, Problems, Source};
 use crate::render::personal::Template;
@@ -304,25 +305,58 @@ fn compress_in_background(snapshot: Arc<Snapshot>) {
     }
 }
 
-/// Saves a first snapshot's rendered items for the next start, on its own thread. Failing to is
-/// logged, never fatal: the next start renders them again.
-fn save_items_in_background(snapshot: Arc<Snapshot>, path: PathBuf) {
+/// Logs why a saved cache was not used: a file from another build is expected after an
+/// upgrade; anything else deserves a warning.
+fn cache_not_used(path: &std::path::Path, e: &CacheFileError, instead: &str) {
+    if e.is_expected() {
+        tracing::info!(path = %path.display(), reason = %e, "saved cache not used; {instead}");
+    } else {
+        tracing::warn!(path = %path.display(), error = %e, "saved cache not used; {instead}");
+    }
+}
+
+/// Saves what the start parsed and rendered, for the next start, on its own thread, when the
+/// saved files do not already say exactly that. Failing to is logged, never fatal: the next
+/// start does the work again.
+fn save_caches_in_background(live: &Arc<Live>) {
+    let reuse = live.start;
+    let episodes = live
+        .source
+        .episodes_cache
+        .clone()
+        .filter(|_| reuse.episodes.needs_saving());
+    let items = live
+        .source
+        .items_cache
+        .clone()
+        .filter(|_| reuse.items.needs_saving());
+    if episodes.is_none() && items.is_none() {
+        return;
+    }
+    let live = Arc::clone(live);
+    let first = live.snapshot();
     let spawned = std::thread::Builder::new()
-        .name("save-items".into())
+        .name("save-caches".into())
         .spawn(move || {
-            let started = std::time::Instant::now();
-            match snapshot.items.save(&path) {
-                Ok(items) => tracing::info!(
-                    path = %path.display(),
-                    items,
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "feed items saved for the next start"
-                ),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot save feed items for the next start; check that state_dir is writable"),
+            let saved = |path: &std::path::Path, what: &str, r: std::io::Result<usize>, t: std::time::Instant| match r {
+                Ok(n) => tracing::info!(path = %path.display(), records = n, elapsed_ms = t.elapsed().as_millis() as u64, "{what} saved for the next start"),
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot save {what} for the next start; check that state_dir is writable"),
+            };
+            if let Some(path) = episodes {
+                let t = std::time::Instant::now();
+                let slugs = first.catalog.all_episodes();
+                let r = live
+                    .cache
+                    .save_parsed(&path, slugs.iter().map(|e| e.slug.as_str()));
+                saved(&path, "parsed episodes", r, t);
+            }
+            if let Some(path) = items {
+                let t = std::time::Instant::now();
+                saved(&path, "feed items", first.items.save(&path), t);
             }
         });
     if let Err(e) = spawned {
-        tracing::warn!(error = %e, "cannot start the thread that saves feed items");
+        tracing::warn!(error = %e, "cannot start the thread that saves the start's caches");
     }
 }
 
@@ -396,8 +430,17 @@ pub struct Live {
     writer: Mutex<()>,
     /// What `/readyz` reports of the catalog.
     health: CatalogHealth,
-    /// How the first snapshot used the items saved by the start before.
-    saved_items: crate::render::SavedUse,
+    /// How the start used the caches the start before saved.
+    start: StartReuse,
+}
+
+/// How a start used the caches the start before saved (see [`crate::catalog::codec`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartReuse {
+    /// Parsed episodes (`episodes.cache`).
+    pub episodes: Reuse,
+    /// Rendered feed items (`items.cache`).
+    pub items: Reuse,
 }
 
 /// Whether the catalog is being kept up to date.
@@ -438,12 +481,17 @@ impl Live {
                 Some(path) => {
                     let (items, error) = ItemCache::with_saved(path);
                     if let Some(e) = error {
-                        tracing::warn!(path = %path.display(), error = %e, "saved feed items not used; rendering every item");
+                        cache_not_used(path, &e, "rendering every feed item");
                     }
                     items
                 }
                 None => ItemCache::default(),
             });
+            if let Some(path) = source.episodes_cache.as_deref() {
+                if let Err(e) = cache.load_parsed(path) {
+                    cache_not_used(path, &e, "reading every episode folder");
+                }
+            }
             let catalog = catalog::load(&source, &cache);
             (catalog, items.join().expect("reading saved items panicked"))
         });
@@ -452,33 +500,38 @@ impl Live {
         save_measurements(&source, &cache);
         let episodes = catalog.episodes.len();
         let first = Arc::new(Snapshot::build_with(catalog, None, Arc::new(items)));
-        let reuse = first.items.finish_first_render();
+        let reuse = StartReuse {
+            episodes: cache.parse_reuse(),
+            items: first.items.finish_first_render(),
+        };
         tracing::info!(
             episodes,
             load_ms,
             render_ms = started.elapsed().as_millis() as u64 - load_ms,
-            items_saved = reuse.saved,
-            items_reused = reuse.taken,
-            items_rendered = reuse.rendered,
+            episodes_saved = reuse.episodes.saved,
+            episodes_reused = reuse.episodes.taken,
+            episodes_parsed = reuse.episodes.made,
+            items_saved = reuse.items.saved,
+            items_reused = reuse.items.taken,
+            items_rendered = reuse.items.made,
             "catalog ready"
         );
-        if let Some(path) = source.items_cache.clone().filter(|_| reuse.needs_saving()) {
-            save_items_in_background(Arc::clone(&first), path);
-        }
         compress_in_background(Arc::clone(&first));
-        Ok(Arc::new(Live {
+        let live = Arc::new(Live {
             current: ArcSwap::new(first),
             source,
             cache,
             writer: Mutex::new(()),
             health: CatalogHealth::default(),
-            saved_items: reuse,
-        }))
+            start: reuse,
+        });
+        save_caches_in_background(&live);
+        Ok(live)
     }
 
-    /// How the start used the feed items the start before saved.
-    pub fn saved_items(&self) -> crate::render::SavedUse {
-        self.saved_items
+    /// How the start used the caches the start before saved.
+    pub fn start_reuse(&self) -> StartReuse {
+        self.start
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {

@@ -439,64 +439,69 @@ fn served_feeds(live: &rollcall::snapshot::Live) -> Vec<(String, Vec<u8>, Vec<u8
     out
 }
 
-/// A start saves the feed items it rendered (`items.cache` in state_dir), and the next start
-/// takes them instead of rendering again and serves the same bytes. An edited episode is
-/// rendered again; a damaged file is ignored, everything is rendered, and the file is written
-/// again. Each start is checked against a start that saves nothing.
+/// A start saves the episodes it parsed (`episodes.cache`) and the feed items it rendered
+/// (`items.cache`) in state_dir, and the next start takes them instead of reading, parsing and
+/// rendering again, and serves the same bytes. An episode edited while the server was down is
+/// read and rendered again; a damaged file is ignored, the work is done, and the file is
+/// written again. Each start is checked against a start that saves nothing.
 #[test]
-fn a_restart_reuses_saved_feed_items_and_renders_only_what_changed() {
-    use rollcall::render::SavedUse;
-    use rollcall::snapshot::Live;
+fn a_restart_reuses_saved_episodes_and_feed_items_and_redoes_only_what_changed() {
+    use rollcall::catalog::codec::Reuse;
+    use rollcall::snapshot::{Live, StartReuse};
     let demo = Demo::new();
     let source = rollcall::catalog::Source::from(&demo.config());
-    let file = source.items_cache.clone().expect("the server saves items");
+    let items_file = source.items_cache.clone().expect("the server saves items");
+    let episodes_file = source
+        .episodes_cache
+        .clone()
+        .expect("the server saves episodes");
     let fresh = |source: &rollcall::catalog::Source| {
         let unsaved = rollcall::catalog::Source {
             items_cache: None,
+            episodes_cache: None,
             ..source.clone()
         };
         served_feeds(&Live::load(unsaved).unwrap())
     };
+    let reuse = |saved, taken, made| Reuse { saved, taken, made };
+    let read = |p: &std::path::Path| std::fs::read(p).unwrap_or_default();
 
     let first = Live::load(source.clone()).unwrap();
-    let n = first.saved_items().rendered;
-    assert!(
-        n >= 3,
-        "every demo episode is in a feed: {:?}",
-        first.saved_items()
+    let (m, n) = (
+        first.start_reuse().episodes.made,
+        first.start_reuse().items.made,
     );
+    assert!(m >= 3 && n >= 3, "{:?}", first.start_reuse());
     assert_eq!(
-        first.saved_items(),
-        SavedUse {
-            saved: 0,
-            taken: 0,
-            rendered: n
+        first.start_reuse(),
+        StartReuse {
+            episodes: reuse(0, 0, m),
+            items: reuse(0, 0, n)
         }
     );
     assert!(
-        eventually(20, || file.exists()),
-        "the items were never saved"
+        eventually(20, || items_file.exists() && episodes_file.exists()),
+        "the start's work was never saved"
     );
     let expected = served_feeds(&first);
     assert_eq!(expected, fresh(&source));
 
     let second = Live::load(source.clone()).unwrap();
     assert_eq!(
-        second.saved_items(),
-        SavedUse {
-            saved: n,
-            taken: n,
-            rendered: 0
+        second.start_reuse(),
+        StartReuse {
+            episodes: reuse(m, m, 0),
+            items: reuse(n, n, 0)
         }
     );
     assert_eq!(
         served_feeds(&second),
         expected,
-        "reused items serve the same bytes"
+        "reused work serves the same bytes"
     );
 
-    // One episode edited while the server was down: only it is rendered again.
-    let saved_before = std::fs::read(&file).unwrap();
+    // One episode edited while the server was down: only it is read and rendered again.
+    let (items_before, episodes_before) = (read(&items_file), read(&episodes_file));
     demo.edit(
         EP,
         "title = \"Defining De-Escalation\"",
@@ -504,11 +509,10 @@ fn a_restart_reuses_saved_feed_items_and_renders_only_what_changed() {
     );
     let third = Live::load(source.clone()).unwrap();
     assert_eq!(
-        third.saved_items(),
-        SavedUse {
-            saved: n,
-            taken: n - 1,
-            rendered: 1
+        third.start_reuse(),
+        StartReuse {
+            episodes: reuse(m, m - 1, 1),
+            items: reuse(n, n - 1, 1)
         }
     );
     let edited = served_feeds(&third);
@@ -516,45 +520,48 @@ fn a_restart_reuses_saved_feed_items_and_renders_only_what_changed() {
     assert!(String::from_utf8_lossy(&edited[0].1).contains("Defining De-Escalation, Revised"));
     assert_eq!(edited, fresh(&source));
     assert!(
-        eventually(20, || std::fs::read(&file).unwrap() != saved_before),
-        "the file was not written again with the edited item"
+        eventually(20, || read(&items_file) != items_before
+            && read(&episodes_file) != episodes_before),
+        "the files were not written again with the edited episode"
     );
     let fourth = Live::load(source.clone()).unwrap();
     assert_eq!(
-        fourth.saved_items(),
-        SavedUse {
-            saved: n,
-            taken: n,
-            rendered: 0
+        fourth.start_reuse(),
+        StartReuse {
+            episodes: reuse(m, m, 0),
+            items: reuse(n, n, 0)
         }
     );
 
-    // A damaged file: not used, nothing fails, and it is written again.
-    let mut bytes = std::fs::read(&file).unwrap();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0x01;
-    std::fs::write(&file, &bytes).unwrap();
+    // Damaged files: not used, nothing fails, and they are written again.
+    let damage = |p: &std::path::Path| {
+        let mut bytes = read(p);
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x01;
+        std::fs::write(p, &bytes).unwrap();
+        bytes
+    };
+    let (bad_items, bad_episodes) = (damage(&items_file), damage(&episodes_file));
     let damaged = Live::load(source.clone()).unwrap();
     assert_eq!(
-        damaged.saved_items(),
-        SavedUse {
-            saved: 0,
-            taken: 0,
-            rendered: n
+        damaged.start_reuse(),
+        StartReuse {
+            episodes: reuse(0, 0, m),
+            items: reuse(0, 0, n)
         }
     );
     assert_eq!(served_feeds(&damaged), edited);
     assert!(
-        eventually(20, || std::fs::read(&file).unwrap() != bytes),
-        "the damaged file was not replaced"
+        eventually(20, || read(&items_file) != bad_items
+            && read(&episodes_file) != bad_episodes),
+        "the damaged files were not replaced"
     );
     let after = Live::load(source).unwrap();
     assert_eq!(
-        after.saved_items(),
-        SavedUse {
-            saved: n,
-            taken: n,
-            rendered: 0
+        after.start_reuse(),
+        StartReuse {
+            episodes: reuse(m, m, 0),
+            items: reuse(n, n, 0)
         }
     );
     assert_eq!(served_feeds(&after), edited);

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -21,6 +22,7 @@ use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
+use super::codec::{self, CacheFileError, Damaged, Decode, Encode, Reuse, Sink};
 use super::Episode;
 
 /// One file the server can send, as measured when the catalog was loaded.
@@ -108,7 +110,15 @@ pub struct MeasureCache {
     entries: Mutex<HashMap<PathBuf, FileFacts>>,
     dirty: std::sync::atomic::AtomicBool,
     parsed: Mutex<HashMap<String, Parsed>>,
+    /// Parsed episodes read from the file an earlier start saved, and since then, how many
+    /// parses were reused and how many made.
+    parsed_loaded: AtomicUsize,
+    parsed_reused: AtomicUsize,
+    parsed_made: AtomicUsize,
 }
+
+/// The parsed-episodes file's first line; a new layout gets a new number.
+const PARSED_KIND: &[u8] = b"rollcall episodes 1\n";
 
 /// A parsed episode and the stamps of the files it was built from.
 /// The bool says whether every input is a regular file directly in the episode folder (no
@@ -307,7 +317,70 @@ impl MeasureCache {
         let same_folder = inputs.first().is_some_and(|(p, _)| p == folder);
         let unchanged = same_folder
             && ((trusted && contained) || inputs.iter().all(|(path, was)| stamp(path) == *was));
+        if unchanged {
+            self.parsed_reused.fetch_add(1, Ordering::Relaxed);
+        }
         unchanged.then_some(ep)
+    }
+
+    /// Reads the episodes an earlier start parsed (see [`MeasureCache::save_parsed`]) into the
+    /// parse cache, so this start reads and parses again only the folders whose files changed:
+    /// each of the others costs a `stat` per file. A missing file reads nothing; an unusable
+    /// one is an error (the caller logs it) and reads nothing.
+    pub fn load_parsed(&self, path: &Path) -> Result<usize, CacheFileError> {
+        let Some(mut r) = codec::read_checked(path, PARSED_KIND)? else {
+            return Ok(0);
+        };
+        let count = r.count(64)?;
+        let mut parsed = HashMap::with_capacity(count);
+        for _ in 0..count {
+            let slug = String::decode(&mut r)?;
+            let inputs = Inputs::decode(&mut r)?;
+            let contained = bool::decode(&mut r)?;
+            let ep = Episode::decode(&mut r)?;
+            parsed.insert(slug, (Arc::new(inputs), Arc::new(ep), contained));
+        }
+        if !r.is_done() {
+            return Err(Damaged("it has bytes after its last episode").into());
+        }
+        let n = parsed.len();
+        self.parsed.lock().expect("cache lock").extend(parsed);
+        self.parsed_loaded.store(n, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    /// How the parse cache was used since it was made: episodes read from the saved file, and
+    /// parses reused and made.
+    pub fn parse_reuse(&self) -> Reuse {
+        Reuse {
+            saved: self.parsed_loaded.load(Ordering::Relaxed),
+            taken: self.parsed_reused.load(Ordering::Relaxed),
+            made: self.parsed_made.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Writes the parsed episodes of `slugs` to `path`, for the next start.
+    pub fn save_parsed<'a>(
+        &self,
+        path: &Path,
+        slugs: impl Iterator<Item = &'a str>,
+    ) -> std::io::Result<usize> {
+        let entries: Vec<(String, Parsed)> = {
+            let parsed = self.parsed.lock().expect("cache lock");
+            slugs
+                .filter_map(|s| parsed.get(s).map(|p| (s.to_owned(), p.clone())))
+                .collect()
+        };
+        codec::write_checked(path, PARSED_KIND, |out| {
+            out.put(&(entries.len() as u64).to_le_bytes());
+            for (slug, (inputs, ep, contained)) in &entries {
+                slug.encode(out);
+                inputs.encode(out);
+                contained.encode(out);
+                ep.encode(out);
+            }
+        })?;
+        Ok(entries.len())
     }
 
     /// Stamps the folder, `episode.toml` and `notes.md`; call before parsing.
@@ -340,6 +413,7 @@ impl MeasureCache {
         for a in ep.assets() {
             inputs.push((a.path.clone(), Some((a.size, a.modified))));
         }
+        self.parsed_made.fetch_add(1, Ordering::Relaxed);
         self.parsed.lock().expect("cache lock").insert(
             slug.to_owned(),
             (Arc::new(inputs), Arc::clone(ep), contained),

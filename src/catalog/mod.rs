@@ -6,6 +6,7 @@
 //! that reloads keeps serving its last good catalog.
 
 pub mod asset;
+pub mod codec;
 mod episode;
 mod feed;
 mod fields;
@@ -355,6 +356,8 @@ pub struct Source {
     pub measure_cache: Option<PathBuf>,
     /// Where rendered feed items persist between starts; `None` renders everything at each start.
     pub items_cache: Option<PathBuf>,
+    /// Where parsed episodes persist between starts; `None` parses every folder at each start.
+    pub episodes_cache: Option<PathBuf>,
     /// The site's title, programme and logo file (`[site]` in config.toml).
     pub site: SiteSource,
 }
@@ -376,6 +379,7 @@ impl From<&Config> for Source {
             public_url: c.public_url.clone(),
             measure_cache: Some(c.state_dir.join("measurements.tsv")),
             items_cache: Some(c.state_dir.join("items.cache")),
+            episodes_cache: Some(c.state_dir.join("episodes.cache")),
             site: c.site.clone(),
         }
     }

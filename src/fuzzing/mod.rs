@@ -155,6 +155,7 @@ impl TempCatalog {
             public_url: PUBLIC_URL.to_owned(),
             measure_cache: None,
             items_cache: None,
+            episodes_cache: None,
             site: catalog::SiteSource::default(),
         };
         let feeds_only = Source {

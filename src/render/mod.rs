@@ -27,9 +27,9 @@ use rss::{Channel, Enclosure, Guid, Image, Item};
 
 pub use encoded::{Encoded, ValidatorHeaders, FILE_AT};
 pub use opml::opml;
-pub use saved::LoadError as SavedItemsError;
 
 use crate::access;
+use crate::catalog::codec::Reuse;
 use crate::catalog::{Catalog, Episode, Feed};
 use crate::rope::Rope;
 
@@ -351,24 +351,6 @@ pub struct ItemCache {
     rendered: AtomicUsize,
 }
 
-/// How the first render went, for the start's log line and for deciding whether to save.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SavedUse {
-    /// Items the saved file held.
-    pub saved: usize,
-    /// Of those, the ones reused.
-    pub taken: usize,
-    /// Items rendered because nothing saved matched.
-    pub rendered: usize,
-}
-
-impl SavedUse {
-    /// Whether the file no longer says exactly what is in memory.
-    pub fn needs_saving(&self) -> bool {
-        self.rendered > 0 || self.taken < self.saved
-    }
-}
-
 impl ItemCache {
     /// The fragments of `episodes`, in order. Missing ones are rendered on every core when there
     /// are many (the first render of a large catalog); the cache lock is never held while rendering.
@@ -454,7 +436,9 @@ impl ItemCache {
     /// A cache that takes items from the file at `path` (see [`saved`]) until
     /// [`ItemCache::finish_first_render`]. A missing file is an empty one; a damaged one is
     /// reported, and everything is rendered.
-    pub fn with_saved(path: &std::path::Path) -> (ItemCache, Option<SavedItemsError>) {
+    pub fn with_saved(
+        path: &std::path::Path,
+    ) -> (ItemCache, Option<crate::catalog::codec::CacheFileError>) {
         let (saved, error) = match saved::Saved::load(path) {
             Ok(s) => (Some(Arc::new(s)), None),
             Err(e) => (None, Some(e)),
@@ -467,12 +451,12 @@ impl ItemCache {
     }
 
     /// Lets go of the saved items, and says how many were used.
-    pub fn finish_first_render(&self) -> SavedUse {
+    pub fn finish_first_render(&self) -> Reuse {
         let saved = self.saved.lock().expect("saved items lock").take();
-        SavedUse {
+        Reuse {
             saved: saved.map_or(0, |s| s.len()),
             taken: self.taken.load(Ordering::Relaxed),
-            rendered: self.rendered.load(Ordering::Relaxed),
+            made: self.rendered.load(Ordering::Relaxed),
         }
     }
 
