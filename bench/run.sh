@@ -316,6 +316,9 @@ if has_part personal; then
 fi
 
 # --- memory per connection ---------------------------------------------------------------------
+# Waits (at most 60 s) until a rollcall server has written what its start saves for the next one
+# (its save-caches thread ends), so the warm start that follows can use it.
+wait_saved() { for _ in $(seq 600); do grep -qs save-caches /proc/"$1"/task/*/comm || return 0; sleep 0.1; done; }
 rss_kb() { local t=0; for p in "$@"; do t=$((t + $(awk '/^VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo $t; }
 MEM_ROWS=()
 memory() { # n
@@ -388,6 +391,7 @@ if [ "$SCALE" = 1 ] && has_part scale; then
         RERENDER="| 10,000 + 1 | ${reload} | ${visible} | $base | $during |"
         rm -rf "$c/episodes/briefing-new" "$DIR/staging"
       fi
+      wait_saved $pid
       kill $pid; wait $pid 2>/dev/null || true
     done
   done
@@ -458,8 +462,8 @@ fi
     echo "## Catalog scale"
     echo
     echo "Time from starting \`rollcall serve\` to its \`listening on\` line, and resident memory then and 5 s later"
-    echo "(after background compression and watcher setup). \"cold\" starts without \`.rollcall/measurements.tsv\`;"
-    echo "\"warm\" is the next start."
+    echo "(after background compression and watcher setup). \"cold\" starts without \`.rollcall\` (no measurements,"
+    echo "parsed episodes or rendered items saved); \"warm\" is the next start, once the cold one has saved them."
     echo
     echo "| episodes | start | startup (ms) | RSS at ready (MB) | RSS 5 s later (MB) |"
     echo "| --- | --- | --- | --- | --- |"
