@@ -61,6 +61,93 @@ thread_local! {
         std::cell::RefCell::new((Compress::new(Compression::new(6), false), Vec::new()));
 }
 
+/// A deflate block that repeats the `len` bytes found `distance` bytes back in the output,
+/// byte-aligned and not final, like the pieces: a block with fixed codes holding one match, then
+/// an empty stored block (what a sync flush writes). About 9 bytes, whatever the bytes repeated.
+/// `None` if deflate cannot say it in one match (`len` 3 to 258, `distance` 1 to 32,768).
+pub fn repeat_block(len: usize, distance: usize) -> Option<Bytes> {
+    // RFC 1951 3.2.5: base values and extra bits of the length codes 257-285 and the distance
+    // codes 0-29.
+    const LEN_BASE: [u16; 29] = [
+        3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115,
+        131, 163, 195, 227, 258,
+    ];
+    const LEN_EXTRA: [u8; 29] = [
+        0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0,
+    ];
+    const DIST_BASE: [u16; 30] = [
+        1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537,
+        2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577,
+    ];
+    const DIST_EXTRA: [u8; 30] = [
+        0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12,
+        13, 13,
+    ];
+    if !(3..=258).contains(&len) || !(1..=32768).contains(&distance) {
+        return None;
+    }
+    let (len, distance) = (len as u16, distance as u16);
+    let l = LEN_BASE.iter().rposition(|&b| b <= len).expect("len >= 3");
+    let d = DIST_BASE
+        .iter()
+        .rposition(|&b| b <= distance)
+        .expect("distance >= 1");
+    let mut w = Bits::default();
+    w.put(0, 1); // not the final block
+    w.put(1, 2); // fixed codes
+                 // Length code 257 + l: codes 256-279 are 7 bits (0000000 up), 280-287 are 8 bits
+                 // (11000000 up); Huffman codes go most significant bit first.
+    let code = 257 + l as u32;
+    if code < 280 {
+        w.put_code(code - 256, 7);
+    } else {
+        w.put_code(0b1100_0000 + (code - 280), 8);
+    }
+    w.put(u32::from(len - LEN_BASE[l]), LEN_EXTRA[l]);
+    w.put_code(d as u32, 5);
+    w.put(u32::from(distance - DIST_BASE[d]), DIST_EXTRA[d]);
+    w.put_code(0, 7); // end of block (256)
+    w.put(0, 3); // a stored block, not final
+    w.align();
+    w.bytes.extend_from_slice(&[0x00, 0x00, 0xff, 0xff]);
+    Some(w.bytes.into())
+}
+
+/// Writes bits least significant first, as deflate packs them.
+#[derive(Default)]
+struct Bits {
+    bytes: Vec<u8>,
+    acc: u32,
+    n: u8,
+}
+
+impl Bits {
+    fn put(&mut self, value: u32, bits: u8) {
+        for i in 0..bits {
+            self.acc |= ((value >> i) & 1) << self.n;
+            self.n += 1;
+            if self.n == 8 {
+                self.bytes.push(self.acc as u8);
+                (self.acc, self.n) = (0, 0);
+            }
+        }
+    }
+
+    /// A Huffman code, most significant bit first.
+    fn put_code(&mut self, code: u32, bits: u8) {
+        for i in (0..bits).rev() {
+            self.put((code >> i) & 1, 1);
+        }
+    }
+
+    fn align(&mut self) {
+        if self.n > 0 {
+            self.bytes.push(self.acc as u8);
+            (self.acc, self.n) = (0, 0);
+        }
+    }
+}
+
 /// The 10-byte gzip header: deflate, no name, no time, unknown OS.
 const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 /// An empty final block with fixed codes: ends the deflate stream.
@@ -264,6 +351,37 @@ mod tests {
             .read_to_end(&mut out)
             .expect("valid gzip");
         out
+    }
+
+    #[test]
+    fn a_repeat_block_copies_exactly_the_bytes_it_points_back_to() {
+        // Text with no repeats to speak of, so a wrong length or distance shows.
+        let text: Vec<u8> = (0..40_000u32).map(|i| (i * 7919 % 251) as u8).collect();
+        let head = deflate(&text);
+        let distances = (1..=40).chain([255, 256, 257, 1024, 4097, 24577, 32767, 32768]);
+        for distance in distances {
+            for len in (3..=258).step_by(if distance < 40 { 17 } else { 1 }) {
+                let block = repeat_block(len, distance).unwrap();
+                let gz = stitch([(&text[..], &head), (&[][..], &block)]);
+                // The stitcher's CRC and length cover only the text given; check the deflate
+                // stream itself instead.
+                let mut plain = Vec::new();
+                flate2::read::DeflateDecoder::new(&gz[10..gz.len() - 8])
+                    .read_to_end(&mut plain)
+                    .unwrap();
+                let start = text.len() - distance;
+                let mut want = text.clone();
+                for i in 0..len {
+                    want.push(want[start + i]);
+                }
+                assert_eq!(plain, want, "len {len} distance {distance}");
+            }
+        }
+        assert!(repeat_block(2, 10).is_none());
+        assert!(repeat_block(259, 10).is_none());
+        assert!(repeat_block(10, 32769).is_none());
+        assert!(repeat_block(10, 0).is_none());
+        assert!(repeat_block(67, 4000).unwrap().len() <= 10);
     }
 
     #[test]
