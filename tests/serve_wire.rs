@@ -346,3 +346,55 @@ fn a_download_cut_off_at_the_shutdown_deadline_is_recorded() {
     assert!(d.bytes >= (got.len() - head) as u64);
     assert!(d.bytes < big.len() as u64);
 }
+
+/// A feed whose gzip is large too goes out with `sendfile` from the gzip's own in-memory file,
+/// once the background job has compressed it: byte for byte that gzip, under its ETag, and it
+/// decodes to the rendered XML.
+#[test]
+fn a_large_gzip_feed_is_sent_from_its_in_memory_file() {
+    let demo = Demo::new();
+    // Text that gzip cannot shrink below FILE_AT: letters from a small generator.
+    let mut x: u32 = 1;
+    let notes: String = (0..700_000)
+        .map(|i| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            if i % 8 == 7 {
+                ' '
+            } else {
+                (b'a' + ((x >> 16) % 26) as u8) as char
+            }
+        })
+        .collect();
+    demo.write(&format!("episodes/{DEESC}/notes.md"), &notes);
+    let server = Server::start(&demo);
+    let id = "defusing-difficult-encounters";
+    let path = format!("/feeds/{id}.xml");
+    let rendered = server.live.snapshot().feeds[id].encoded.identity.to_bytes();
+    let sub = server.deliveries.subscribe("test", 256);
+    let mut sent = None;
+    for _ in 0..200 {
+        let r = get(server.addr, &path, &[("Accept-Encoding", "gzip")]);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-encoding"), Some("gzip"));
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&r.body[..]), &mut plain)
+            .unwrap();
+        assert!(plain == rendered, "the gzip does not decode to the feed");
+        let d = next_record(&sub, &path);
+        assert_eq!(d.bytes, r.body.len() as u64);
+        if d.sendfile_bytes > 0 {
+            sent = Some((r, d.sendfile_bytes));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (r, sendfile_bytes) = sent.expect("the gzip feed never went out with sendfile");
+    let snap = server.live.snapshot();
+    let enc = &snap.feeds[id].encoded;
+    let gzip = enc.gzip().expect("compressed by now");
+    assert!(gzip.len() >= rollcall::render::FILE_AT, "{}", gzip.len());
+    assert!(r.body == *gzip, "not the gzip variant's bytes");
+    assert_eq!(sendfile_bytes, gzip.len() as u64);
+    assert_eq!(r.header("etag"), Some(enc.etag_gzip.as_str()));
+    assert_eq!(r.header("content-length"), Some(&*gzip.len().to_string()));
+}

@@ -452,7 +452,8 @@ pub(super) fn respond(enc: &Encoded, headers: &HeaderMap) -> Response {
 }
 
 /// Like [`respond`]; with a connection that can send files (`zero_copy`), a large resource's
-/// identity bytes go out with `sendfile` from its in-memory file.
+/// identity bytes, and its gzip variant when that is large too, go out with `sendfile` from their
+/// in-memory files.
 pub(super) fn respond_with(
     enc: &Encoded,
     headers: &HeaderMap,
@@ -462,23 +463,30 @@ pub(super) fn respond_with(
     // A variant still being compressed after a reload falls back to the stitched gzip (feeds),
     // then to identity.
     let gzip_ok = accepted(header_str(headers, header::ACCEPT_ENCODING)).1;
-    let (compressed, etag, encoding, etag_value) = match coding {
-        Coding::Br if enc.br().is_some() => {
-            (enc.br(), &enc.etag_br, Some("br"), &enc.headers.etag_br)
-        }
+    // The variant, and the in-memory file holding the same bytes where there is one.
+    let (compressed, etag, encoding, etag_value, file) = match coding {
+        Coding::Br if enc.br().is_some() => (
+            enc.br(),
+            &enc.etag_br,
+            Some("br"),
+            &enc.headers.etag_br,
+            None,
+        ),
         _ if gzip_ok && enc.gzip().is_some() => (
             enc.gzip(),
             &enc.etag_gzip,
             Some("gzip"),
             &enc.headers.etag_gzip,
+            enc.gzip_file(),
         ),
         _ if gzip_ok && enc.stitched().is_some() => (
             enc.stitched(),
             &enc.etag_stitched,
             Some("gzip"),
             &enc.headers.etag_stitched,
+            None,
         ),
-        _ => (None, &enc.etag, None, &enc.headers.etag),
+        _ => (None, &enc.etag, None, &enc.headers.etag, enc.file()),
     };
     let alternates = [
         enc.etag.as_str(),
@@ -498,21 +506,19 @@ pub(super) fn respond_with(
     };
     // Header values are formatted once per resource, not per request.
     let mut response = if status == StatusCode::OK {
-        match compressed {
-            Some(bytes) => Response::new(Body::from(bytes.clone())),
-            None => match (enc.file(), zero_copy) {
-                (Some(file), Some(regions)) => {
-                    let len = enc.identity.len() as u64;
-                    let stream = FileStream::new(Arc::clone(file), 0, len)
-                        .resident()
-                        .zero_copy(Some(Arc::clone(regions)));
-                    let mut r = Response::new(Body::from_stream(stream));
-                    r.headers_mut()
-                        .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-                    r
-                }
-                _ => Response::new(Body::new(enc.identity.body())),
-            },
+        let len = compressed.map_or(enc.identity.len(), bytes::Bytes::len) as u64;
+        match (file, zero_copy, compressed) {
+            (Some(file), Some(regions), _) => {
+                let stream = FileStream::new(Arc::clone(file), 0, len)
+                    .resident()
+                    .zero_copy(Some(Arc::clone(regions)));
+                let mut r = Response::new(Body::from_stream(stream));
+                r.headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+                r
+            }
+            (_, _, Some(bytes)) => Response::new(Body::from(bytes.clone())),
+            _ => Response::new(Body::new(enc.identity.body())),
         }
     } else {
         Response::new(Body::empty())

@@ -36,6 +36,8 @@ pub struct Encoded {
     /// bytes: the http layer sends them with `sendfile` instead of copying every byte into the
     /// socket. Filled in by [`Encoded::compress`].
     file: OnceLock<Arc<File>>,
+    /// The same for the gzip variant, when it is that large too.
+    gzip_file: OnceLock<Arc<File>>,
     /// Strong ETag of the identity bytes; the compressed variants append `-gzip` / `-br`.
     pub etag: String,
     pub etag_gzip: String,
@@ -89,6 +91,7 @@ impl Encoded {
             stitched: None,
             br: carry(same.map(|p| &p.br)),
             file: carry(same.map(|p| &p.file)),
+            gzip_file: carry(same.map(|p| &p.gzip_file)),
             headers: ValidatorHeaders {
                 etag: value(&etag),
                 etag_gzip: value(&etag_gzip),
@@ -132,26 +135,36 @@ impl Encoded {
         self.file.get()
     }
 
+    /// The gzip variant as a file, once written, if it is at least [`FILE_AT`] bytes.
+    pub fn gzip_file(&self) -> Option<&Arc<File>> {
+        self.gzip_file.get()
+    }
+
     /// Fills in the compressed variants, and for a large resource its in-memory file (CPU-heavy;
     /// run it off the async threads).
     pub fn compress(&self) {
-        if self.identity.len() >= FILE_AT && self.file.get().is_none() {
-            match in_memory_file(&self.identity) {
+        let keep_as_file = |cell: &OnceLock<Arc<File>>, parts: &[Bytes]| {
+            if parts.iter().map(Bytes::len).sum::<usize>() < FILE_AT || cell.get().is_some() {
+                return;
+            }
+            match in_memory_file(parts) {
                 Ok(f) => {
-                    let _ = self.file.set(Arc::new(f));
+                    let _ = cell.set(Arc::new(f));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot keep a rendered resource in an in-memory file; it is sent by copying")
                 }
             }
-        }
-        self.gzip.get_or_init(|| {
+        };
+        keep_as_file(&self.file, self.identity.parts());
+        let gzip = self.gzip.get_or_init(|| {
             let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
             for part in self.identity.parts() {
                 enc.write_all(part).expect("in-memory gzip");
             }
             Bytes::from(enc.finish().expect("in-memory gzip"))
         });
+        keep_as_file(&self.gzip_file, std::slice::from_ref(gzip));
         self.br.get_or_init(|| {
             let mut out = Vec::new();
             {
@@ -175,16 +188,16 @@ fn carry<T: Clone>(cell: Option<&OnceLock<T>>) -> OnceLock<T> {
 /// Resources at least this large are also kept as an in-memory file, for `sendfile`.
 pub const FILE_AT: usize = 256 * 1024;
 
-/// A sealed memfd holding `rope`: nothing can change or resize it once written, so a region of
-/// it stays valid for as long as anyone holds it.
-fn in_memory_file(rope: &Rope) -> std::io::Result<File> {
+/// A sealed memfd holding `parts` in order: nothing can change or resize it once written, so a
+/// region of it stays valid for as long as anyone holds it.
+fn in_memory_file(parts: &[Bytes]) -> std::io::Result<File> {
     use rustix::fs::{MemfdFlags, SealFlags};
     let fd = rustix::fs::memfd_create(
         "rollcall-rendered",
         MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
     )?;
     let mut f = File::from(fd);
-    for part in rope.parts() {
+    for part in parts {
         f.write_all(part)?;
     }
     rustix::fs::fcntl_add_seals(
