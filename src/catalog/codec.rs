@@ -606,6 +606,7 @@ pub fn write_checked(
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".tmp.{}", std::process::id()));
     let tmp = path.with_file_name(name);
+    remove_abandoned(path);
     let result = (|| {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
@@ -619,6 +620,32 @@ pub fn write_checked(
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Removes temporary files of `path` left by processes that are gone (a server stopped while it
+/// wrote its caches): at 100,000 episodes each is hundreds of MB. A file whose process still
+/// runs is left alone.
+fn remove_abandoned(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let stem = format!("{name}.tmp.");
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(pid) = file
+            .to_str()
+            .and_then(|f| f.strip_prefix(&stem))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// The key of a value for this build: SHA-256 of the build's identity and the value's encoding.
@@ -696,6 +723,21 @@ mod tests {
         .unwrap();
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1, "the temporary file was renamed");
+        // A temporary file of a process that is gone is removed by the next write; one of a
+        // running process (pid 1 always runs) or of another file is not.
+        let gone = dir.path().join("x.cache.tmp.4294967295");
+        let live = dir.path().join("x.cache.tmp.1");
+        let other = dir.path().join("y.cache.tmp.4294967295");
+        for f in [&gone, &live, &other] {
+            std::fs::write(f, b"partial").unwrap();
+        }
+        write_checked(&path, b"rollcall test 1\n", |out| {
+            "hello".encode(out);
+            7u64.encode(out);
+        })
+        .unwrap();
+        assert!(!gone.exists(), "an abandoned temporary file was kept");
+        assert!(live.exists() && other.exists());
         let mut r = read_checked(&path, b"rollcall test 1\n").unwrap().unwrap();
         assert_eq!(String::decode(&mut r).unwrap(), "hello");
         assert_eq!(r.u64().unwrap(), 7);
