@@ -338,25 +338,43 @@ fn save_caches_in_background(live: &Arc<Live>) {
     let spawned = std::thread::Builder::new()
         .name("save-caches".into())
         .spawn(move || {
-            let saved = |path: &std::path::Path, what: &str, r: std::io::Result<usize>, t: std::time::Instant| match r {
-                Ok(n) => tracing::info!(path = %path.display(), records = n, elapsed_ms = t.elapsed().as_millis() as u64, "{what} saved for the next start"),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot save {what} for the next start; check that state_dir is writable"),
-            };
             if let Some(path) = episodes {
                 let t = std::time::Instant::now();
                 let slugs = first.catalog.all_episodes();
                 let r = live
                     .cache
                     .save_parsed(&path, slugs.iter().map(|e| e.slug.as_str()));
-                saved(&path, "parsed episodes", r, t);
+                log_saved(&path, "parsed episodes", r, t);
             }
             if let Some(path) = items {
                 let t = std::time::Instant::now();
-                saved(&path, "feed items", first.items.save(&path), t);
+                log_saved(&path, "feed items", first.items.save(&path), t);
             }
         });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "cannot start the thread that saves the start's caches");
+    }
+}
+
+/// Logs how saving one of the start's caches went.
+fn log_saved(
+    path: &std::path::Path,
+    what: &str,
+    result: std::io::Result<usize>,
+    started: std::time::Instant,
+) {
+    match result {
+        Ok(n) => tracing::info!(
+            path = %path.display(),
+            records = n,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "{what} saved for the next start"
+        ),
+        Err(e) => tracing::warn!(
+            path = %path.display(),
+            error = %e,
+            "cannot save {what} for the next start; check that state_dir is writable"
+        ),
     }
 }
 

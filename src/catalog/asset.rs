@@ -119,6 +119,8 @@ pub struct MeasureCache {
 
 /// The parsed-episodes file's first line; a new layout gets a new number.
 const PARSED_KIND: &[u8] = b"rollcall episodes 1\n";
+/// No saved episode takes fewer bytes: a slug, its inputs, a flag and the episode's own fields.
+const PARSED_MIN_RECORD: usize = 64;
 
 /// A parsed episode and the stamps of the files it was built from.
 /// The bool says whether every input is a regular file directly in the episode folder (no
@@ -331,7 +333,7 @@ impl MeasureCache {
         let Some(mut r) = codec::read_checked(path, PARSED_KIND)? else {
             return Ok(0);
         };
-        let count = r.count(64)?;
+        let count = r.count(PARSED_MIN_RECORD)?;
         let mut parsed = HashMap::with_capacity(count);
         for _ in 0..count {
             let slug = String::decode(&mut r)?;

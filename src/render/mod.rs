@@ -309,8 +309,6 @@ fn write_pretty(channel: &Channel) -> String {
 pub struct Fragment {
     episode: Arc<Episode>,
     public_url: String,
-    /// What the item was rendered from, for the saved items (see [`saved`]).
-    key: [u8; 32],
     xml: Bytes,
     hash: [u8; 32],
     /// The item compressed after each predecessor it has had (by the predecessor's hash): an
@@ -399,14 +397,14 @@ impl ItemCache {
                 return Arc::clone(f);
             }
         }
-        let key = saved::key(&catalog.public_url, ep);
-        let fragment = match saved.and_then(|s| s.get(&key)) {
+        // The key is computed only where there are saved items to find (a start's first render).
+        let found = saved.and_then(|s| s.get(&saved::key(&catalog.public_url, ep)));
+        let fragment = match found {
             Some(item) => {
                 self.taken.fetch_add(1, Ordering::Relaxed);
                 Fragment {
                     episode: Arc::clone(ep),
                     public_url: catalog.public_url.clone(),
-                    key,
                     xml: item.xml.clone(),
                     hash: item.hash,
                     deflated: Mutex::new(item.deflated.clone()),
@@ -419,7 +417,6 @@ impl ItemCache {
                     hash: Sha256::digest(&xml).into(),
                     episode: Arc::clone(ep),
                     public_url: catalog.public_url.clone(),
-                    key,
                     xml,
                     deflated: Mutex::default(),
                 }
@@ -460,7 +457,8 @@ impl ItemCache {
         }
     }
 
-    /// Writes every item in memory to `path`, for the next start.
+    /// Writes every item in memory to `path`, for the next start, each under the key of what it
+    /// was rendered from (computed here, off the start's path).
     pub fn save(&self, path: &std::path::Path) -> std::io::Result<usize> {
         let fragments: Vec<Arc<Fragment>> = self
             .items
@@ -474,7 +472,8 @@ impl ItemCache {
             path,
             fragments.iter().map(|f| {
                 let deflated = f.deflated.lock().expect("fragment lock").clone();
-                (f.key, &f.xml[..], f.hash, deflated)
+                let key = saved::key(&f.public_url, &f.episode);
+                (key, &f.xml[..], f.hash, deflated)
             }),
         )?;
         Ok(n)
