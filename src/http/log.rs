@@ -43,9 +43,13 @@ impl AccessLog {
         out: impl Write + Send + 'static,
         style: LogStyle,
     ) -> std::io::Result<AccessLog> {
-        Consumer::spawn(deliveries, "access log", QUEUE, move |sub, stop| {
-            run(sub, out, style, stop)
-        })
+        Consumer::spawn(
+            deliveries,
+            "access log",
+            QUEUE,
+            crate::stats::everything,
+            move |sub, stop| run(sub, out, style, stop),
+        )
         .map(AccessLog)
     }
 

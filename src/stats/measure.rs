@@ -116,20 +116,21 @@ impl Measurement {
         let retention_days = config.retention_days;
         let status = Arc::new(Status::default());
         let shared = Arc::clone(&status);
-        let consumer = Consumer::spawn(deliveries, "measurement", queue, move |sub, stop| {
-            let mut m = Measurer {
-                store,
-                tally,
-                salts: HashMap::new(),
-                pending: MeasurementBatch::default(),
-                status: shared,
-                retention: Duration::from_secs(retention_days * 86_400),
-                delivered: Vec::new(),
-                backlog: Default::default(),
-                salt_failing: false,
-            };
-            m.run(sub, stop);
-        })?;
+        let consumer =
+            Consumer::spawn(deliveries, "measurement", queue, media, move |sub, stop| {
+                let mut m = Measurer {
+                    store,
+                    tally,
+                    salts: HashMap::new(),
+                    pending: MeasurementBatch::default(),
+                    status: shared,
+                    retention: Duration::from_secs(retention_days * 86_400),
+                    delivered: Vec::new(),
+                    backlog: Default::default(),
+                    salt_failing: false,
+                };
+                m.run(sub, stop);
+            })?;
         let _ = status.queue_dropped.set(consumer.drop_count());
         Ok(Measurement { consumer, status })
     }
@@ -155,6 +156,12 @@ struct Measurer {
     backlog: std::collections::VecDeque<Arc<Delivery>>,
     /// The salt lookup is failing (logged once per outage, not per record).
     salt_failing: bool,
+}
+
+/// The records measurement counts: media responses for an episode. Nothing else enters its
+/// queue.
+fn media(d: &Delivery) -> bool {
+    d.route == RouteKind::Media && d.episode.is_some()
 }
 
 fn millis(at: SystemTime) -> i64 {

@@ -287,8 +287,18 @@ impl RequestLine {
 
 struct Subscriber {
     name: &'static str,
+    wants: Wants,
     tx: SyncSender<Arc<Delivery>>,
     dropped: Arc<AtomicU64>,
+}
+
+/// Which records a subscriber takes. The others never enter its queue, so they cost it
+/// nothing and are freed as soon as the subscribers that want them are done.
+pub type Wants = fn(&Delivery) -> bool;
+
+/// Every record.
+pub fn everything(_: &Delivery) -> bool {
+    true
 }
 
 /// Where deliveries go: the metrics, and any number of subscribers, each with a bounded queue.
@@ -321,15 +331,16 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    /// Subscribes as `name` with a queue of `capacity` records and runs `run` on a thread of the
-    /// same name.
+    /// Subscribes as `name` to the records it `wants`, with a queue of `capacity` of them, and
+    /// runs `run` on a thread of the same name.
     pub fn spawn(
         deliveries: &Deliveries,
         name: &'static str,
         capacity: usize,
+        wants: Wants,
         run: impl FnOnce(Subscription, &std::sync::atomic::AtomicBool) + Send + 'static,
     ) -> std::io::Result<Consumer> {
-        let sub = deliveries.subscribe(name, capacity);
+        let sub = deliveries.subscribe_to(name, capacity, wants);
         let dropped = Arc::clone(&sub.dropped);
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stopping = Arc::clone(&stop);
@@ -369,12 +380,19 @@ impl Drop for Consumer {
 }
 
 impl Deliveries {
-    /// Adds a subscriber whose queue holds up to `capacity` records. `name` appears in warnings.
+    /// Adds a subscriber to every record, whose queue holds up to `capacity` of them. `name`
+    /// appears in warnings.
     pub fn subscribe(&self, name: &'static str, capacity: usize) -> Subscription {
+        self.subscribe_to(name, capacity, everything)
+    }
+
+    /// Adds a subscriber to the records it `wants`, whose queue holds up to `capacity` of them.
+    pub fn subscribe_to(&self, name: &'static str, capacity: usize, wants: Wants) -> Subscription {
         let (tx, records) = mpsc::sync_channel(capacity);
         let dropped = Arc::new(AtomicU64::new(0));
         self.lock().push(Subscriber {
             name,
+            wants,
             tx,
             dropped: Arc::clone(&dropped),
         });
@@ -391,15 +409,20 @@ impl Deliveries {
         self.metrics.observe(&d);
         let d = Arc::new(d);
         let mut subs = self.lock();
-        subs.retain(|s| match s.tx.try_send(Arc::clone(&d)) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) => {
-                s.dropped.fetch_add(1, Ordering::Relaxed);
-                true
+        subs.retain(|s| {
+            if !(s.wants)(&d) {
+                return true;
             }
-            Err(TrySendError::Disconnected(_)) => {
-                tracing::debug!(subscriber = s.name, "delivery subscriber went away");
-                false
+            match s.tx.try_send(Arc::clone(&d)) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) => {
+                    s.dropped.fetch_add(1, Ordering::Relaxed);
+                    true
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    tracing::debug!(subscriber = s.name, "delivery subscriber went away");
+                    false
+                }
             }
         });
     }
@@ -426,6 +449,20 @@ mod tests {
             client: IpAddr::from([127, 0, 0, 1]),
             credentials: Credentials::Anonymous,
         }
+    }
+
+    #[test]
+    fn a_subscriber_gets_only_the_records_it_wants_and_others_are_not_counted_as_lost() {
+        let hub = Deliveries::default();
+        let partial = hub.subscribe_to("partial", 1, |d| d.status == 304);
+        let all = hub.subscribe("all", 10);
+        for s in [200, 304, 206, 200] {
+            hub.publish(delivery(s));
+        }
+        let got: Vec<u16> = partial.records.try_iter().map(|d| d.status).collect();
+        assert_eq!(got, [304]);
+        assert_eq!(partial.dropped(), 0, "unwanted records are not drops");
+        assert_eq!(all.records.try_iter().count(), 4);
     }
 
     #[test]

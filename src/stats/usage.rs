@@ -20,6 +20,8 @@ use crate::store::{Store, TokenUse};
 
 /// How often uses are written.
 const INTERVAL: Duration = Duration::from_secs(1);
+/// How often the queue is drained.
+const DRAIN: Duration = Duration::from_millis(100);
 
 /// The running recorder; [`Recorder::finish`] writes what is left and stops it.
 pub struct Recorder(Consumer);
@@ -30,9 +32,13 @@ impl Recorder {
         store: Arc<Store>,
         alert_above: u64,
     ) -> std::io::Result<Recorder> {
-        Consumer::spawn(deliveries, "token usage", 64 * 1024, move |sub, stop| {
-            run(sub, &store, alert_above, stop)
-        })
+        Consumer::spawn(
+            deliveries,
+            "token usage",
+            64 * 1024,
+            personal,
+            move |sub, stop| run(sub, &store, alert_above, stop),
+        )
         .map(Recorder)
     }
 
@@ -40,6 +46,11 @@ impl Recorder {
     pub fn finish(self) {
         self.0.finish();
     }
+}
+
+/// The records this recorder takes: requests a personal token authorized.
+fn personal(d: &Delivery) -> bool {
+    matches!(d.credentials, Credentials::Personal { .. })
 }
 
 use super::count::address_hash;
@@ -82,57 +93,76 @@ impl Seen {
     }
 }
 
-/// One row per client, app and day: (account, day, address, user agent), with the number of
-/// requests and the latest second among them.
-type Key<'a> = (i64, chrono::NaiveDate, IpAddr, &'a str);
+/// One row per client, app and day: (account, day, address, user agent).
+type Key = (i64, chrono::NaiveDate, IpAddr, String);
 
-/// Groups the personal uses among `records` by [`Key`], in order of first appearance. An app
-/// polling over one connection sends runs of identical keys, so the group of the record before
-/// is tried first and the map is asked only when the key changes.
-fn group(records: &[Arc<Delivery>]) -> Vec<(Key<'_>, (i64, i64))> {
-    let mut groups: Vec<(Key, (i64, i64))> = Vec::new();
-    let mut index: std::collections::HashMap<Key, usize> = Default::default();
-    let mut previous: Option<usize> = None;
-    for d in records {
+/// The personal uses drained since the last write, grouped by [`Key`] in order of first
+/// appearance, each with its number of requests and the latest second among them. Records are
+/// drained every [`DRAIN`] and reduced to this at once, so they do not pile up in the queue
+/// between writes: at a busy server's rate a second's records would be tens of MB, allocated
+/// by the request threads and freed here in one burst.
+#[derive(Default)]
+struct Pending {
+    groups: Vec<(Key, (i64, i64))>,
+    index: std::collections::HashMap<Key, usize>,
+    /// The group of the record before. An app polling over one connection sends runs of
+    /// identical keys, so it is tried first and the map is asked only when the key changes.
+    previous: Option<usize>,
+}
+
+impl Pending {
+    fn add(&mut self, d: &Delivery) {
         let Credentials::Personal { id, .. } = d.credentials else {
-            continue;
+            return;
         };
         let at = chrono::DateTime::<chrono::Utc>::from(d.at).timestamp();
-        let key = (
-            id,
-            day_of(d.at),
-            d.client,
-            d.request.user_agent().unwrap_or_default(),
-        );
-        let i = match previous {
-            Some(i) if groups[i].0 == key => i,
-            _ => *index.entry(key).or_insert_with(|| {
-                groups.push((key, (0, 0)));
-                groups.len() - 1
-            }),
+        let (day, client) = (day_of(d.at), d.client);
+        let user_agent = d.request.user_agent().unwrap_or_default();
+        let same = |k: &Key| k.0 == id && k.1 == day && k.2 == client && k.3 == user_agent;
+        let i = match self.previous {
+            Some(i) if same(&self.groups[i].0) => i,
+            _ => {
+                let key = (id, day, client, user_agent.to_owned());
+                let groups = &mut self.groups;
+                *self.index.entry(key).or_insert_with_key(|key| {
+                    groups.push((key.clone(), (0, 0)));
+                    groups.len() - 1
+                })
+            }
         };
-        previous = Some(i);
-        let g = &mut groups[i].1;
+        self.previous = Some(i);
+        let g = &mut self.groups[i].1;
         g.0 += 1;
         g.1 = g.1.max(at);
     }
-    groups
+
+    /// The groups so far, leaving none.
+    fn take(&mut self) -> Vec<(Key, (i64, i64))> {
+        self.index.clear();
+        self.previous = None;
+        std::mem::take(&mut self.groups)
+    }
 }
 
 fn run(sub: Subscription, store: &Store, alert_above: u64, stop: &AtomicBool) {
     let mut salt: Option<(chrono::NaiveDate, [u8; 32])> = None;
     let mut seen = Seen::default();
     let mut today: Option<(chrono::NaiveDate, String)> = None;
+    let mut pending = Pending::default();
+    let mut written = std::time::Instant::now();
     loop {
         let last = stop.load(Ordering::Relaxed);
-        let records: Vec<Arc<Delivery>> = sub
-            .records
-            .try_iter()
-            .filter(|d| matches!(d.credentials, Credentials::Personal { .. }))
-            .collect();
-        // Requests from one client with one app on one day are one row: group first, so the
-        // keyed hash and the app's name are worked out once per group, not per request.
-        let groups = group(&records);
+        for d in sub.records.try_iter() {
+            pending.add(&d);
+        }
+        if !last && written.elapsed() < INTERVAL {
+            std::thread::park_timeout(DRAIN);
+            continue;
+        }
+        written = std::time::Instant::now();
+        // Requests from one client with one app on one day are one row, so the keyed hash and
+        // the app's name are worked out once per group, not per request.
+        let groups = pending.take();
         let mut uses = Vec::with_capacity(groups.len());
         for ((id, day, client, user_agent), (requests, at)) in groups {
             let salt = match salt {
@@ -166,7 +196,7 @@ fn run(sub: Subscription, store: &Store, alert_above: u64, stop: &AtomicBool) {
                 requests,
                 day: day_text,
                 address: seen.address(&salt, client),
-                app: seen.app(user_agent).to_owned(),
+                app: seen.app(&user_agent).to_owned(),
             });
         }
         if !uses.is_empty() {
@@ -187,7 +217,7 @@ fn run(sub: Subscription, store: &Store, alert_above: u64, stop: &AtomicBool) {
         if last {
             return;
         }
-        std::thread::park_timeout(INTERVAL);
+        std::thread::park_timeout(DRAIN);
     }
 }
 
@@ -222,7 +252,7 @@ mod tests {
         };
         let mut anonymous = (*use_by(1, [10, 0, 0, 1], "AntennaPod/3", 0)).clone();
         anonymous.credentials = Credentials::Anonymous;
-        let records = vec![
+        let records = [
             use_by(1, [10, 0, 0, 1], "AntennaPod/3", 0),
             use_by(1, [10, 0, 0, 1], "AntennaPod/3", 5),
             use_by(1, [10, 0, 0, 2], "AntennaPod/3", 1),
@@ -231,7 +261,16 @@ mod tests {
             use_by(1, [10, 0, 0, 1], "AntennaPod/3", 3),
             use_by(1, [10, 0, 0, 1], "gPodder/3.11", 4),
         ];
-        let groups: Vec<(i64, IpAddr, &str, (i64, i64))> = group(&records)
+        // Drained in two goes, as the recorder drains its queue: the groups span both.
+        let mut pending = Pending::default();
+        for d in &records[..4] {
+            pending.add(d);
+        }
+        for d in &records[4..] {
+            pending.add(d);
+        }
+        let groups: Vec<(i64, IpAddr, String, (i64, i64))> = pending
+            .take()
             .into_iter()
             .map(|((id, _, ip, ua), n)| (id, ip, ua, n))
             .collect();
@@ -239,12 +278,33 @@ mod tests {
         assert_eq!(
             groups,
             [
-                (1, IpAddr::from([10, 0, 0, 1]), "AntennaPod/3", (3, t + 5)),
-                (1, IpAddr::from([10, 0, 0, 2]), "AntennaPod/3", (1, t + 1)),
-                (2, IpAddr::from([10, 0, 0, 1]), "AntennaPod/3", (1, t + 2)),
-                (1, IpAddr::from([10, 0, 0, 1]), "gPodder/3.11", (1, t + 4)),
+                (
+                    1,
+                    IpAddr::from([10, 0, 0, 1]),
+                    "AntennaPod/3".into(),
+                    (3, t + 5)
+                ),
+                (
+                    1,
+                    IpAddr::from([10, 0, 0, 2]),
+                    "AntennaPod/3".into(),
+                    (1, t + 1)
+                ),
+                (
+                    2,
+                    IpAddr::from([10, 0, 0, 1]),
+                    "AntennaPod/3".into(),
+                    (1, t + 2)
+                ),
+                (
+                    1,
+                    IpAddr::from([10, 0, 0, 1]),
+                    "gPodder/3.11".into(),
+                    (1, t + 4)
+                ),
             ]
         );
+        assert!(pending.take().is_empty(), "taking leaves none");
     }
 
     #[test]
