@@ -6,12 +6,13 @@
 # requests per second and the server's CPU per request for: the public feed GET, the personal
 # feed GET, and the 304 of each (If-None-Match with its own ETag).
 # Usage: bash bench/personal.sh   Env: BENCH_SECONDS (per run, default 5), BENCH_REPS (default 3),
-# BENCH_DIR (default /tmp/rollcall-bench-personal).
+# BENCH_DIR (default /tmp/rollcall-bench-personal), BENCH_ROWS (which requests, default "get gzip 304").
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 DIR=${BENCH_DIR:-/tmp/rollcall-bench-personal}
 SECS=${BENCH_SECONDS:-5}
 REPS=${BENCH_REPS:-3}
+ROWS=${BENCH_ROWS:-get gzip 304}
 PORT=18097
 for t in wrk taskset python3 curl ffmpeg; do command -v $t >/dev/null || { echo "needs $t" >&2; exit 1; }; done
 mkdir -p "$DIR"
@@ -71,10 +72,11 @@ pair() { # label public-path public-inm personal-path personal-inm conns [accept
   log "$1 c=$6 public=$a personal=$b ratio=$ratio cpu public=$ca personal=$cb"
   rows+=("| $1 | $6 | $a | $b | **$ratio** | $ca | $cb |")
 }
+row() { [[ " $ROWS " == *" $1 "* ]]; }
 for c in 16 256; do
-  pair "feed GET" $PUBLIC "" "$PERSONAL" "" $c
-  pair "feed GET, gzip" $PUBLIC "" "$PERSONAL" "" $c gzip
-  pair "feed 304" $PUBLIC "$P_ETAG" "$PERSONAL" "$M_ETAG" $c
+  if row get; then pair "feed GET" $PUBLIC "" "$PERSONAL" "" $c; fi
+  if row gzip; then pair "feed GET, gzip" $PUBLIC "" "$PERSONAL" "" $c gzip; fi
+  if row 304; then pair "feed 304" $PUBLIC "$P_ETAG" "$PERSONAL" "$M_ETAG" $c; fi
 done
 echo "Personal feeds, $(date -u +%Y-%m-%d), rollcall $(git -C "$REPO" rev-parse --short HEAD): public feed $P_BYTES bytes, personal feed $M_BYTES bytes (5,000 episodes each); gzip $P_GZ and $M_GZ bytes on the first request after the start; medians of $REPS alternating ${SECS}-second runs."
 echo

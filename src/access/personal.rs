@@ -12,13 +12,20 @@
 //! and one map lookup, confirmed with a constant-time comparison. The map is rebuilt whenever the
 //! store changes, including changes made by another process (the CLI), which it notices within a
 //! second through SQLite's `data_version`.
+//!
+//! An app polls its feed again and again with the same URL, so the map also remembers the tokens
+//! it confirmed lately ([`Recent`]): a later request with the same token is matched by a
+//! constant-time comparison of the whole token instead of a SHA-256. This memory holds tokens in
+//! the clear, but only in the process that can derive every token anyway (it holds the key and
+//! reads the seeds), never on disk; and it is part of the map, so a revocation, a reset or a
+//! suspension, which rebuilds the map, empties it at the same moment.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -130,10 +137,87 @@ impl Holder {
 /// Every valid personal token, by hash, in memory.
 #[derive(Default)]
 pub struct Tokens {
-    by_hash: ArcSwap<TokenMap>,
+    map: ArcSwap<TokenMap>,
 }
 
-type TokenMap = HashMap<SecretHash, Arc<Holder>, std::hash::BuildHasherDefault<DigestHasher>>;
+/// The valid tokens of one state of the store.
+#[derive(Default)]
+struct TokenMap {
+    by_hash: HashMap<SecretHash, Arc<Holder>, std::hash::BuildHasherDefault<DigestHasher>>,
+    recent: Recent,
+}
+
+/// The length of every token: 64 hex digits.
+const TOKEN_LEN: usize = 64;
+/// How many confirmed tokens [`Recent`] holds at most.
+const RECENT_SLOTS: usize = 1024;
+
+/// Tokens confirmed lately, in a table of [`RECENT_SLOTS`] slots indexed by a randomly seeded
+/// hash of the token's text. A token that finds its slot holding itself (all 64 bytes, compared
+/// in constant time) is valid without hashing it again; one that does not goes the whole way,
+/// and takes the slot if it proves valid. A slot's index says nothing about any token: the seed
+/// is drawn for each map.
+struct Recent {
+    seed: foldhash::fast::RandomState,
+    slots: Box<[ArcSwapOption<Confirmed>]>,
+}
+
+/// A token that proved valid, with its holder.
+struct Confirmed {
+    token: [u8; TOKEN_LEN],
+    holder: Arc<Holder>,
+}
+
+impl Drop for Confirmed {
+    fn drop(&mut self) {
+        // Best effort: the freed memory does not keep the token.
+        self.token = [0; TOKEN_LEN];
+        std::hint::black_box(&self.token);
+    }
+}
+
+impl Default for Recent {
+    fn default() -> Recent {
+        Recent {
+            seed: foldhash::fast::RandomState::default(),
+            slots: (0..RECENT_SLOTS).map(|_| ArcSwapOption::empty()).collect(),
+        }
+    }
+}
+
+impl Recent {
+    fn slot(&self, token: &[u8; TOKEN_LEN]) -> &ArcSwapOption<Confirmed> {
+        use std::hash::BuildHasher;
+        let i = self.seed.hash_one(token) as usize % RECENT_SLOTS;
+        &self.slots[i]
+    }
+
+    /// The holder of `token` if it was confirmed lately.
+    fn get(&self, token: &[u8; TOKEN_LEN]) -> Option<Arc<Holder>> {
+        let slot = self.slot(token).load();
+        let confirmed = slot.as_ref()?;
+        same_token(&confirmed.token, token).then(|| Arc::clone(&confirmed.holder))
+    }
+
+    fn remember(&self, token: &[u8; TOKEN_LEN], holder: &Arc<Holder>) {
+        self.slot(token).store(Some(Arc::new(Confirmed {
+            token: *token,
+            holder: Arc::clone(holder),
+        })));
+    }
+}
+
+/// Whether two tokens are equal, in time that does not depend on where they differ: every word
+/// is compared and the differences are folded together before the one test.
+fn same_token(a: &[u8; TOKEN_LEN], b: &[u8; TOKEN_LEN]) -> bool {
+    let mut difference = 0u64;
+    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        let x = u64::from_ne_bytes(x.try_into().expect("8 bytes"));
+        let y = u64::from_ne_bytes(y.try_into().expect("8 bytes"));
+        difference |= x ^ y;
+    }
+    bool::from(difference.ct_eq(&0))
+}
 
 /// Hashes a [`SecretHash`] by its first eight bytes instead of running SipHash over all 32
 /// (every personal feed poll looks one up). They are SHA-256 output, already uniform, and the
@@ -163,7 +247,7 @@ impl std::hash::Hasher for DigestHasher {
 impl Tokens {
     /// Rebuilds the map from the store (blocking).
     pub fn reload(&self, store: &Store) -> Result<(), StoreError> {
-        let map = store
+        let by_hash = store
             .feed_tokens()?
             .into_iter()
             .map(|t| {
@@ -176,7 +260,10 @@ impl Tokens {
                 (t.hash, Arc::new(holder))
             })
             .collect();
-        self.by_hash.store(Arc::new(map));
+        self.map.store(Arc::new(TokenMap {
+            by_hash,
+            recent: Recent::default(),
+        }));
         Ok(())
     }
 
@@ -195,10 +282,20 @@ impl Tokens {
 
     /// The holder of `token`, if it is valid now. Malformed tokens are not even hashed.
     pub fn lookup(&self, token: &str) -> Option<Arc<Holder>> {
+        let map = self.map.load();
+        let text: Option<&[u8; TOKEN_LEN]> = token.as_bytes().try_into().ok();
+        if let Some(holder) = text.and_then(|t| map.recent.get(t)) {
+            return Some(holder);
+        }
         let hash = Secret::hash_of(token)?;
-        let map = self.by_hash.load();
-        let holder = map.get(&hash)?;
-        bool::from(holder.hash.0.ct_eq(&hash.0)).then(|| Arc::clone(holder))
+        let holder = map.by_hash.get(&hash)?;
+        if !bool::from(holder.hash.0.ct_eq(&hash.0)) {
+            return None;
+        }
+        if let Some(text) = text {
+            map.recent.remember(text, holder);
+        }
+        Some(Arc::clone(holder))
     }
 }
 
@@ -248,6 +345,53 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_confirmed_token_is_remembered_until_the_map_is_rebuilt_and_nothing_else_matches_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("r.db")).unwrap();
+        let key = TokenKey::load_or_create(&dir.path().join("token.key")).unwrap();
+        store.add_user("pat", Role::Officer, "h").unwrap();
+        let pat = store.users().unwrap().remove(0);
+        let token = issue(&store, &key, &pat).unwrap();
+        let text: [u8; TOKEN_LEN] = token.expose().as_bytes().try_into().unwrap();
+        let tokens = Tokens::default();
+        tokens.reload(&store).unwrap();
+        assert!(tokens.map.load().recent.get(&text).is_none());
+        assert_eq!(tokens.lookup(token.expose()).unwrap().name, "pat");
+        assert_eq!(tokens.map.load().recent.get(&text).unwrap().name, "pat");
+        assert_eq!(tokens.lookup(token.expose()).unwrap().name, "pat");
+
+        // A different token that lands in the same slot does not match it.
+        let map = tokens.map.load();
+        let slot = map.recent.slot(&text) as *const _;
+        let mut other = text;
+        let mut n = 0u32;
+        while !std::ptr::eq(map.recent.slot(&other), slot) || other == text {
+            n += 1;
+            let hex = format!("{n:064x}");
+            other.copy_from_slice(hex.as_bytes());
+        }
+        assert!(map.recent.get(&other).is_none());
+        assert!(tokens
+            .lookup(std::str::from_utf8(&other).unwrap())
+            .is_none());
+        // Nor does one that differs from it in any one byte.
+        for i in 0..TOKEN_LEN {
+            let mut near = text;
+            near[i] = if near[i] == b'0' { b'1' } else { b'0' };
+            assert!(!same_token(&near, &text), "byte {i}");
+            assert!(tokens.lookup(std::str::from_utf8(&near).unwrap()).is_none());
+        }
+        assert!(same_token(&text, &text.clone()));
+        drop(map);
+
+        // Suspending the account rebuilds the map: the remembered token is gone with it.
+        store.set_suspended("pat", true).unwrap();
+        tokens.reload(&store).unwrap();
+        assert!(tokens.map.load().recent.get(&text).is_none());
+        assert!(tokens.lookup(token.expose()).is_none());
     }
 
     #[test]

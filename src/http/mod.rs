@@ -155,19 +155,19 @@ impl App {
                 &self.deliveries,
             );
         }
-        let admin = match Route::parse(req.uri().path()) {
-            route @ (Route::Admin | Route::Metrics) => Some(route.kind()),
-            _ => None,
-        };
-        if let Some(kind) = admin {
-            return self.handle_admin(req, conn, kind).await;
-        }
-        // Read-only routes take no body; the parts are `Sync`, so handlers can borrow them.
-        let (req, _body) = req.into_parts();
-        let started = Started::new(&req);
-        let mut ctx = RequestContext::new(conn.peer, &req.headers, &self.trusted_proxies);
+        let (req, body) = req.into_parts();
         let route = Route::parse(req.uri.path());
         let kind = route.kind();
+        if let Route::Admin | Route::Metrics = route {
+            return self
+                .handle_admin(Request::from_parts(req, body), conn, kind)
+                .await;
+        }
+        // Read-only routes take no body (it is kept, unread, until the answer is ready); the
+        // parts are `Sync`, so handlers can borrow them.
+        let _body = body;
+        let started = Started::new(&req);
+        let mut ctx = RequestContext::new(conn.peer, &req.headers, &self.trusted_proxies);
         // A personal URL's token is settled before routing: a valid one gives the request its
         // holder's credentials; any other answers exactly as a path that never existed.
         let refused = match route {

@@ -66,13 +66,16 @@ pub fn personal_feed(
     // `"<template hash>-<fingerprint>-gzip"`, written in place: `etag` is all but the `-gzip`.
     let mut text = [0u8; PERSONAL_ETAG_GZIP_LEN];
     personal_etag(&mut text, &template.hash, fingerprint);
+    let mut plain = [0u8; PERSONAL_ETAG_LEN];
+    plain[..PERSONAL_ETAG_LEN - 1].copy_from_slice(&text[..PERSONAL_ETAG_LEN - 1]);
+    plain[PERSONAL_ETAG_LEN - 1] = b'"';
     let etag_gzip = std::str::from_utf8(&text).expect("quotes, hex digits and hyphens");
-    let etag = [&etag_gzip[..PERSONAL_ETAG_LEN - 1], "\""].concat();
+    let etag = std::str::from_utf8(&plain).expect("quotes, hex digits and hyphens");
     // The gzip variant is there from the start: only the prefix is compressed per request.
     let gzip = accepted(header_str(headers, header::ACCEPT_ENCODING)).1;
-    let alternates = [etag.as_str(), etag_gzip];
+    let alternates = [etag, etag_gzip];
     let v = Validators {
-        etag: if gzip { etag_gzip } else { &etag },
+        etag: if gzip { etag_gzip } else { etag },
         alternates: &alternates,
         last_modified: template.last_modified,
     };

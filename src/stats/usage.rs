@@ -56,6 +56,7 @@ fn personal(d: &Delivery) -> bool {
 use super::count::address_hash;
 pub use super::count::address_key;
 
+#[cfg(test)]
 fn day_of(at: SystemTime) -> chrono::NaiveDate {
     chrono::DateTime::<chrono::Utc>::from(at).date_naive()
 }
@@ -96,6 +97,9 @@ impl Seen {
 /// One row per client, app and day: (account, day, address, user agent).
 type Key = (i64, chrono::NaiveDate, IpAddr, String);
 
+/// A [`Key`] while its uses gather: the day as its number since 1970, dated when taken.
+type Gathering = (i64, i64, IpAddr, String);
+
 /// The personal uses drained since the last write, grouped by [`Key`] in order of first
 /// appearance, each with its number of requests and the latest second among them. Records are
 /// drained every [`DRAIN`] and reduced to this at once, so they do not pile up in the queue
@@ -103,8 +107,8 @@ type Key = (i64, chrono::NaiveDate, IpAddr, String);
 /// by the request threads and freed here in one burst.
 #[derive(Default)]
 struct Pending {
-    groups: Vec<(Key, (i64, i64))>,
-    index: std::collections::HashMap<Key, usize>,
+    groups: Vec<(Gathering, (i64, i64))>,
+    index: std::collections::HashMap<Gathering, usize>,
     /// The group of the record before. An app polling over one connection sends runs of
     /// identical keys, so it is tried first and the map is asked only when the key changes.
     previous: Option<usize>,
@@ -115,12 +119,22 @@ impl Pending {
         let Credentials::Personal { id, .. } = d.credentials else {
             return;
         };
-        let at = chrono::DateTime::<chrono::Utc>::from(d.at).timestamp();
-        let (day, client) = (day_of(d.at), d.client);
+        // Whole seconds and days since 1970, UTC: the same day `day_of` names.
+        let at = match d.at.duration_since(SystemTime::UNIX_EPOCH) {
+            Ok(since) => since.as_secs() as i64,
+            Err(before) => -(before.duration().as_secs_f64().ceil() as i64),
+        };
+        let (day, client) = (at.div_euclid(86_400), d.client);
         let user_agent = d.request.user_agent().unwrap_or_default();
-        let same = |k: &Key| k.0 == id && k.1 == day && k.2 == client && k.3 == user_agent;
         let i = match self.previous {
-            Some(i) if same(&self.groups[i].0) => i,
+            Some(i)
+                if {
+                    let k = &self.groups[i].0;
+                    k.0 == id && k.1 == day && k.2 == client && k.3 == user_agent
+                } =>
+            {
+                i
+            }
             _ => {
                 let key = (id, day, client, user_agent.to_owned());
                 let groups = &mut self.groups;
@@ -141,6 +155,14 @@ impl Pending {
         self.index.clear();
         self.previous = None;
         std::mem::take(&mut self.groups)
+            .into_iter()
+            .map(|((id, day, client, user_agent), counts)| {
+                let date = chrono::DateTime::from_timestamp(day * 86_400, 0)
+                    .unwrap_or_default()
+                    .date_naive();
+                ((id, date, client, user_agent), counts)
+            })
+            .collect()
     }
 }
 
@@ -260,6 +282,7 @@ mod tests {
             use_by(2, [10, 0, 0, 1], "AntennaPod/3", 2),
             use_by(1, [10, 0, 0, 1], "AntennaPod/3", 3),
             use_by(1, [10, 0, 0, 1], "gPodder/3.11", 4),
+            use_by(1, [10, 0, 0, 1], "AntennaPod/3", 86_400),
         ];
         // Drained in two goes, as the recorder drains its queue: the groups span both.
         let mut pending = Pending::default();
@@ -269,8 +292,14 @@ mod tests {
         for d in &records[4..] {
             pending.add(d);
         }
-        let groups: Vec<(i64, IpAddr, String, (i64, i64))> = pending
-            .take()
+        let taken = pending.take();
+        // Each group is dated with the UTC day of its requests.
+        let days: Vec<chrono::NaiveDate> = taken.iter().map(|g| g.0 .1).collect();
+        let first = day_of(records[0].at);
+        let next = day_of(records[7].at);
+        assert_eq!(next - first, chrono::TimeDelta::days(1));
+        assert_eq!(days, [first, first, first, first, next]);
+        let groups: Vec<(i64, IpAddr, String, (i64, i64))> = taken
             .into_iter()
             .map(|((id, _, ip, ua), n)| (id, ip, ua, n))
             .collect();
@@ -301,6 +330,12 @@ mod tests {
                     IpAddr::from([10, 0, 0, 1]),
                     "gPodder/3.11".into(),
                     (1, t + 4)
+                ),
+                (
+                    1,
+                    IpAddr::from([10, 0, 0, 1]),
+                    "AntennaPod/3".into(),
+                    (1, t + 86_400)
                 ),
             ]
         );
