@@ -480,7 +480,7 @@ pub(super) fn respond_with(
             &enc.etag_gzip,
             Some("gzip"),
             &enc.headers.etag_gzip,
-            enc.gzip_file(),
+            None,
         ),
         _ if gzip_ok && enc.stitched().is_some() => (
             enc.stitched(),
