@@ -88,7 +88,7 @@ pub fn personal_feed(
         // Filled as it goes out, a quarter MiB at a time, with the exact length announced.
         let prefix = bytes::Bytes::from(format!("/p/{token}"));
         let (body, len) = if gzip {
-            let (chunks, len) = template.gzip_chunks(prefix, 256 * 1024);
+            let (chunks, len) = template.gzip_chunks(prefix);
             let stream = futures_util::stream::iter(chunks.map(Ok::<_, std::convert::Infallible>));
             (Body::from_stream(stream), len)
         } else {

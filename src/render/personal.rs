@@ -24,11 +24,11 @@ pub struct Template {
     /// [`PREFIX_LEN`] bytes, with its content hash and its predecessor's, for reuse by the next
     /// snapshot's template (see [`super::gzip`]).
     deflated: Vec<([u8; 32], Bytes)>,
-    /// For each hole, a deflate block that copies the hole before it (see
-    /// [`super::gzip::repeat_block`]), so a personal gzip compresses its prefix once, for the
-    /// first hole, and repeats it in about 9 bytes per hole instead of some 60. `None` where
-    /// there is no hole within deflate's reach before it.
-    repeats: Vec<Option<Bytes>>,
+    /// The gzip body between the holes that must spell the prefix out (the first, and any too
+    /// far from the one before): each run is the deflated pieces and repeat blocks in between,
+    /// contiguous, and `deflated` shares their memory. A personal gzip is these runs with the
+    /// prefix's fragment between them, sent as they are: no per-request copy of the feed.
+    runs: Vec<Bytes>,
     /// The CRC-32 of the filled feed, for any prefix, in constant time.
     crc: super::gzip::HoleCrc,
     /// The rendered feed's content hash (32 hex digits): with the token, it makes the ETag.
@@ -100,11 +100,23 @@ impl Template {
                 _ => super::gzip::repeat_block(PREFIX_LEN, PREFIX_LEN + pieces[hole].len()),
             })
             .collect();
+        // An unchanged feed's pieces are all the previous template's: so are its runs.
+        let unchanged = previous.filter(|p| {
+            p.deflated.len() == deflated.len()
+                && p.deflated
+                    .iter()
+                    .zip(&deflated)
+                    .all(|(a, b)| a.1.as_ptr() == b.1.as_ptr() && a.1.len() == b.1.len())
+        });
+        let (runs, deflated) = match unchanged {
+            Some(p) => (p.runs.clone(), deflated),
+            None => gzip_runs(deflated, &repeats),
+        };
         Template {
             pieces,
             text_len,
             deflated,
-            repeats,
+            runs,
             crc,
             hash,
             last_modified: super::encoded::now_seconds(),
@@ -153,6 +165,33 @@ pub const PREFIX_LEN: usize = 67;
 /// Deflates each piece after its predecessor followed by a hole (NUL bytes in the dictionary,
 /// where each officer's prefix will be), reusing the previous template's work for any piece
 /// whose bytes and predecessor are unchanged.
+/// Joins each stretch of deflated pieces and repeat blocks between the holes with no repeat
+/// block into one run, and returns the runs with the deflated pieces as slices of them.
+fn gzip_runs(
+    deflated: Vec<([u8; 32], Bytes)>,
+    repeats: &[Option<Bytes>],
+) -> (Vec<Bytes>, Vec<([u8; 32], Bytes)>) {
+    // Each run's pieces, as (index, offset, length) within the run.
+    let mut runs = Vec::new();
+    let mut spans = Vec::with_capacity(deflated.len());
+    let mut run: Vec<u8> = Vec::new();
+    for (i, (_, z)) in deflated.iter().enumerate() {
+        spans.push((runs.len(), run.len(), z.len()));
+        run.extend_from_slice(z);
+        match repeats.get(i) {
+            Some(Some(block)) => run.extend_from_slice(block),
+            // The prefix goes here, or this is the last piece: the run ends.
+            Some(None) | None => runs.push(Bytes::from(std::mem::take(&mut run))),
+        }
+    }
+    let shared = deflated
+        .into_iter()
+        .zip(spans)
+        .map(|((hash, _), (r, at, len))| (hash, runs[r].slice(at..at + len)))
+        .collect();
+    (runs, shared)
+}
+
 fn deflate_pieces(pieces: &[Bytes], previous: Option<&Template>) -> Vec<([u8; 32], Bytes)> {
     use sha2::{Digest, Sha256};
     let hashes: Vec<[u8; 32]> = pieces.iter().map(|p| Sha256::digest(p).into()).collect();
@@ -192,11 +231,7 @@ impl Template {
     /// about `chunk` bytes, and its exact length. Only the prefix is compressed per request, and
     /// only the first hole (and any hole too far from the one before it) holds it; the others
     /// copy the hole before them.
-    pub fn gzip_chunks(
-        self: &std::sync::Arc<Self>,
-        prefix: Bytes,
-        chunk: usize,
-    ) -> (GzipChunks, usize) {
+    pub fn gzip_chunks(self: &std::sync::Arc<Self>, prefix: Bytes) -> (GzipChunks, usize) {
         assert_eq!(
             prefix.len(),
             PREFIX_LEN,
@@ -204,60 +239,52 @@ impl Template {
         );
         let prefix_z = super::gzip::deflate(&prefix);
         let len = 10
-            + self.deflated.iter().map(|(_, z)| z.len()).sum::<usize>()
-            + self
-                .repeats
-                .iter()
-                .map(|r| r.as_ref().map_or(prefix_z.len(), Bytes::len))
-                .sum::<usize>()
+            + self.runs.iter().map(Bytes::len).sum::<usize>()
+            + (self.runs.len() - 1) * prefix_z.len()
             + 10;
         let (crc, plain_len) = self.crc.with(&prefix);
         let chunks = GzipChunks {
             template: std::sync::Arc::clone(self),
             prefix_z,
             next: 0,
-            chunk,
+            header: true,
             trailer: Some(super::gzip::trailer(crc, plain_len)),
-            started: false,
         };
         (chunks, len)
     }
 }
 
-/// The chunks of a personal feed's gzip, in order.
+/// The frames of a personal feed's gzip, in order: the header, then each run with the prefix's
+/// fragment before every run but the first, then the trailer.
 pub struct GzipChunks {
     template: std::sync::Arc<Template>,
     prefix_z: Bytes,
+    /// The next run; the prefix's fragment goes before it when it is not the first.
     next: usize,
-    chunk: usize,
-    /// Sent after the last piece.
+    header: bool,
+    /// Sent after the last run.
     trailer: Option<Bytes>,
-    started: bool,
 }
 
 impl Iterator for GzipChunks {
     type Item = Bytes;
 
     fn next(&mut self) -> Option<Bytes> {
-        self.trailer.as_ref()?;
-        let t = &self.template;
-        let mut out = Vec::with_capacity(self.chunk + 4096);
-        if !self.started {
-            out.extend_from_slice(&super::gzip::Stitcher::header());
-            self.started = true;
+        let runs = &self.template.runs;
+        if std::mem::take(&mut self.header) {
+            return Some(super::gzip::Stitcher::header());
         }
-        while self.next < t.pieces.len() && out.len() < self.chunk {
-            out.extend_from_slice(&t.deflated[self.next].1);
-            if self.next + 1 < t.pieces.len() {
-                let hole = t.repeats[self.next].as_ref().unwrap_or(&self.prefix_z);
-                out.extend_from_slice(hole);
+        match self.next {
+            n if n >= 2 * runs.len() - 1 => self.trailer.take(),
+            n if n % 2 == 0 => {
+                self.next += 1;
+                Some(runs[n / 2].clone())
             }
-            self.next += 1;
+            _ => {
+                self.next += 1;
+                Some(self.prefix_z.clone())
+            }
         }
-        if self.next >= t.pieces.len() {
-            out.extend_from_slice(&self.trailer.take().expect("present"));
-        }
-        Some(out.into())
     }
 }
 
@@ -340,7 +367,7 @@ mod tests {
         // The gzip of the same, with a real-length prefix, decodes to the filled feed; and the
         // next snapshot's template reuses the compressed pieces.
         let prefix = Bytes::from(format!("/p/{}", "ab".repeat(32)));
-        let (chunks, len) = t.gzip_chunks(prefix.clone(), 16);
+        let (chunks, len) = t.gzip_chunks(prefix.clone());
         let gz: Vec<u8> = chunks.flat_map(|c| c.to_vec()).collect();
         assert_eq!(gz.len(), len);
         let mut plain = Vec::new();
@@ -373,11 +400,26 @@ mod tests {
         ));
         assert_eq!(t.holes(), 4);
         // The first hole and the one 40 KB past the one before it spell the prefix out.
-        let spelled: Vec<bool> = t.repeats.iter().map(Option::is_none).collect();
-        assert_eq!(spelled, [true, false, true, false]);
+        // So the gzip is three runs with the prefix's fragment between them, and each run goes
+        // out as the template's own bytes, not a copy.
+        assert_eq!(t.runs.len(), 3);
+        let prefix = Bytes::from(format!("/p/{}", "cd".repeat(32)));
+        let frames: Vec<Bytes> = t.gzip_chunks(prefix).0.collect();
+        assert_eq!(
+            frames.len(),
+            1 + 3 + 2 + 1,
+            "header, runs, two fragments, trailer"
+        );
+        for (i, run) in t.runs.iter().enumerate() {
+            assert_eq!(frames[1 + 2 * i].as_ptr(), run.as_ptr(), "run {i}");
+        }
+        assert_eq!(
+            frames[2], frames[4],
+            "the same fragment in both spelled holes"
+        );
         for token in ["ab", "07"] {
             let prefix = Bytes::from(format!("/p/{}", token.repeat(32)));
-            let (chunks, len) = t.gzip_chunks(prefix.clone(), 100);
+            let (chunks, len) = t.gzip_chunks(prefix.clone());
             let gz: Vec<u8> = chunks.flat_map(|c| c.to_vec()).collect();
             assert_eq!(gz.len(), len);
             let mut plain = Vec::new();
