@@ -85,7 +85,8 @@ pub fn personal_feed(
         Precondition::Failed => StatusCode::PRECONDITION_FAILED,
     };
     let mut response = if status == StatusCode::OK {
-        // Filled as it goes out, a quarter MiB at a time, with the exact length announced.
+        // Filled as it goes out (the text a quarter MiB at a time; the gzip as the template's own
+        // runs with the prefix's fragment between them), with the exact length announced.
         let prefix = bytes::Bytes::from(format!("/p/{token}"));
         let (body, len) = if gzip {
             let (chunks, len) = template.gzip_chunks(prefix);

@@ -138,20 +138,16 @@ impl Encoded {
     /// Fills in the compressed variants, and for a large resource its in-memory file (CPU-heavy;
     /// run it off the async threads).
     pub fn compress(&self) {
-        let keep_as_file = |cell: &OnceLock<Arc<File>>, parts: &[Bytes]| {
-            if parts.iter().map(Bytes::len).sum::<usize>() < FILE_AT || cell.get().is_some() {
-                return;
-            }
-            match in_memory_file(parts) {
+        if self.identity.len() >= FILE_AT && self.file.get().is_none() {
+            match in_memory_file(self.identity.parts()) {
                 Ok(f) => {
-                    let _ = cell.set(Arc::new(f));
+                    let _ = self.file.set(Arc::new(f));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot keep a rendered resource in an in-memory file; it is sent by copying")
                 }
             }
-        };
-        keep_as_file(&self.file, self.identity.parts());
+        }
         self.gzip.get_or_init(|| {
             let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
             for part in self.identity.parts() {

@@ -92,14 +92,6 @@ impl Template {
         let text_len = pieces.iter().map(Bytes::len).sum();
         let deflated = deflate_pieces(&pieces, previous);
         let crc = super::gzip::HoleCrc::new(&pieces, PREFIX_LEN);
-        // Every hole holds the same prefix, so each hole after the first is a copy of the one
-        // before it: `PREFIX_LEN` bytes from `PREFIX_LEN` plus the piece between them back.
-        let repeats: Vec<Option<Bytes>> = (0..pieces.len().saturating_sub(1))
-            .map(|hole| match hole {
-                0 => None,
-                _ => super::gzip::repeat_block(PREFIX_LEN, PREFIX_LEN + pieces[hole].len()),
-            })
-            .collect();
         // An unchanged feed's pieces are all the previous template's: so are its runs.
         let unchanged = previous.filter(|p| {
             p.deflated.len() == deflated.len()
@@ -110,7 +102,7 @@ impl Template {
         });
         let (runs, deflated) = match unchanged {
             Some(p) => (p.runs.clone(), deflated),
-            None => gzip_runs(deflated, &repeats),
+            None => gzip_runs(deflated, &pieces),
         };
         Template {
             pieces,
@@ -162,26 +154,34 @@ impl Template {
 /// The length of every personal prefix: `/p/` and 64 hex digits.
 pub const PREFIX_LEN: usize = 67;
 
-/// Deflates each piece after its predecessor followed by a hole (NUL bytes in the dictionary,
-/// where each officer's prefix will be), reusing the previous template's work for any piece
-/// whose bytes and predecessor are unchanged.
-/// Joins each stretch of deflated pieces and repeat blocks between the holes with no repeat
-/// block into one run, and returns the runs with the deflated pieces as slices of them.
+/// Joins the deflated pieces of `pieces`, and after each the hole's repeat block where it has
+/// one, into runs that end where a hole must spell the prefix out (and at the end); returns the
+/// runs, with the deflated pieces as slices of them.
+///
+/// Every hole holds the same prefix, so each hole after the first is a copy of the one before
+/// it: `PREFIX_LEN` bytes from `PREFIX_LEN` plus the piece between them back, if that is within
+/// deflate's reach ([`super::gzip::repeat_block`]).
 fn gzip_runs(
     deflated: Vec<([u8; 32], Bytes)>,
-    repeats: &[Option<Bytes>],
+    pieces: &[Bytes],
 ) -> (Vec<Bytes>, Vec<([u8; 32], Bytes)>) {
     // Each run's pieces, as (index, offset, length) within the run.
     let mut runs = Vec::new();
     let mut spans = Vec::with_capacity(deflated.len());
     let mut run: Vec<u8> = Vec::new();
-    for (i, (_, z)) in deflated.iter().enumerate() {
+    for (hole, (_, z)) in deflated.iter().enumerate() {
         spans.push((runs.len(), run.len(), z.len()));
         run.extend_from_slice(z);
-        match repeats.get(i) {
-            Some(Some(block)) => run.extend_from_slice(block),
+        let last = hole + 1 == pieces.len();
+        let repeat = match hole {
+            0 => None,
+            _ if last => None,
+            _ => super::gzip::repeat_block(PREFIX_LEN, PREFIX_LEN + pieces[hole].len()),
+        };
+        match repeat {
+            Some(block) => run.extend_from_slice(&block),
             // The prefix goes here, or this is the last piece: the run ends.
-            Some(None) | None => runs.push(Bytes::from(std::mem::take(&mut run))),
+            None => runs.push(Bytes::from(std::mem::take(&mut run))),
         }
     }
     let shared = deflated
@@ -192,6 +192,9 @@ fn gzip_runs(
     (runs, shared)
 }
 
+/// Deflates each piece after its predecessor followed by a hole (NUL bytes in the dictionary,
+/// where each officer's prefix will be), reusing the previous template's work for any piece
+/// whose bytes and predecessor are unchanged.
 fn deflate_pieces(pieces: &[Bytes], previous: Option<&Template>) -> Vec<([u8; 32], Bytes)> {
     use sha2::{Digest, Sha256};
     let hashes: Vec<[u8; 32]> = pieces.iter().map(|p| Sha256::digest(p).into()).collect();
@@ -227,8 +230,8 @@ fn deflate_pieces(pieces: &[Bytes], previous: Option<&Template>) -> Vec<([u8; 32
 }
 
 impl Template {
-    /// The gzip of the feed with `prefix` (of [`PREFIX_LEN`] bytes) in every hole, in chunks of
-    /// about `chunk` bytes, and its exact length. Only the prefix is compressed per request, and
+    /// The gzip of the feed with `prefix` (of [`PREFIX_LEN`] bytes) in every hole, as frames
+    /// (see [`GzipChunks`]), and its exact length. Only the prefix is compressed per request, and
     /// only the first hole (and any hole too far from the one before it) holds it; the others
     /// copy the hole before them.
     pub fn gzip_chunks(self: &std::sync::Arc<Self>, prefix: Bytes) -> (GzipChunks, usize) {

@@ -53,8 +53,8 @@ fn personal(d: &Delivery) -> bool {
     matches!(d.credentials, Credentials::Personal { .. })
 }
 
-use super::count::address_hash;
 pub use super::count::address_key;
+use super::count::{address_hash, day_number, day_text};
 
 #[cfg(test)]
 fn day_of(at: SystemTime) -> chrono::NaiveDate {
@@ -94,11 +94,8 @@ impl Seen {
     }
 }
 
-/// One row per client, app and day: (account, day, address, user agent).
-type Key = (i64, chrono::NaiveDate, IpAddr, String);
-
-/// A [`Key`] while its uses gather: the day as its number since 1970, dated when taken.
-type Gathering = (i64, i64, IpAddr, String);
+/// One row per client, app and day: (account, UTC day number, address, user agent).
+type Key = (i64, i64, IpAddr, String);
 
 /// The personal uses drained since the last write, grouped by [`Key`] in order of first
 /// appearance, each with its number of requests and the latest second among them. Records are
@@ -107,8 +104,8 @@ type Gathering = (i64, i64, IpAddr, String);
 /// by the request threads and freed here in one burst.
 #[derive(Default)]
 struct Pending {
-    groups: Vec<(Gathering, (i64, i64))>,
-    index: std::collections::HashMap<Gathering, usize>,
+    groups: Vec<(Key, (i64, i64))>,
+    index: std::collections::HashMap<Key, usize>,
     /// The group of the record before. An app polling over one connection sends runs of
     /// identical keys, so it is tried first and the map is asked only when the key changes.
     previous: Option<usize>,
@@ -119,12 +116,10 @@ impl Pending {
         let Credentials::Personal { id, .. } = d.credentials else {
             return;
         };
-        // Whole seconds and days since 1970, UTC: the same day `day_of` names.
-        let at = match d.at.duration_since(SystemTime::UNIX_EPOCH) {
-            Ok(since) => since.as_secs() as i64,
-            Err(before) => -(before.duration().as_secs_f64().ceil() as i64),
-        };
-        let (day, client) = (at.div_euclid(86_400), d.client);
+        let at_ms =
+            d.at.duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |t| t.as_millis() as i64);
+        let (at, day, client) = (at_ms.div_euclid(1000), day_number(at_ms), d.client);
         let user_agent = d.request.user_agent().unwrap_or_default();
         let i = match self.previous {
             Some(i)
@@ -155,21 +150,13 @@ impl Pending {
         self.index.clear();
         self.previous = None;
         std::mem::take(&mut self.groups)
-            .into_iter()
-            .map(|((id, day, client, user_agent), counts)| {
-                let date = chrono::DateTime::from_timestamp(day * 86_400, 0)
-                    .unwrap_or_default()
-                    .date_naive();
-                ((id, date, client, user_agent), counts)
-            })
-            .collect()
     }
 }
 
 fn run(sub: Subscription, store: &Store, alert_above: u64, stop: &AtomicBool) {
-    let mut salt: Option<(chrono::NaiveDate, [u8; 32])> = None;
+    let mut salt: Option<(i64, [u8; 32])> = None;
     let mut seen = Seen::default();
-    let mut today: Option<(chrono::NaiveDate, String)> = None;
+    let mut today: Option<(i64, String)> = None;
     let mut pending = Pending::default();
     let mut written = std::time::Instant::now();
     loop {
@@ -189,25 +176,22 @@ fn run(sub: Subscription, store: &Store, alert_above: u64, stop: &AtomicBool) {
         for ((id, day, client, user_agent), (requests, at)) in groups {
             let salt = match salt {
                 Some((salt_day, s)) if salt_day == day => s,
-                _ => {
-                    let keep_from = (day - chrono::Days::new(1)).to_string();
-                    match store.daily_salt(&day.to_string(), &keep_from) {
-                        Ok(s) => {
-                            salt = Some((day, s));
-                            seen.addresses.clear();
-                            s
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "cannot read the daily salt; token uses not recorded");
-                            continue;
-                        }
+                _ => match store.daily_salt(&day_text(day), &day_text(day - 1)) {
+                    Ok(s) => {
+                        salt = Some((day, s));
+                        seen.addresses.clear();
+                        s
                     }
-                }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read the daily salt; token uses not recorded");
+                        continue;
+                    }
+                },
             };
             let day_text = match &today {
                 Some((d, text)) if *d == day => text.clone(),
                 _ => {
-                    let text = day.to_string();
+                    let text = day_text(day);
                     today = Some((day, text.clone()));
                     text
                 }
@@ -294,11 +278,11 @@ mod tests {
         }
         let taken = pending.take();
         // Each group is dated with the UTC day of its requests.
-        let days: Vec<chrono::NaiveDate> = taken.iter().map(|g| g.0 .1).collect();
-        let first = day_of(records[0].at);
-        let next = day_of(records[7].at);
-        assert_eq!(next - first, chrono::TimeDelta::days(1));
-        assert_eq!(days, [first, first, first, first, next]);
+        let days: Vec<String> = taken.iter().map(|g| day_text(g.0 .1)).collect();
+        let first = day_of(records[0].at).to_string();
+        let next = day_of(records[7].at).to_string();
+        assert_eq!(next, day_of(records[0].at).succ_opt().unwrap().to_string());
+        assert_eq!(days, [&*first, &first, &first, &first, &next]);
         let groups: Vec<(i64, IpAddr, String, (i64, i64))> = taken
             .into_iter()
             .map(|((id, _, ip, ua), n)| (id, ip, ua, n))
