@@ -7,6 +7,7 @@
 
 pub mod conditional;
 pub mod range;
+pub mod residency;
 pub mod stream;
 pub mod zerocopy;
 

@@ -1,9 +1,16 @@
 //! Streaming a byte range of an open file with little memory per connection.
 //!
-//! Each chunk is a positional read into a fresh buffer that is handed to the socket writer and freed
-//! once written, so a stalled client pins at most one chunk. Reads first try `preadv2(RWF_NOWAIT)`
-//! on the async thread, which succeeds without blocking when the pages are cached (the common case
-//! for popular episodes); only a cache miss goes to the blocking pool.
+//! On a connection that can send file regions with `sendfile` (see [`super::zerocopy`]), a chunk
+//! whose pages are in the page cache goes out as a stand-in, uncopied. A chunk that is not cached is
+//! first read into the page cache on the blocking pool, also uncopied (`sendfile` to `/dev/null`),
+//! and then sent the same way; so the async thread never waits for the disk and cold audio costs no
+//! copy either.
+//!
+//! Otherwise (no zero-copy, or a chunk still not cached after warming) each chunk is a positional
+//! read into a fresh buffer that is handed to the socket writer and freed once written, so a
+//! stalled client pins at most one chunk. Reads first try `preadv2(RWF_NOWAIT)` on the async
+//! thread, which succeeds without blocking when the pages are cached; only a cache miss goes to the
+//! blocking pool.
 //!
 //! Chunks start at 16 KiB and grow only once a client has taken 8 MiB promptly: the
 //! kernel's socket buffer swallows the first chunks of even a stalled client, so growing on speed
@@ -15,6 +22,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -29,8 +37,6 @@ use super::zerocopy::{stand_in, Region, Regions, STAND_IN_LEN};
 pub const MIN_CHUNK: usize = 16 * 1024;
 /// Largest read size for a client that keeps up.
 pub const MAX_CHUNK: usize = 256 * 1024;
-/// Distance between page-cache probes in a zero-copy chunk: Linux's default readahead window.
-const CACHE_PROBE_STEP: usize = 128 * 1024;
 /// A range this small is read in one go, whatever the chunk size.
 const SMALL_RANGE: u64 = 64 * 1024;
 /// A chunk taken sooner than this after the previous one means the client is keeping up.
@@ -51,6 +57,11 @@ pub struct FileStream {
     sent: u64,
     last: Option<Instant>,
     pending: Option<JoinHandle<io::Result<Vec<u8>>>>,
+    /// A chunk being read into the page cache on the blocking pool, to be sent as a stand-in.
+    warming: Option<JoinHandle<io::Result<()>>>,
+    /// The end of the last chunk warmed: a chunk before it that is still not cached is copied
+    /// instead of warmed again.
+    warmed_to: u64,
 }
 
 impl FileStream {
@@ -66,6 +77,8 @@ impl FileStream {
             sent: 0,
             last: None,
             pending: None,
+            warming: None,
+            warmed_to: 0,
         }
     }
 
@@ -82,34 +95,12 @@ impl FileStream {
         self
     }
 
-    /// A stand-in frame for the next chunk, if its first and last bytes are in the page cache.
+    /// A stand-in frame for the next chunk, if all its pages are in the page cache.
     fn try_stand_in(&mut self) -> Option<Bytes> {
         let regions = self.zero_copy.as_ref()?;
         let want = self.remaining.min(STAND_IN_LEN as u64);
-        let cached = |at: u64| {
-            let mut byte = [0u8; 1];
-            matches!(
-                rustix::io::preadv2(
-                    &*self.file,
-                    &mut [io::IoSliceMut::new(&mut byte)],
-                    at,
-                    ReadWriteFlags::NOWAIT,
-                ),
-                Ok(1)
-            )
-        };
-        // The first and last byte, and one byte in every 128 KiB between: readahead caches whole
-        // windows, so a chunk that passes is (nearly always) cached throughout.
-        let last = self.offset + want - 1;
-        let probes = (self.offset..last)
-            .step_by(CACHE_PROBE_STEP)
-            .chain(std::iter::once(last));
-        if !self.resident {
-            for at in probes {
-                if !cached(at) {
-                    return None;
-                }
-            }
+        if !self.resident && !super::residency::cached(&self.file, self.offset, want) {
+            return None;
         }
         regions.push(Region {
             file: Arc::clone(&self.file),
@@ -121,6 +112,21 @@ impl FileStream {
         self.sent += want;
         self.last = Some(Instant::now());
         Some(stand_in(want as usize))
+    }
+
+    /// Starts reading the next chunk into the page cache on the blocking pool, if this stream
+    /// sends stand-ins and has not just warmed this chunk.
+    fn start_warming(&mut self) -> bool {
+        if self.zero_copy.is_none() || self.resident || self.offset < self.warmed_to {
+            return false;
+        }
+        let len = self.remaining.min(STAND_IN_LEN as u64);
+        let (file, offset) = (Arc::clone(&self.file), self.offset);
+        self.warmed_to = offset + len;
+        self.warming = Some(tokio::task::spawn_blocking(move || {
+            warm(&file, offset, len)
+        }));
+        true
     }
 
     fn advance(&mut self, buf: Vec<u8>) -> Poll<Option<io::Result<Bytes>>> {
@@ -152,11 +158,19 @@ impl Stream for FileStream {
                 Err(join) => Poll::Ready(Some(Err(io::Error::other(join)))),
             };
         }
+        if let Some(handle) = self.warming.as_mut() {
+            // Whatever came of it, the chunk is probed again below and copied if still not cached.
+            let _ = ready!(Pin::new(handle).poll(cx));
+            self.warming = None;
+        }
         if self.remaining == 0 {
             return Poll::Ready(None);
         }
         if let Some(frame) = self.try_stand_in() {
             return Poll::Ready(Some(Ok(frame)));
+        }
+        if self.start_warming() {
+            return self.poll_next(cx);
         }
         match self.last {
             Some(t) if t.elapsed() < FAST && self.sent >= GROW_AFTER => {
@@ -201,6 +215,37 @@ impl Stream for FileStream {
     fn size_hint(&self) -> (usize, Option<usize>) {
         (0, None)
     }
+}
+
+/// `/dev/null`, opened once for writing: where [`warm`] sends pages it reads.
+fn null_sink() -> io::Result<&'static File> {
+    static NULL: OnceLock<Option<File>> = OnceLock::new();
+    NULL.get_or_init(|| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .ok()
+    })
+    .as_ref()
+    .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "/dev/null cannot be opened"))
+}
+
+/// Reads `len` bytes of `file` from `offset` into the page cache without copying them out of the
+/// kernel: `sendfile` to `/dev/null` waits for each page to be read and then discards it. Blocks
+/// on the disk, so it runs on the blocking pool. Stops early at the end of the file (the stream
+/// reports a file that shrank when it reads past it).
+fn warm(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    let sink = null_sink()?;
+    let (mut at, end) = (offset, offset + len);
+    while at < end {
+        let count = (end - at) as usize;
+        // The kernel moves `at` past the bytes it read.
+        let n = rustix::fs::sendfile(sink, file, Some(&mut at), count)?;
+        if n == 0 {
+            break;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -250,6 +295,61 @@ mod tests {
         let r = regions.take().unwrap();
         assert_eq!((r.offset, r.len), (1000 + STAND_IN_LEN as u64, 300_000));
         assert!(regions.take().is_none());
+    }
+
+    #[tokio::test]
+    async fn uncached_chunks_are_read_into_the_page_cache_and_sent_uncopied() {
+        use super::super::zerocopy::is_stand_in;
+        use std::io::Write;
+        // On disk (not a tmpfs /tmp), so its pages can be dropped.
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let p = dir.path().join("f");
+        let len = 2 * STAND_IN_LEN + 4096;
+        let mut f = File::create(&p).unwrap();
+        f.write_all(&vec![9u8; len]).unwrap();
+        f.sync_all().unwrap();
+        let file = Arc::new(File::open(&p).unwrap());
+        rustix::fs::fadvise(&*file, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+        if super::super::residency::cached(&file, 0, 4096) {
+            eprintln!("skipped: this filesystem keeps the file in memory after fadvise(DONTNEED)");
+            return;
+        }
+        let regions = Arc::new(Regions::default());
+        let mut s =
+            FileStream::new(Arc::clone(&file), 0, len as u64).zero_copy(Some(Arc::clone(&regions)));
+        let mut lens = Vec::new();
+        while let Some(chunk) = s.next().await {
+            let chunk = chunk.unwrap();
+            assert!(is_stand_in(&chunk), "a chunk was copied");
+            lens.push(chunk.len());
+        }
+        assert_eq!(lens, [STAND_IN_LEN, STAND_IN_LEN, 4096]);
+        assert!(super::super::residency::cached(&file, 0, len as u64));
+        let mut offsets = Vec::new();
+        while let Some(r) = regions.take() {
+            offsets.push((r.offset, r.len));
+        }
+        let m = STAND_IN_LEN as u64;
+        assert_eq!(offsets, [(0, m), (m, m), (2 * m, 4096)]);
+    }
+
+    #[tokio::test]
+    async fn without_zero_copy_an_uncached_file_is_read_and_copied() {
+        use std::io::Write;
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let p = dir.path().join("f");
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        let mut f = File::create(&p).unwrap();
+        f.write_all(&data).unwrap();
+        f.sync_all().unwrap();
+        let file = Arc::new(File::open(&p).unwrap());
+        rustix::fs::fadvise(&*file, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+        let mut s = FileStream::new(file, 10, 299_990);
+        let mut got = Vec::new();
+        while let Some(chunk) = s.next().await {
+            got.extend_from_slice(&chunk.unwrap());
+        }
+        assert!(got == data[10..], "the bytes read back differ");
     }
 
     #[tokio::test]

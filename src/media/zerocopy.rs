@@ -11,9 +11,10 @@
 //! unwritten part of the next unwritten frame; anything else closes the connection. A stand-in's
 //! zeros are never sent, and a region is never sent for any frame but its own.
 //!
-//! A body only uses stand-ins for chunks whose pages are in the page cache, checked with
-//! `preadv2(RWF_NOWAIT)` probes, so `sendfile` on the async thread does not wait for the disk;
-//! other chunks are read on the blocking pool and sent as ordinary bytes (see [`super::stream`]).
+//! A body only uses stand-ins for chunks whose pages are all in the page cache (asked with
+//! [`super::residency::cached`]), so `sendfile` on the async thread does not wait for the disk; a
+//! chunk that is not cached is first read into the page cache on the blocking pool (see
+//! [`super::stream`]).
 
 use std::collections::VecDeque;
 use std::fs::File;
