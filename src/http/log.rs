@@ -2,8 +2,9 @@
 //! thread.
 //!
 //! The log subscribes to the server's [`Deliveries`] with a bounded queue. Its thread wakes every
-//! [`INTERVAL`], formats whatever arrived and writes it in one go, so requests never wait on the
-//! log's output and no request wakes a thread. If the output stops draining, the queue fills, and
+//! few milliseconds to format whatever arrived (so few records are in flight, and they are still in
+//! the CPU's cache), and writes the lines every [`INTERVAL`] or 192 KiB in one go, so requests
+//! never wait on the log's output and no request wakes a thread. If the output stops draining, the queue fills, and
 //! the lines past it are dropped and counted in a warning rather than stalling requests or growing
 //! memory. Lines carry method, path (never the query, which may carry tokens), status, body bytes
 //! the socket accepted, the announced length, milliseconds and user agent.
