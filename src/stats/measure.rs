@@ -28,7 +28,10 @@ pub const QUEUE: usize = 64 * 1024;
 /// How often a batch is written.
 const INTERVAL: Duration = Duration::from_secs(1);
 /// How often arrived records are counted.
-const DRAIN: Duration = Duration::from_millis(100);
+/// Often enough that few records are in flight: 100 ms of them at 130k responses a second is
+/// megabytes that fall out of the CPU's cache before they are read (the access log, drained every
+/// 5 ms instead, measured 0.1-0.4 us less per 304).
+const DRAIN: Duration = Duration::from_millis(5);
 /// Events kept for a retry while the store cannot be written.
 const MAX_UNWRITTEN: usize = 1_000_000;
 /// How often old events are rolled up.

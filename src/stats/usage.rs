@@ -21,7 +21,10 @@ use crate::store::{Store, TokenUse};
 /// How often uses are written.
 const INTERVAL: Duration = Duration::from_secs(1);
 /// How often the queue is drained.
-const DRAIN: Duration = Duration::from_millis(100);
+/// Often enough that few records are in flight: 100 ms of them at 130k responses a second is
+/// megabytes that fall out of the CPU's cache before they are read (the access log, drained every
+/// 5 ms instead, measured 0.1-0.4 us less per 304).
+const DRAIN: Duration = Duration::from_millis(5);
 
 /// The running recorder; [`Recorder::finish`] writes what is left and stops it.
 pub struct Recorder(Consumer);

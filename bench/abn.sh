@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Alternating runs of rollcall binaries (and nginx) on one scenario: CPU per request and rate.
+#
+#   REPS=3 SECS=5 bash bench/abn.sh 304|range64|whole|page CONNECTIONS BINARY|nginx ...
+#
+# For example `bash bench/abn.sh 304 256 nginx /tmp/rc-a /tmp/rc-b`. Each run starts one server on
+# CPU 0 with the 5,000-episode catalog and the nginx configuration bench/run.sh generates
+# (BENCH_DIR, default /tmp/rollcall-bench), drives it with wrk (1 thread, CPU 1) for SECS seconds,
+# and divides the server's user+system time (/proc/PID/stat, nginx's master and worker) by the
+# requests wrk completed. Servers alternate within each of REPS rounds, so drift on a noisy
+# machine hits all of them. Loopback only; every load is bounded in time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DIR=${BENCH_DIR:-/tmp/rollcall-bench}
+USAGE="usage: bash bench/abn.sh 304|range64|whole|page CONNECTIONS BINARY|nginx ..."
+SCENARIO=${1:?$USAGE}
+CONNS=${2:?$USAGE}
+shift 2
+[ $# -gt 0 ] || { echo "$USAGE" >&2; exit 2; }
+REPS=${REPS:-3}
+SECS=${SECS:-5}
+HZ=$(getconf CLK_TCK)
+[ -f "$DIR/cat5k/config.toml" ] && [ -f "$DIR/nginx/nginx.conf" ] ||
+  { echo "run bash bench/run.sh once first to generate $DIR" >&2; exit 1; }
+ticks() { local t=0 p; for p in "$@"; do t=$((t + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}'))); done; echo "$t"; }
+up() { for _ in $(seq 1 200); do curl -s -o /dev/null "$1/" && return 0; sleep 0.05; done; return 1; }
+
+one() { # server -> "label rate cpu"
+  local server=$1 base pid pids script
+  if [ "$server" = nginx ]; then
+    base=http://127.0.0.1:18080
+    taskset -c 0 nginx -c "$DIR/nginx/nginx.conf" -p "$DIR/nginx" -g 'daemon off;' &
+    pid=$!
+    up $base
+    pids="$pid $(pgrep -P $pid | tr '\n' ' ')"
+  else
+    base=http://127.0.0.1:18081
+    taskset -c 0 "$server" --config "$DIR/cat5k/config.toml" serve >/dev/null 2>&1 &
+    pid=$!
+    pids=$pid
+    up $base
+    sleep 1.5 # let startup compression finish
+  fi
+  case $SCENARIO in
+    304)
+      export BENCH_PATH=/feeds/bench.xml
+      BENCH_INM=$(curl -sI "$base$BENCH_PATH" | tr -d '\r' | awk -F': ' 'tolower($1)=="etag"{print $2}')
+      export BENCH_INM
+      script=bench/headers.lua ;;
+    range64|whole)
+      local name=big100; [ "$SCENARIO" = whole ] && name=big30
+      if [ "$server" = nginx ]; then BENCH_PATH=/big/$name.mp3
+      else BENCH_PATH=$(curl -s "$base/feeds/big.xml" | grep -o -m1 "/media/$name/[^\"]*\.mp3"); fi
+      export BENCH_PATH BENCH_SIZE=100000000 BENCH_WINDOW=65536
+      script=bench/range.lua; [ "$SCENARIO" = whole ] && script=bench/headers.lua ;;
+    page)
+      export BENCH_PATH=/episodes/briefing-000001 BENCH_AE=gzip
+      curl -s -o /dev/null -H "Accept-Encoding: gzip" "$base$BENCH_PATH"
+      script=bench/headers.lua ;;
+    *) echo "$USAGE" >&2; kill "$pid"; exit 2 ;;
+  esac
+  local t0 t1 out n rate
+  # shellcheck disable=SC2086
+  t0=$(ticks $pids)
+  out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" --timeout 10s -s "$script" "$base" 2>&1)
+  # shellcheck disable=SC2086
+  t1=$(ticks $pids)
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  n=$(awk '/ requests in / {print $1}' <<<"$out")
+  rate=$(awk '/^Requests\/sec/ {printf "%.0f", $2}' <<<"$out")
+  awk -v s="$server" -v r="$rate" -v t=$((t1 - t0)) -v n="${n:-0}" -v hz="$HZ" \
+    'BEGIN {printf "%-28s %9s req/s %8.2f us/req\n", s, r, (n > 0) ? t / hz * 1e6 / n : 0}'
+}
+
+echo "$SCENARIO, $CONNS connections, $SECS s per run, $REPS rounds"
+for _ in $(seq 1 "$REPS"); do
+  for s in "$@"; do one "$s"; done
+done
