@@ -3,7 +3,7 @@
 //! A request flows through [`decide`], which checks preconditions ([`conditional`]) in RFC order, then
 //! `If-Range`, then the `Range` header ([`range`]), and returns a [`Decision`]. The http layer turns
 //! the decision into a response and streams the bytes with [`stream::FileStream`]. Apart from that
-//! stream, nothing here does I/O.
+//! stream and its page-cache check ([`residency`]), nothing here does I/O.
 
 pub mod conditional;
 pub mod range;
