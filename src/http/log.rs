@@ -1,12 +1,11 @@
 //! The access log: one line per response, written from its [`Delivery`] record by one batching
 //! thread.
 //!
-//! The log subscribes to the server's [`Deliveries`] with a bounded queue. Its thread wakes every
-//! few milliseconds to format whatever arrived (so few records are in flight, and they are still in
-//! the CPU's cache), and writes the lines every [`INTERVAL`] or 192 KiB in one go, so requests
-//! never wait on the log's output and no request wakes a thread. If the output stops draining, the queue fills, and
-//! the lines past it are dropped and counted in a warning rather than stalling requests or growing
-//! memory. Lines carry method, path (never the query, which may carry tokens), status, body bytes
+//! The log subscribes to the server's [`Deliveries`] with a bounded queue. Its thread formats
+//! whatever arrived every [`crate::stats::DRAIN`] and writes the lines every [`INTERVAL`] or
+//! 192 KiB in one go, so requests never wait on the log's output and no request wakes a thread.
+//! If the output stops draining, the queue fills, and the lines past it are dropped and counted in
+//! a warning rather than stalling requests or growing memory. Lines carry method, path (never the query, which may carry tokens), status, body bytes
 //! the socket accepted, the announced length, milliseconds and user agent.
 
 use std::cell::RefCell;
@@ -18,9 +17,6 @@ use crate::stats::{Consumer, Deliveries, Delivery, Subscription};
 
 /// How often the log thread writes what arrived.
 pub const INTERVAL: Duration = Duration::from_millis(100);
-/// How often the log thread takes and formats what arrived, so the records in flight stay few
-/// (and in the CPU's cache) between writes.
-const DRAIN: Duration = Duration::from_millis(5);
 /// Formatted lines held before a write, whatever the interval.
 const BATCH: usize = 192 * 1024;
 /// Records the queue holds while the output is slow; past it, lines are dropped and counted.
@@ -95,7 +91,7 @@ fn run(sub: Subscription, mut out: impl Write, style: LogStyle, stop: &AtomicBoo
         if last {
             return;
         }
-        std::thread::park_timeout(DRAIN);
+        std::thread::park_timeout(crate::stats::DRAIN);
     }
 }
 

@@ -2,9 +2,9 @@
 //!
 //! `sendfile` on an async worker thread must never wait for the disk, so a media chunk is sent
 //! with it only when every page of the chunk is cached. `cachestat(2)` (Linux 6.5 and later)
-//! counts exactly the cached pages of a range, in one call. Where it is missing or refused (some
-//! kernels allow it only for files the server owns or may write), one-byte `preadv2(RWF_NOWAIT)`
-//! probes stand in: the first and last byte and one in every 128 KiB between. The probes are
+//! counts exactly the cached pages of a range, in one call. Where the kernel lacks it or refuses it
+//! (`ENOSYS`, or `EPERM` from a seccomp filter), the process stops asking it, and one-byte
+//! `preadv2(RWF_NOWAIT)` probes stand in: the first and last byte and one in every 128 KiB between. The probes are
 //! weaker and dearer: they sample pages, and they also fail on a cached page that carries the
 //! kernel's readahead mark (`RWF_NOWAIT` may not even start readahead), so a cached chunk can be
 //! sent the slow way.
@@ -21,7 +21,7 @@ const PROBE_STEP: usize = 128 * 1024;
 /// `cachestat`'s number: system calls added since Linux 5.1 share one number on every architecture but alpha.
 const SYS_CACHESTAT: libc::c_long = 451;
 
-/// Cleared once the kernel says it has no `cachestat`.
+/// Cleared once the kernel says it has no `cachestat` or may not use it.
 static HAS_CACHESTAT: AtomicBool = AtomicBool::new(true);
 
 /// Whether all `len` bytes of `file` from `offset` are in the page cache (`len` > 0).
@@ -29,10 +29,10 @@ pub fn cached(file: &File, offset: u64, len: u64) -> bool {
     if HAS_CACHESTAT.load(Ordering::Relaxed) {
         match cached_pages(file, offset, len) {
             Ok(n) => return n >= pages(offset, len),
-            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {
                 HAS_CACHESTAT.store(false, Ordering::Relaxed);
             }
-            Err(_) => {} // refused for this file: probe it
+            Err(_) => {} // not for this file (hugetlbfs, for one): probe it
         }
     }
     probed(file, offset, len)
@@ -108,25 +108,31 @@ fn probe(file: &File, at: u64) -> bool {
     )
 }
 
+/// Files on disk whose pages the tests can drop from the page cache.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(super) mod testing {
+    use std::fs::File;
     use std::io::Write;
 
-    /// A file of `len` bytes on disk, written and synced (so eviction can drop it).
-    fn synced_file(len: usize) -> (tempfile::TempDir, File) {
+    /// `data` written to a file on disk (in the crate's folder: `/tmp` may be a tmpfs), synced,
+    /// and dropped from the page cache; with whether the drop took (a filesystem may keep it).
+    pub fn evicted_file(data: &[u8]) -> (tempfile::TempDir, File, bool) {
         let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
         let p = dir.path().join("f");
         let mut f = File::create(&p).unwrap();
-        f.write_all(&vec![5u8; len]).unwrap();
+        f.write_all(data).unwrap();
         f.sync_all().unwrap();
-        (dir, File::open(&p).unwrap())
+        let f = File::open(&p).unwrap();
+        rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+        let evicted = !super::probe(&f, 0);
+        (dir, f, evicted)
     }
+}
 
-    fn evict(f: &File) -> bool {
-        rustix::fs::fadvise(f, 0, None, rustix::fs::Advice::DontNeed).unwrap();
-        !probe(f, 0)
-    }
+#[cfg(test)]
+mod tests {
+    use super::testing::evicted_file;
+    use super::*;
 
     #[test]
     fn page_counts_cover_partial_pages() {
@@ -140,9 +146,9 @@ mod tests {
     #[test]
     fn a_region_is_cached_only_when_every_page_is() {
         let len = 1024 * 1024;
-        let (_dir, f) = synced_file(len);
-        assert!(cached(&f, 0, len as u64), "just written");
-        if !evict(&f) {
+        let (_dir, f, evicted) = evicted_file(&vec![5u8; len]);
+        if !evicted {
+            assert!(cached(&f, 0, len as u64), "kept in memory");
             eprintln!("skipped: this filesystem keeps the file in memory after fadvise(DONTNEED)");
             return;
         }
@@ -151,7 +157,6 @@ mod tests {
         // spans uncached pages around it is not.
         let page = rustix::param::page_size() as u64;
         let mid = 100 * page;
-        f.sync_all().unwrap();
         let mut buf = vec![0u8; page as usize];
         std::os::unix::fs::FileExt::read_at(&f, &mut buf, mid).unwrap();
         assert!(cached(&f, mid, 1));

@@ -250,6 +250,7 @@ fn warm(file: &File, offset: u64, len: u64) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::residency::testing::evicted_file;
     use super::*;
     use futures_util::StreamExt;
 
@@ -300,17 +301,10 @@ mod tests {
     #[tokio::test]
     async fn uncached_chunks_are_read_into_the_page_cache_and_sent_uncopied() {
         use super::super::zerocopy::is_stand_in;
-        use std::io::Write;
-        // On disk (not a tmpfs /tmp), so its pages can be dropped.
-        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
-        let p = dir.path().join("f");
         let len = 2 * STAND_IN_LEN + 4096;
-        let mut f = File::create(&p).unwrap();
-        f.write_all(&vec![9u8; len]).unwrap();
-        f.sync_all().unwrap();
-        let file = Arc::new(File::open(&p).unwrap());
-        rustix::fs::fadvise(&*file, 0, None, rustix::fs::Advice::DontNeed).unwrap();
-        if super::super::residency::cached(&file, 0, 4096) {
+        let (_dir, file, evicted) = evicted_file(&vec![9u8; len]);
+        let file = Arc::new(file);
+        if !evicted {
             eprintln!("skipped: this filesystem keeps the file in memory after fadvise(DONTNEED)");
             return;
         }
@@ -335,16 +329,9 @@ mod tests {
 
     #[tokio::test]
     async fn without_zero_copy_an_uncached_file_is_read_and_copied() {
-        use std::io::Write;
-        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
-        let p = dir.path().join("f");
         let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
-        let mut f = File::create(&p).unwrap();
-        f.write_all(&data).unwrap();
-        f.sync_all().unwrap();
-        let file = Arc::new(File::open(&p).unwrap());
-        rustix::fs::fadvise(&*file, 0, None, rustix::fs::Advice::DontNeed).unwrap();
-        let mut s = FileStream::new(file, 10, 299_990);
+        let (_dir, file, _) = evicted_file(&data);
+        let mut s = FileStream::new(Arc::new(file), 10, 299_990);
         let mut got = Vec::new();
         while let Some(chunk) = s.next().await {
             got.extend_from_slice(&chunk.unwrap());

@@ -20,11 +20,6 @@ use crate::store::{Store, TokenUse};
 
 /// How often uses are written.
 const INTERVAL: Duration = Duration::from_secs(1);
-/// How often the queue is drained.
-/// Often enough that few records are in flight: 100 ms of them at 130k responses a second is
-/// megabytes that fall out of the CPU's cache before they are read (the access log, drained every
-/// 5 ms instead, measured 0.1-0.4 us less per 304).
-const DRAIN: Duration = Duration::from_millis(5);
 
 /// The running recorder; [`Recorder::finish`] writes what is left and stops it.
 pub struct Recorder(Consumer);
@@ -102,7 +97,7 @@ type Key = (i64, i64, IpAddr, String);
 
 /// The personal uses drained since the last write, grouped by [`Key`] in order of first
 /// appearance, each with its number of requests and the latest second among them. Records are
-/// drained every [`DRAIN`] and reduced to this at once, so they do not pile up in the queue
+/// drained every [`super::DRAIN`] and reduced to this at once, so they do not pile up in the queue
 /// between writes: at a busy server's rate a second's records would be tens of MB, allocated
 /// by the request threads and freed here in one burst.
 #[derive(Default)]
@@ -168,7 +163,7 @@ fn run(sub: Subscription, store: &Store, alert_above: u64, stop: &AtomicBool) {
             pending.add(&d);
         }
         if !last && written.elapsed() < INTERVAL {
-            std::thread::park_timeout(DRAIN);
+            std::thread::park_timeout(super::DRAIN);
             continue;
         }
         written = std::time::Instant::now();
@@ -226,7 +221,7 @@ fn run(sub: Subscription, store: &Store, alert_above: u64, stop: &AtomicBool) {
         if last {
             return;
         }
-        std::thread::park_timeout(DRAIN);
+        std::thread::park_timeout(super::DRAIN);
     }
 }
 
