@@ -24,7 +24,8 @@ one() { # binary connections window -> "X us/req Y req/s"
   for _ in $(seq 1 200); do curl -s -o /dev/null http://127.0.0.1:18081/healthz && break; sleep 0.05; done
   sleep 1.5 # let startup compression finish
   local path t0 t1 out n
-  path=$(curl -s http://127.0.0.1:18081/feeds/big.xml | grep -o -m1 "/media/big100/[^\"]*\.mp3")
+  feed=$(curl -s http://127.0.0.1:18081/feeds/big.xml) # not piped: grep -m1 would cut curl off, and pipefail end the script
+  path=$(grep -o -m1 "/media/big100/[^\"]*\.mp3" <<<"$feed")
   t0=$(ticks $pid)
   out=$(BENCH_PATH=$path BENCH_SIZE=100000000 BENCH_WINDOW=$3 taskset -c 1 wrk -t1 -c"$2" -d"${SECS}s" \
     --timeout 10s -s bench/range.lua http://127.0.0.1:18081 2>&1)

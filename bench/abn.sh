@@ -23,6 +23,9 @@ HZ=$(getconf CLK_TCK)
 [ -f "$DIR/cat5k/config.toml" ] && [ -f "$DIR/nginx/nginx.conf" ] ||
   { echo "run bash bench/run.sh once first to generate $DIR" >&2; exit 1; }
 ticks() { local t=0 p; for p in "$@"; do t=$((t + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}'))); done; echo "$t"; }
+# A server still running when the script ends (an error, Ctrl-C) is stopped with it.
+RUNNING=
+trap '[ -z "$RUNNING" ] || kill "$RUNNING" 2>/dev/null || true' EXIT
 up() { for _ in $(seq 1 200); do curl -s -o /dev/null "$1/" && return 0; sleep 0.05; done; return 1; }
 
 one() { # server -> "label rate cpu"
@@ -31,12 +34,14 @@ one() { # server -> "label rate cpu"
     base=http://127.0.0.1:18080
     taskset -c 0 nginx -c "$DIR/nginx/nginx.conf" -p "$DIR/nginx" -g 'daemon off;' &
     pid=$!
+    RUNNING=$pid
     up $base
     pids="$pid $(pgrep -P $pid | tr '\n' ' ')"
   else
     base=http://127.0.0.1:18081
     taskset -c 0 "$server" --config "$DIR/cat5k/config.toml" serve >/dev/null 2>&1 &
     pid=$!
+    RUNNING=$pid
     pids=$pid
     up $base
     sleep 1.5 # let startup compression finish
@@ -50,7 +55,9 @@ one() { # server -> "label rate cpu"
     range64|whole)
       local name=big100; [ "$SCENARIO" = whole ] && name=big30
       if [ "$server" = nginx ]; then BENCH_PATH=/big/$name.mp3
-      else BENCH_PATH=$(curl -s "$base/feeds/big.xml" | grep -o -m1 "/media/$name/[^\"]*\.mp3"); fi
+      # Read whole, not piped: grep -m1 would cut curl off (SIGPIPE), and pipefail end the script
+      # with the server still running.
+      else local feed; feed=$(curl -s "$base/feeds/big.xml"); BENCH_PATH=$(grep -o -m1 "/media/$name/[^\"]*\.mp3" <<<"$feed"); fi
       export BENCH_PATH BENCH_SIZE=100000000 BENCH_WINDOW=65536
       script=bench/range.lua; [ "$SCENARIO" = whole ] && script=bench/headers.lua ;;
     page)
@@ -66,6 +73,7 @@ one() { # server -> "label rate cpu"
   # shellcheck disable=SC2086
   t1=$(ticks $pids)
   kill "$pid"; wait "$pid" 2>/dev/null || true
+  RUNNING=
   n=$(awk '/ requests in / {print $1}' <<<"$out")
   rate=$(awk '/^Requests\/sec/ {printf "%.0f", $2}' <<<"$out")
   awk -v s="$server" -v r="$rate" -v t=$((t1 - t0)) -v n="${n:-0}" -v hz="$HZ" \

@@ -30,7 +30,8 @@ until grep -q "listening on" "$DIR/cpu.out" 2>/dev/null; do
   sleep 0.05
 done
 sleep 2
-big() { curl -s "http://127.0.0.1:18081/feeds/big.xml" | grep -o -m1 "/media/$1/[^\"]*\.mp3"; }
+# Read whole, not piped: grep -m1 would cut curl off, and pipefail end the script.
+big() { local feed; feed=$(curl -s "http://127.0.0.1:18081/feeds/big.xml"); grep -o -m1 "/media/$1/[^\"]*\.mp3" <<<"$feed"; }
 case $SCENARIO in
   whole30) R_PATH=$(big big30); N_PATH=/big/big30.mp3; script=() ;;
   range64)

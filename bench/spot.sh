@@ -33,11 +33,11 @@ case $SCENARIO in
     export BENCH_INM
     script=bench/headers.lua ;;
   range64)
-    BENCH_PATH=$(curl -s "$B/feeds/big.xml" | grep -o '/media/big100/[^"]*' | head -1)
+    BENCH_PATH=$(curl -s "$B/feeds/big.xml" | grep -o '/media/big100/[^"]*' | sed -n 1p) # sed reads on: head would cut the pipe
     export BENCH_PATH BENCH_SIZE=100000000 BENCH_WINDOW=65536
     script=bench/range.lua ;;
   page)
-    BENCH_PATH=$(curl -s "$B/feeds/bench" | grep -o '/episodes/[a-z0-9-]*' | head -1)
+    BENCH_PATH=$(curl -s "$B/feeds/bench" | grep -o '/episodes/[a-z0-9-]*' | sed -n 1p)
     export BENCH_PATH BENCH_AE=gzip
     curl -s -o /dev/null -H "Accept-Encoding: gzip" "$B$BENCH_PATH" # render it once
     script=bench/headers.lua ;;

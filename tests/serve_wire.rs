@@ -90,7 +90,7 @@ fn an_abandoned_download_records_what_the_socket_took_not_what_was_queued() {
         "recorded {} bytes, but the client read {read}",
         d.bytes
     );
-    // A frame-time count would include the whole 1 MiB zero-copy chunk in progress; what the
+    // A frame-time count would include the whole 2 MiB zero-copy chunk in progress; what the
     // socket took is the client's 16 KiB plus what small buffers hold.
     assert!(
         d.bytes < (read + 512 * 1024) as u64,
