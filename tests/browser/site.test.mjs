@@ -366,6 +366,10 @@ test("the player plays, skips, changes speed and answers the keyboard", async ()
     rates.push(await audio.evaluate((a) => a.playbackRate));
   }
   assert.deepEqual(rates, [1.25, 1.5, 2, 1]);
+  // The label follows the "ratechange" event, which is queued after the rate is set: wait for it.
+  await until(page, () =>
+    [...document.querySelectorAll(".player button")].some((b) => b.textContent === "1×"),
+  );
   assert.equal(await speed.textContent(), "1×");
   // Keyboard: K pauses and plays, L skips forward, J back; typing in the search box does not.
   await page.locator("body").click({ position: { x: 5, y: 300 } });
