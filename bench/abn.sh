@@ -11,6 +11,8 @@
 # machine hits all of them. Loopback only; every load is bounded in time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/scenario.sh
+. bench/scenario.sh
 DIR=${BENCH_DIR:-/tmp/rollcall-bench}
 USAGE="usage: bash bench/abn.sh 304|range64|whole|page CONNECTIONS BINARY|nginx ..."
 SCENARIO=${1:?$USAGE}
@@ -46,26 +48,7 @@ one() { # server -> "label rate cpu"
     up $base
     sleep 1.5 # let startup compression finish
   fi
-  case $SCENARIO in
-    304)
-      export BENCH_PATH=/feeds/bench.xml
-      BENCH_INM=$(curl -sI "$base$BENCH_PATH" | tr -d '\r' | awk -F': ' 'tolower($1)=="etag"{print $2}')
-      export BENCH_INM
-      script=bench/headers.lua ;;
-    range64|whole)
-      local name=big100; [ "$SCENARIO" = whole ] && name=big30
-      if [ "$server" = nginx ]; then BENCH_PATH=/big/$name.mp3
-      # Read whole, not piped: grep -m1 would cut curl off (SIGPIPE), and pipefail end the script
-      # with the server still running.
-      else local feed; feed=$(curl -s "$base/feeds/big.xml"); BENCH_PATH=$(grep -o -m1 "/media/$name/[^\"]*\.mp3" <<<"$feed"); fi
-      export BENCH_PATH BENCH_SIZE=100000000 BENCH_WINDOW=65536
-      script=bench/range.lua; [ "$SCENARIO" = whole ] && script=bench/headers.lua ;;
-    page)
-      export BENCH_PATH=/episodes/briefing-000001 BENCH_AE=gzip
-      curl -s -o /dev/null -H "Accept-Encoding: gzip" "$base$BENCH_PATH"
-      script=bench/headers.lua ;;
-    *) echo "$USAGE" >&2; kill "$pid"; exit 2 ;;
-  esac
+  scenario "$SCENARIO" "$base" "$server" || { echo "$USAGE" >&2; kill "$pid"; exit 2; }
   local t0 t1 out n rate
   # shellcheck disable=SC2086
   t0=$(ticks $pids)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One quick scenario against rollcall alone, for profiling between full runs of bench/run.sh.
 #
-#   bash bench/spot.sh 304|range64|page [CONNECTIONS] [SECONDS]
+#   bash bench/spot.sh 304|range64|whole|page [CONNECTIONS] [SECONDS]
 #
 # Needs the data bench/run.sh generates (BENCH_DIR, default /tmp/rollcall-bench) and a release
 # build. The server runs on CPU 0 and wrk (1 thread) on CPU 1, as in the full benchmark. With
@@ -9,8 +9,10 @@
 # Loopback only; the load lasts SECONDS (default 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/scenario.sh
+. bench/scenario.sh
 DIR=${BENCH_DIR:-/tmp/rollcall-bench}
-SCENARIO=${1:?usage: bash bench/spot.sh 304|range64|page [connections] [seconds]}
+SCENARIO=${1:?usage: bash bench/spot.sh 304|range64|whole|page [connections] [seconds]}
 CONNS=${2:-256}
 SECS=${3:-5}
 PORT=18081
@@ -26,23 +28,7 @@ until grep -q "listening on" "$DIR/spot.out" 2>/dev/null; do
 done
 sleep 2 # let background compression finish
 
-case $SCENARIO in
-  304)
-    export BENCH_PATH=/feeds/bench.xml
-    BENCH_INM=$(curl -sI "$B$BENCH_PATH" | tr -d '\r' | awk -F': ' 'tolower($1)=="etag"{print $2}')
-    export BENCH_INM
-    script=bench/headers.lua ;;
-  range64)
-    BENCH_PATH=$(curl -s "$B/feeds/big.xml" | grep -o '/media/big100/[^"]*' | sed -n 1p) # sed reads on: head would cut the pipe
-    export BENCH_PATH BENCH_SIZE=100000000 BENCH_WINDOW=65536
-    script=bench/range.lua ;;
-  page)
-    BENCH_PATH=$(curl -s "$B/feeds/bench" | grep -o '/episodes/[a-z0-9-]*' | sed -n 1p)
-    export BENCH_PATH BENCH_AE=gzip
-    curl -s -o /dev/null -H "Accept-Encoding: gzip" "$B$BENCH_PATH" # render it once
-    script=bench/headers.lua ;;
-  *) echo "unknown scenario $SCENARIO" >&2; exit 2 ;;
-esac
+scenario "$SCENARIO" "$B" rollcall || { echo "unknown scenario $SCENARIO" >&2; exit 2; }
 
 perf_pid=""
 if [ "${PERF:-0}" = 1 ]; then
