@@ -184,6 +184,85 @@ fn header_read_timeout_closes_slow_clients() {
 }
 
 #[test]
+fn a_head_sent_a_byte_at_a_time_is_still_cut_off_at_the_header_read_timeout() {
+    let demo = Demo::new();
+    let server = Server::start_with(with_server_config(
+        &demo,
+        "header_read_timeout_secs = 1\nkeep_alive_timeout_secs = 600",
+    ));
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    // Bytes keep moving, so the idle timeout never fires; the head just never ends. The
+    // server must close the connection long before this loop runs out.
+    let head = b"GET /healthz HTTP/1.1\r\nX-Slow: "
+        .iter()
+        .chain([b'a'; 4000].iter());
+    let mut closed = false;
+    let mut buf = [0u8; 512];
+    for &b in head {
+        if s.write_all(&[b]).is_err() {
+            closed = true;
+            break;
+        }
+        match s.read(&mut buf) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Ok(n) => panic!(
+                "the server answered a head that never ended: {}",
+                String::from_utf8_lossy(&buf[..n])
+            ),
+            Err(_) => {} // nothing yet
+        }
+    }
+    assert!(
+        closed,
+        "a client trickling one header byte every 50 ms was never closed"
+    );
+}
+
+#[test]
+fn a_download_that_outlasts_the_header_read_timeout_is_not_cut() {
+    let demo = Demo::new();
+    let audio = demo.enlarge_audio("defining-de-escalation", 40);
+    let server = Server::start_with(with_server_config(
+        &demo,
+        "header_read_timeout_secs = 1\nkeep_alive_timeout_secs = 600",
+    ));
+    let path = server.audio_path("defining-de-escalation");
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(HANG)).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .unwrap();
+    // Read slowly: the response stays in flight for well over the 1 s header-read timeout,
+    // which bounds only the wait for a request head.
+    let started = std::time::Instant::now();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    while started.elapsed() < Duration::from_secs(3) {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "the download was cut after {} bytes", got.len());
+        got.extend_from_slice(&buf[..n]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(
+        got.len() - head_end < audio.len(),
+        "the test read the whole file before the timeout mattered; enlarge it"
+    );
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "the download was cut after {} bytes", got.len());
+        got.extend_from_slice(&buf[..n]);
+        if got.len() - head_end == audio.len() {
+            break;
+        }
+    }
+    assert!(got[head_end..] == audio[..], "the body is not the file");
+}
+
+#[test]
 fn idle_keep_alive_connections_are_closed() {
     let demo = Demo::new();
     let server = Server::start_with(with_server_config(

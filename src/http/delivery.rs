@@ -277,6 +277,7 @@ impl Drop for Counted {
             self.pending.body_done.store(true, Ordering::Relaxed);
         }
         let _ = self.wire.body_ended();
+        self.wire.body_dropped();
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -35,12 +35,13 @@ const MAX_BUF: usize = 64 * 1024;
 ///   flattening, hyper would copy a stand-in's zeros instead (the ledger would catch it and close
 ///   the connection; `tests/serve_wire.rs` fails if that happens);
 /// - nothing between the handler's [`super::delivery::Counted`] body and hyper transforms frames.
-pub(super) fn http1_builder(cfg: &ServerConfig) -> http1::Builder {
+pub(super) fn http1_builder() -> http1::Builder {
     let mut builder = http1::Builder::new();
-    // Without a timer hyper silently ignores header_read_timeout.
+    // The header-read timeout is checked by `run`'s per-connection loop, not by hyper, whose
+    // timer would arm and clear a timer-wheel entry (a clock read, an allocation and two locks)
+    // for every request; so hyper gets no timer and no timeout of its own.
     builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(cfg.header_read_timeout)
+        .header_read_timeout(None)
         .keep_alive(true)
         .writev(true)
         .max_buf_size(MAX_BUF);
@@ -52,7 +53,7 @@ pub async fn run(listener: TcpListener, app: App, cfg: ServerConfig, shutdown: C
     let app = Arc::new(app);
     let permits = Arc::new(Semaphore::new(cfg.max_connections));
     let graceful = GracefulShutdown::new();
-    let builder = http1_builder(&cfg);
+    let builder = http1_builder();
     // Every connection's task, so that at the shutdown deadline the ones left can be closed.
     let mut tasks = tokio::task::JoinSet::new();
     loop {
@@ -87,32 +88,47 @@ pub async fn run(listener: TcpListener, app: App, cfg: ServerConfig, shutdown: C
         let app = Arc::clone(&app);
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let (app, connection) = (Arc::clone(&app), connection.clone());
+            connection.wire.head_arrived();
             async move {
                 let req = req.map(axum::body::Body::new);
                 Ok::<_, std::convert::Infallible>(app.handle(req, &connection).await)
             }
         });
         let conn = graceful.watch(builder.serve_connection(io, service));
-        let idle = cfg.keep_alive_timeout;
+        let (idle, header_read) = (cfg.keep_alive_timeout, cfg.header_read_timeout);
         tasks.spawn(async move {
             tokio::pin!(conn);
-            // Checked a few times per timeout: reads and writes only set a flag, so the hot path
-            // reads no clock. A connection closes after between 1 and 1.25 timeouts of silence.
-            let tick = (idle / IDLE_CHECKS).max(Duration::from_millis(1));
-            let mut quiet = 0;
+            // Checked a few times per timeout: reads and writes only set a flag and count
+            // requests, so the hot path reads no clock and arms no timer. A connection closes
+            // after between 1 and 1.25 timeouts.
+            let tick = (idle.min(header_read) / IDLE_CHECKS).max(Duration::from_millis(1));
+            let mut moved_at = tokio::time::Instant::now();
+            // Since when the connection has waited for a request head, and how many it had.
+            let mut waiting: Option<(u64, tokio::time::Instant)> = None;
             loop {
                 tokio::select! {
                     biased;
                     _ = &mut conn => break,
                     () = tokio::time::sleep(tick) => {
+                        let now = tokio::time::Instant::now();
                         if wire.take_moved() {
-                            quiet = 0;
-                        } else {
-                            quiet += 1;
-                            if quiet >= IDLE_CHECKS {
-                                break; // No bytes either way for the whole keep-alive timeout.
-                            }
+                            moved_at = now;
+                        } else if now - moved_at >= idle {
+                            break; // No bytes either way for the whole keep-alive timeout.
                         }
+                        waiting = match (wire.awaiting_head(), waiting) {
+                            (None, _) => None,
+                            (Some(heads), Some((seen, since))) if heads == seen => {
+                                if now - since >= header_read {
+                                    // No whole request head within the header-read timeout,
+                                    // whether the client sent part of one or nothing at all.
+                                    tracing::debug!(client = %peer, "closing a connection: no request head within header_read_timeout_secs");
+                                    break;
+                                }
+                                Some((seen, since))
+                            }
+                            (Some(heads), _) => Some((heads, now)),
+                        };
                     }
                 }
             }

@@ -26,7 +26,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{ready, Context, Poll};
 
@@ -45,6 +45,12 @@ pub struct Wire {
     ledger: Mutex<Ledger>,
     /// Set by any read or write; the idle check clears it.
     moved: AtomicBool,
+    /// Requests whose head hyper parsed, and response bodies that ended. While they are equal
+    /// and no frame waits, the connection is waiting for its next request's head, which the
+    /// header-read timeout bounds (`server::run` checks it; hyper's own timer would cost a clock
+    /// read, an allocation and two timer-wheel locks per request).
+    heads: AtomicU64,
+    ended: AtomicU64,
 }
 
 #[derive(Default)]
@@ -219,6 +225,24 @@ impl Wire {
             owner: Arc::clone(owner),
         });
         Ok(())
+    }
+
+    /// A request's head was parsed and its handler is starting.
+    pub fn head_arrived(&self) {
+        self.heads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The count of request heads so far, when no request is in flight: every response body has
+    /// ended and every frame is written. `None` while a request is being answered.
+    pub fn awaiting_head(&self) -> Option<u64> {
+        let heads = self.heads.load(Ordering::Relaxed);
+        let idle = heads == self.ended.load(Ordering::Relaxed) && self.lock().frames.is_empty();
+        idle.then_some(heads)
+    }
+
+    /// hyper let go of a response's body: the request is answered once its frames are written.
+    pub fn body_dropped(&self) {
+        self.ended.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A body finished or was dropped: nothing it staged may be left behind.
