@@ -32,6 +32,19 @@ struct Route {
 
 type Latency = Family<Route, Histogram, fn() -> Histogram>;
 
+/// Statuses whose counters each route keeps at hand; others are looked up in the family.
+const COMMON_STATUSES: [u16; 6] = [200, 206, 304, 404, 416, 429];
+
+/// A route's series, once it has been seen: handles that share their values with the families,
+/// so a response costs no label hashing and no family lock (that was about 1.3% of a 304's
+/// samples), and `/metrics` still lists only the series that occurred.
+#[derive(Debug, Default)]
+struct Handles {
+    statuses: [OnceLock<Counter>; COMMON_STATUSES.len()],
+    bytes: OnceLock<Counter>,
+    latency: OnceLock<Histogram>,
+}
+
 /// The server's metrics.
 #[derive(Debug)]
 pub struct Metrics {
@@ -39,6 +52,8 @@ pub struct Metrics {
     requests: Family<RouteStatus, Counter>,
     bytes: Family<Route, Counter>,
     latency: Latency,
+    /// By [`super::RouteKind`] as an index.
+    handles: [Handles; super::RouteKind::COUNT],
     measurement: Arc<OnceLock<Arc<Status>>>,
 }
 
@@ -75,6 +90,7 @@ impl Default for Metrics {
             requests,
             bytes,
             latency,
+            handles: Default::default(),
             measurement,
         }
     }
@@ -84,18 +100,24 @@ impl Metrics {
     /// Counts one response.
     pub fn observe(&self, d: &Delivery) {
         let route = d.route.as_str();
-        self.requests
-            .get_or_create(&RouteStatus {
-                route,
-                status: d.status,
-            })
-            .inc();
+        let h = &self.handles[d.route as usize];
+        let requests = |status| {
+            self.requests
+                .get_or_create(&RouteStatus { route, status })
+                .clone()
+        };
+        match COMMON_STATUSES.iter().position(|&s| s == d.status) {
+            Some(i) => h.statuses[i].get_or_init(|| requests(d.status)).inc(),
+            None => requests(d.status).inc(),
+        };
         let r = Route { route };
         if d.bytes > 0 {
-            self.bytes.get_or_create(&r).inc_by(d.bytes);
+            h.bytes
+                .get_or_init(|| self.bytes.get_or_create(&r).clone())
+                .inc_by(d.bytes);
         }
-        self.latency
-            .get_or_create(&r)
+        h.latency
+            .get_or_init(|| self.latency.get_or_create(&r).clone())
             .observe(d.duration.as_secs_f64());
     }
 
@@ -156,5 +178,56 @@ impl Collector for MeasurementCollector {
             g.metric_type(),
         )?)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::{Extent, RequestLine, RouteKind};
+    use std::time::{Duration, SystemTime};
+
+    fn delivery(route: RouteKind, status: u16, bytes: u64) -> Delivery {
+        Delivery {
+            at: SystemTime::now(),
+            duration: Duration::from_millis(3),
+            request: RequestLine::new("GET", "/", None, None),
+            route,
+            episode: None,
+            audio: None,
+            extent: Extent::None,
+            status,
+            length: None,
+            bytes,
+            sendfile_bytes: 0,
+            complete: true,
+            client: std::net::IpAddr::from([127, 0, 0, 1]),
+            credentials: crate::access::Credentials::Anonymous,
+        }
+    }
+
+    #[test]
+    fn kept_handles_and_family_lookups_count_the_same_series() {
+        let m = Metrics::default();
+        for _ in 0..2 {
+            m.observe(&delivery(RouteKind::Feed, 304, 0));
+            m.observe(&delivery(RouteKind::Feed, 503, 10));
+            m.observe(&delivery(RouteKind::Media, 206, 100));
+        }
+        let text = m.encode();
+        for line in [
+            "rollcall_http_requests_total{route=\"feed\",status=\"304\"} 2",
+            "rollcall_http_requests_total{route=\"feed\",status=\"503\"} 2",
+            "rollcall_http_requests_total{route=\"media\",status=\"206\"} 2",
+            "rollcall_http_response_body_bytes_total{route=\"feed\"} 20",
+            "rollcall_http_response_body_bytes_total{route=\"media\"} 200",
+            "rollcall_http_response_seconds_count{route=\"feed\"} 4",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
+        assert!(
+            !text.contains("route=\"home\""),
+            "a route never seen has no series"
+        );
     }
 }

@@ -47,6 +47,9 @@ pub enum RouteKind {
 }
 
 impl RouteKind {
+    /// How many kinds there are: `kind as usize` is below it.
+    pub const COUNT: usize = RouteKind::Unknown as usize + 1;
+
     /// Its name, as metrics label it.
     pub fn as_str(self) -> &'static str {
         match self {
