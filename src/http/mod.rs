@@ -159,9 +159,10 @@ impl App {
         let route = Route::parse(req.uri.path());
         let kind = route.kind();
         if let Route::Admin | Route::Metrics = route {
-            return self
-                .handle_admin(Request::from_parts(req, body), conn, kind)
-                .await;
+            // Boxed: the admin router's future is about 1.5 KB, and without the box every
+            // request's future would be that much larger, moved into hyper's connection state
+            // each time (memmove was about 2% of a 304's samples).
+            return Box::pin(self.handle_admin(Request::from_parts(req, body), conn, kind)).await;
         }
         // Read-only routes take no body (it is kept, unread, until the answer is ready); the
         // parts are `Sync`, so handlers can borrow them.
