@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Alternating runs of rollcall binaries (and nginx) on one scenario: CPU per request and rate.
 #
-#   REPS=3 SECS=5 bash bench/abn.sh 304|range64|whole|page CONNECTIONS BINARY|nginx ...
+#   REPS=3 SECS=5 bash bench/abn.sh 304|feed|range64|whole|page CONNECTIONS BINARY|nginx ...
 #
 # For example `bash bench/abn.sh 304 256 nginx /tmp/rc-a /tmp/rc-b`. Each run starts one server on
 # CPU 0 with the 5,000-episode catalog and the nginx configuration bench/run.sh generates
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=bench/scenario.sh
 . bench/scenario.sh
 DIR=${BENCH_DIR:-/tmp/rollcall-bench}
-USAGE="usage: bash bench/abn.sh 304|range64|whole|page CONNECTIONS BINARY|nginx ..."
+USAGE="usage: bash bench/abn.sh 304|feed|range64|whole|page CONNECTIONS BINARY|nginx ..."
 SCENARIO=${1:?$USAGE}
 CONNS=${2:?$USAGE}
 shift 2

@@ -1,6 +1,6 @@
 # Sourced by bench/abn.sh and bench/spot.sh: sets up one wrk scenario against a running server.
 #
-#   scenario 304|range64|whole|page BASE_URL nginx|rollcall
+#   scenario 304|feed|range64|whole|page BASE_URL nginx|rollcall
 #
 # Exports the BENCH_* variables the wrk scripts read and sets `script` to the wrk script to run.
 # Returns 2 for an unknown scenario.
@@ -11,6 +11,9 @@ scenario() {
       export BENCH_PATH=/feeds/bench.xml
       BENCH_INM=$(curl -sI "$base$BENCH_PATH" | tr -d '\r' | awk -F': ' 'tolower($1)=="etag"{print $2}')
       export BENCH_INM
+      script=bench/headers.lua ;;
+    feed) # the whole 5,000-episode feed, uncompressed
+      export BENCH_PATH=/feeds/bench.xml
       script=bench/headers.lua ;;
     range64|whole)
       media=big100

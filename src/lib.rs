@@ -54,7 +54,13 @@ pub async fn serve(
     let source = catalog::Source::from(&config);
     let episodes_dir = source.episodes_dir.clone();
     let database = config.database.clone();
+    let state_dir = config.state_dir.clone();
     let (removed, store) = tokio::task::spawn_blocking(move || {
+        // Large rendered feeds are kept as unnamed files here, for `sendfile`; if the folder
+        // cannot be made, they are kept in memory instead.
+        if std::fs::create_dir_all(&state_dir).is_ok() {
+            render::spool_in(state_dir);
+        }
         (
             catalog::write::remove_leftovers(&episodes_dir),
             store::Store::open(&database),

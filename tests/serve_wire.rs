@@ -282,10 +282,10 @@ fn a_personal_url_without_a_valid_token_is_the_same_404_as_nothing() {
     }
 }
 
-/// A large rendered feed goes out with `sendfile` from its in-memory file once it is written (in
-/// the background, with the compressed variants), byte for byte the rendered XML.
+/// A large rendered feed goes out with `sendfile` from its kept file once it is written (in the
+/// background, with the compressed variants), byte for byte the rendered XML.
 #[test]
-fn a_large_feed_is_sent_from_its_in_memory_file() {
+fn a_large_feed_is_sent_from_its_kept_file() {
     let demo = Demo::new();
     let paragraph = "Slow the encounter down; time is a tactical advantage. ".repeat(20);
     let notes: String = (0..600).map(|i| format!("{i}. {paragraph}\n\n")).collect();

@@ -456,8 +456,7 @@ pub(super) fn respond(enc: &Encoded, headers: &HeaderMap) -> Response {
 }
 
 /// Like [`respond`]; with a connection that can send files (`zero_copy`), a large resource's
-/// identity bytes, and its gzip variant when that is large too, go out with `sendfile` from their
-/// in-memory files.
+/// identity bytes go out with `sendfile` from its kept file (see [`crate::render::KeptFile`]).
 pub(super) fn respond_with(
     enc: &Encoded,
     headers: &HeaderMap,
@@ -467,7 +466,7 @@ pub(super) fn respond_with(
     // A variant still being compressed after a reload falls back to the stitched gzip (feeds),
     // then to identity.
     let gzip_ok = accepted(header_str(headers, header::ACCEPT_ENCODING)).1;
-    // The variant, and the in-memory file holding the same bytes where there is one.
+    // The variant, and the kept file holding the same bytes where there is one.
     let (compressed, etag, encoding, etag_value, file) = match coding {
         Coding::Br if enc.br().is_some() => (
             enc.br(),
@@ -513,9 +512,14 @@ pub(super) fn respond_with(
         let len = compressed.map_or(enc.identity.len(), bytes::Bytes::len) as u64;
         match (file, zero_copy, compressed) {
             (Some(file), Some(regions), _) => {
-                let stream = FileStream::new(Arc::clone(file), 0, len)
-                    .resident()
-                    .zero_copy(Some(Arc::clone(regions)));
+                let stream = FileStream::new(Arc::clone(&file.file), 0, len);
+                // A file on a filesystem may have lost pages to eviction: each chunk is probed.
+                let stream = if file.in_memory {
+                    stream.resident()
+                } else {
+                    stream
+                };
+                let stream = stream.zero_copy(Some(Arc::clone(regions)));
                 let mut r = Response::new(Body::from_stream(stream));
                 r.headers_mut()
                     .insert(header::CONTENT_LENGTH, HeaderValue::from(len));

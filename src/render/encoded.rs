@@ -6,6 +6,7 @@
 
 use std::fs::File;
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -32,13 +33,13 @@ pub struct Encoded {
     /// differ from the whole-feed gzip's.
     stitched: Option<Bytes>,
     br: OnceLock<Bytes>,
-    /// The identity bytes in a sealed in-memory file, for resources of at least [`FILE_AT`]
+    /// The identity bytes in a file of their own, for resources of at least [`FILE_AT`]
     /// bytes: the http layer sends them with `sendfile` instead of copying every byte into the
     /// socket. Filled in by [`Encoded::compress`]. The compressed variants are not kept so: a
     /// 367 KB gzip feed cost 114–177 µs of server CPU per request with `sendfile` from a memfd
     /// against 45 µs copied from memory, at a third of the rate (BENCHMARKS.md, "CPU per
     /// request"); for the 21 MB identity feed `sendfile` is the cheaper of the two.
-    file: OnceLock<Arc<File>>,
+    file: OnceLock<Arc<KeptFile>>,
     /// Strong ETag of the identity bytes; the compressed variants append `-gzip` / `-br`.
     pub etag: String,
     pub etag_gzip: String,
@@ -131,7 +132,7 @@ impl Encoded {
     }
 
     /// The identity bytes as a file, once written (see [`Encoded::compress`]).
-    pub fn file(&self) -> Option<&Arc<File>> {
+    pub fn file(&self) -> Option<&Arc<KeptFile>> {
         self.file.get()
     }
 
@@ -139,12 +140,12 @@ impl Encoded {
     /// run it off the async threads).
     pub fn compress(&self) {
         if self.identity.len() >= FILE_AT && self.file.get().is_none() {
-            match in_memory_file(self.identity.parts()) {
+            match KeptFile::write(self.identity.parts(), SPOOL.get().map(PathBuf::as_path)) {
                 Ok(f) => {
                     let _ = self.file.set(Arc::new(f));
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot keep a rendered resource in an in-memory file; it is sent by copying")
+                    tracing::warn!(error = %e, "cannot keep a rendered resource in a file; it is sent by copying")
                 }
             }
         }
@@ -175,8 +176,88 @@ fn carry<T: Clone>(cell: Option<&OnceLock<T>>) -> OnceLock<T> {
         .map_or_else(OnceLock::new, OnceLock::from)
 }
 
-/// Resources at least this large are also kept as an in-memory file, for `sendfile`.
+/// Resources at least this large are also kept as a file, for `sendfile`.
 pub const FILE_AT: usize = 256 * 1024;
+
+/// Where rendered resources are kept as files: set once, by the server at its start, to its
+/// `state_dir`.
+static SPOOL: OnceLock<PathBuf> = OnceLock::new();
+
+/// Keeps large rendered resources in unnamed files in `dir` from now on (the first call wins;
+/// one server runs per process). Without it, or where `dir` cannot hold such files, they go to
+/// memory files instead.
+pub fn spool_in(dir: PathBuf) {
+    let _ = SPOOL.set(dir);
+}
+
+/// Writes go to a kept file this many bytes at a time, aligned: the page cache gives a regular
+/// file folios as large as the writes that fill it, and `sendfile` then looks up one folio per
+/// 2 MiB instead of one page per 4 KiB. A 21 MB feed written 4 KB at a time, as its items are
+/// rendered, cost `filemap_get_read_batch` 14% of the server's samples while sending it; written
+/// in 2 MiB pieces, 1.2%, as for nginx's file (BENCHMARKS.md, "What was tried").
+const WRITE_AT_ONCE: usize = 2 << 20;
+
+/// The identity bytes of a large rendered resource, in a file of their own.
+#[derive(Debug)]
+pub struct KeptFile {
+    pub file: Arc<File>,
+    /// A memory file (shared memory, never evicted), not one on a filesystem, whose pages the
+    /// kernel may evict and must then read back.
+    pub in_memory: bool,
+}
+
+impl KeptFile {
+    /// Writes `parts` in order to an unnamed file (`O_TMPFILE`) in `dir`: no other process can
+    /// open it, nothing here writes to it again, and it is gone when the last handle closes.
+    /// Where `dir` is `None` or cannot hold one (a missing folder, a filesystem without
+    /// `O_TMPFILE`), to a sealed memfd. Shared memory comes in 4 KiB pages on systems without
+    /// transparent huge pages for it (the default), so a regular file is the cheaper to send.
+    fn write(parts: &[Bytes], dir: Option<&Path>) -> std::io::Result<KeptFile> {
+        if let Some(dir) = dir {
+            match unnamed_file(parts, dir) {
+                Ok(file) => {
+                    return Ok(KeptFile {
+                        file: Arc::new(file),
+                        in_memory: false,
+                    })
+                }
+                Err(e) => {
+                    tracing::debug!(dir = %dir.display(), error = %e, "cannot keep a rendered resource in state_dir; keeping it in memory")
+                }
+            }
+        }
+        Ok(KeptFile {
+            file: Arc::new(in_memory_file(parts)?),
+            in_memory: true,
+        })
+    }
+}
+
+fn unnamed_file(parts: &[Bytes], dir: &Path) -> std::io::Result<File> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open(
+        dir,
+        OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )?;
+    let mut file = File::from(fd);
+    // Whole, aligned pieces of WRITE_AT_ONCE bytes, split across parts where needed.
+    let mut piece = Vec::with_capacity(WRITE_AT_ONCE);
+    for part in parts {
+        let mut rest = &part[..];
+        while !rest.is_empty() {
+            let n = rest.len().min(WRITE_AT_ONCE - piece.len());
+            piece.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            if piece.len() == WRITE_AT_ONCE {
+                file.write_all(&piece)?;
+                piece.clear();
+            }
+        }
+    }
+    file.write_all(&piece)?;
+    Ok(file)
+}
 
 /// A sealed memfd holding `parts` in order: nothing can change or resize it once written, so a
 /// region of it stays valid for as long as anyone holds it.
@@ -204,4 +285,55 @@ pub(super) fn now_seconds() -> SystemTime {
         .unwrap_or_default()
         .as_secs();
     UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Seek};
+
+    fn parts() -> Vec<Bytes> {
+        // Odd-sized parts, so pieces split them: more than two pieces in all.
+        (0..1500u32)
+            .map(|i| Bytes::from(format!("<item>{i:05}</item>").repeat(200 + i as usize % 7)))
+            .collect()
+    }
+
+    fn contents(kept: &KeptFile) -> Vec<u8> {
+        let mut f = &*kept.file;
+        f.rewind().unwrap();
+        let mut out = Vec::new();
+        f.read_to_end(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_kept_file_in_a_folder_is_unnamed_and_holds_the_parts_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let parts = parts();
+        let kept = KeptFile::write(&parts, Some(dir.path())).unwrap();
+        assert!(!kept.in_memory, "the folder takes unnamed files");
+        assert!(parts.iter().map(Bytes::len).sum::<usize>() > 2 * WRITE_AT_ONCE);
+        assert_eq!(contents(&kept), parts.concat());
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "nothing in the folder has a name"
+        );
+    }
+
+    #[test]
+    fn without_a_usable_folder_a_kept_file_is_in_memory_and_sealed() {
+        let parts = parts();
+        let missing = std::path::Path::new("/nonexistent/rollcall-spool");
+        for dir in [None, Some(missing)] {
+            let kept = KeptFile::write(&parts, dir).unwrap();
+            assert!(kept.in_memory);
+            assert_eq!(contents(&kept), parts.concat());
+            assert!(
+                (&*kept.file).write_all(b"x").is_err(),
+                "a sealed memfd takes no writes"
+            );
+        }
+    }
 }

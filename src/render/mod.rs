@@ -25,7 +25,7 @@ use rss::extension::itunes::{
 use rss::extension::{Extension, ExtensionMap};
 use rss::{Channel, Enclosure, Guid, Image, Item};
 
-pub use encoded::{Encoded, ValidatorHeaders, FILE_AT};
+pub use encoded::{spool_in, Encoded, KeptFile, ValidatorHeaders, FILE_AT};
 pub use opml::opml;
 
 use crate::access;
