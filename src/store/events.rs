@@ -208,19 +208,36 @@ impl Store {
 
     /// Rolls raw events older than `before_ms` up into daily totals per episode and verdict, and
     /// deletes them. Returns how many were rolled up.
+    ///
+    /// Events are stored in the order their responses ended, so ids rise nearly with `at`; the
+    /// roll-up takes the run of old events at the low end, up to the first one that is not old,
+    /// and reads nothing past it. (Scanning the whole table for `at < before_ms`, without an
+    /// index, which every insert would pay for, read all of it each hour: 0.2 s of CPU at
+    /// each start for a million events.) An old event stored after a newer one, such as a
+    /// download that outlasted the ones after it, waits for a later roll-up; no event younger
+    /// than `before_ms` is ever rolled up.
     pub fn roll_up(&self, before_ms: i64) -> Result<u64, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        // The first id that stays: the first event that is not old, or past the last event.
+        let end: i64 = tx.query_row(
+            "SELECT coalesce(
+                (SELECT id FROM events WHERE at >= ?1 ORDER BY id LIMIT 1),
+                (SELECT max(id) + 1 FROM events),
+                0)",
+            params![before_ms],
+            |r| r.get(0),
+        )?;
         tx.execute(
             "INSERT INTO daily_events (day, episode, verdict, requests, bytes)
              SELECT date(at / 1000, 'unixepoch'), episode, verdict, count(*), sum(bytes)
-             FROM events WHERE at < ?1
+             FROM events WHERE id < ?1
              GROUP BY 1, episode, verdict
              ON CONFLICT (day, episode, verdict)
              DO UPDATE SET requests = requests + excluded.requests, bytes = bytes + excluded.bytes",
-            params![before_ms],
+            params![end],
         )?;
-        let n = tx.execute("DELETE FROM events WHERE at < ?1", params![before_ms])?;
+        let n = tx.execute("DELETE FROM events WHERE id < ?1", params![end])?;
         tx.commit()?;
         Ok(n as u64)
     }
@@ -375,6 +392,50 @@ mod tests {
             address: "00ff".into(),
             verdict,
         }
+    }
+
+    #[test]
+    fn a_roll_up_takes_the_old_events_up_to_the_first_young_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        // Stored in this order: two old, one young, then an old one that ended late.
+        let events = vec![
+            event(1, "2026-01-01", "partial"),
+            event(2, "2026-01-01", "download"),
+            event(3, "2026-01-03", "probe"),
+            event(4, "2026-01-01", "download"),
+        ];
+        store
+            .record_measurement(&MeasurementBatch {
+                events: events.clone(),
+                ..Default::default()
+            })
+            .unwrap();
+        let cutoff = ms("2026-01-02", 0);
+        assert_eq!(store.roll_up(cutoff).unwrap(), 2, "the run of old events");
+        let left = store.events(10).unwrap();
+        assert_eq!(left.len(), 2);
+        assert!(left.contains(&events[2]) && left.contains(&events[3]));
+        assert_eq!(
+            store.roll_up(cutoff).unwrap(),
+            0,
+            "nothing more before a young event"
+        );
+        // Once the young event is old too, everything goes, the late one included.
+        assert_eq!(store.roll_up(ms("2026-01-04", 0)).unwrap(), 2);
+        assert!(store.events(10).unwrap().is_empty());
+        assert_eq!(
+            store.roll_up(ms("2026-01-04", 0)).unwrap(),
+            0,
+            "an empty table"
+        );
+        let c = store.download_counts(&StatsQuery::default()).unwrap();
+        let requests: u64 = c.verdicts.iter().map(|v| v.1).sum();
+        assert_eq!(
+            requests, 4,
+            "every event is in the daily totals: {:?}",
+            c.verdicts
+        );
     }
 
     #[test]
