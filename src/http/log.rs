@@ -67,7 +67,7 @@ fn run(sub: Subscription, mut out: impl Write, style: LogStyle, stop: &AtomicBoo
     let mut written = std::time::Instant::now();
     loop {
         let last = stop.load(Ordering::Relaxed);
-        for d in sub.records.try_iter() {
+        for d in sub.drain() {
             if style.json {
                 json_line(&mut batch, &d, style.client);
             } else {
@@ -91,7 +91,7 @@ fn run(sub: Subscription, mut out: impl Write, style: LogStyle, stop: &AtomicBoo
         if last {
             return;
         }
-        std::thread::park_timeout(crate::stats::DRAIN);
+        sub.pause();
     }
 }
 

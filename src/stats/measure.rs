@@ -194,7 +194,7 @@ impl Measurer {
             // Records are counted every DRAIN, so they do not pile up (a record is several
             // times the size of its event); the store is written every INTERVAL.
             self.retry_backlog();
-            for d in sub.records.try_iter() {
+            for d in sub.drain() {
                 // Behind a backlog, records wait their turn: windows depend on order.
                 if !self.backlog.is_empty() || !self.observe(&d) {
                     self.hold(d);
@@ -209,7 +209,7 @@ impl Measurer {
                 self.write_last();
                 return;
             }
-            std::thread::park_timeout(super::DRAIN);
+            sub.pause();
         }
     }
 

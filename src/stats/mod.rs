@@ -6,6 +6,7 @@
 //! measurement (#9) next. Publishing never blocks a request: a subscriber that falls behind loses
 //! records, and each subscription counts what it lost.
 
+use std::cell::Cell;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
@@ -315,12 +316,41 @@ pub struct Deliveries {
 pub struct Subscription {
     pub records: Receiver<Arc<Delivery>>,
     dropped: Arc<AtomicU64>,
+    /// The last pause, and whether the drain since found anything (see [`Subscription::pause`]).
+    paused: Cell<Duration>,
+    got: Cell<bool>,
 }
 
 impl Subscription {
     /// Records lost because this subscriber's queue was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Takes every record that has arrived.
+    pub fn drain(&self) -> impl Iterator<Item = Arc<Delivery>> + '_ {
+        self.records.try_iter().inspect(|_| self.got.set(true))
+    }
+
+    /// Parks the consumer's thread until its next drain (stopping a [`Consumer`] unparks it):
+    /// see [`Subscription::next_pause`].
+    pub fn pause(&self) {
+        std::thread::park_timeout(self.next_pause());
+    }
+
+    /// [`DRAIN`] after a drain that found records; after one that found none, twice the last
+    /// pause, up to [`IDLE_PAUSE`]. So a busy server's records are taken every 5 ms, and an idle
+    /// server's consumers wake about ten times a second each instead of two hundred (their
+    /// futex wake-ups were about 570 a second in all), at the cost of up to 100 ms before the
+    /// first record after a quiet spell is taken.
+    fn next_pause(&self) -> Duration {
+        let next = if self.got.replace(false) {
+            DRAIN
+        } else {
+            (self.paused.get() * 2).min(IDLE_PAUSE)
+        };
+        self.paused.set(next);
+        next
     }
 }
 
@@ -330,6 +360,9 @@ impl Subscription {
 /// µs less per 304 at 256 connections; see BENCHMARKS.md). Each consumer still writes its output
 /// in larger batches on its own clock.
 pub const DRAIN: Duration = Duration::from_millis(5);
+
+/// The longest a consumer sleeps between drains while no records come.
+pub const IDLE_PAUSE: Duration = Duration::from_millis(100);
 
 /// A subscriber on its own thread: `run` gets the subscription and a stop flag, and returns
 /// once the flag is set and everything published before it has been handled. Stopping
@@ -406,7 +439,12 @@ impl Deliveries {
             tx,
             dropped: Arc::clone(&dropped),
         });
-        Subscription { records, dropped }
+        Subscription {
+            records,
+            dropped,
+            paused: Cell::new(DRAIN),
+            got: Cell::new(false),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Subscriber>> {
@@ -441,6 +479,28 @@ impl Deliveries {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_consumer_pauses_longer_while_nothing_comes_and_drains_every_5_ms_once_records_do() {
+        let hub = Deliveries::default();
+        let sub = hub.subscribe("test", 10);
+        let ms = |n| Duration::from_millis(n);
+        let mut pauses = Vec::new();
+        for _ in 0..7 {
+            assert_eq!(sub.drain().count(), 0);
+            pauses.push(sub.next_pause());
+        }
+        assert_eq!(pauses, [10, 20, 40, 80, 100, 100, 100].map(ms));
+        hub.publish(delivery(200));
+        assert_eq!(sub.drain().count(), 1);
+        assert_eq!(
+            sub.next_pause(),
+            DRAIN,
+            "records came: back to the short pause"
+        );
+        assert_eq!(sub.drain().count(), 0);
+        assert_eq!(sub.next_pause(), ms(10));
+    }
 
     fn delivery(status: u16) -> Delivery {
         Delivery {

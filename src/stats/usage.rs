@@ -159,11 +159,11 @@ fn run(sub: Subscription, store: &Store, alert_above: u64, stop: &AtomicBool) {
     let mut written = std::time::Instant::now();
     loop {
         let last = stop.load(Ordering::Relaxed);
-        for d in sub.records.try_iter() {
+        for d in sub.drain() {
             pending.add(&d);
         }
         if !last && written.elapsed() < INTERVAL {
-            std::thread::park_timeout(super::DRAIN);
+            sub.pause();
             continue;
         }
         written = std::time::Instant::now();
@@ -221,7 +221,7 @@ fn run(sub: Subscription, store: &Store, alert_above: u64, stop: &AtomicBool) {
         if last {
             return;
         }
-        std::thread::park_timeout(super::DRAIN);
+        sub.pause();
     }
 }
 
