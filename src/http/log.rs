@@ -91,7 +91,7 @@ fn run(sub: Subscription, mut out: impl Write, style: LogStyle, stop: &AtomicBoo
         if last {
             return;
         }
-        sub.pause();
+        sub.pause(!batch.is_empty());
     }
 }
 

@@ -209,7 +209,11 @@ impl Measurer {
                 self.write_last();
                 return;
             }
-            sub.pause();
+            sub.pause(
+                !self.pending.events.is_empty()
+                    || !self.pending.downloads.is_empty()
+                    || !self.backlog.is_empty(),
+            );
         }
     }
 

@@ -332,19 +332,21 @@ impl Subscription {
         self.records.try_iter().inspect(|_| self.got.set(true))
     }
 
-    /// Parks the consumer's thread until its next drain (stopping a [`Consumer`] unparks it):
-    /// see [`Subscription::next_pause`].
-    pub fn pause(&self) {
-        std::thread::park_timeout(self.next_pause());
+    /// Parks the consumer's thread until its next drain (stopping a [`Consumer`] unparks it).
+    /// `holding`: the consumer has output waiting for its own clock (a batch of log lines, events
+    /// not yet stored), which a long pause would delay. See [`Subscription::next_pause`].
+    pub fn pause(&self, holding: bool) {
+        std::thread::park_timeout(self.next_pause(holding));
     }
 
-    /// [`DRAIN`] after a drain that found records; after one that found none, twice the last
-    /// pause, up to [`IDLE_PAUSE`]. So a busy server's records are taken every 5 ms, and an idle
-    /// server's consumers wake about ten times a second each instead of two hundred (their
-    /// futex wake-ups were about 570 a second in all), at the cost of up to 100 ms before the
-    /// first record after a quiet spell is taken.
-    fn next_pause(&self) -> Duration {
-        let next = if self.got.replace(false) {
+    /// [`DRAIN`] after a drain that found records, or while the consumer holds output; otherwise
+    /// twice the last pause, up to [`IDLE_PAUSE`]. So a busy server's records are taken every
+    /// 5 ms and each consumer's output keeps its own clock, and an idle server's consumers wake
+    /// about ten times a second each instead of two hundred (their futex wake-ups were about 570
+    /// a second in all), at the cost of up to 100 ms before the first record after a quiet spell
+    /// is taken.
+    fn next_pause(&self, holding: bool) -> Duration {
+        let next = if self.got.replace(false) || holding {
             DRAIN
         } else {
             (self.paused.get() * 2).min(IDLE_PAUSE)
@@ -488,18 +490,27 @@ mod tests {
         let mut pauses = Vec::new();
         for _ in 0..7 {
             assert_eq!(sub.drain().count(), 0);
-            pauses.push(sub.next_pause());
+            pauses.push(sub.next_pause(false));
         }
         assert_eq!(pauses, [10, 20, 40, 80, 100, 100, 100].map(ms));
         hub.publish(delivery(200));
         assert_eq!(sub.drain().count(), 1);
         assert_eq!(
-            sub.next_pause(),
+            sub.next_pause(false),
             DRAIN,
             "records came: back to the short pause"
         );
+        // Output still held (a batch waiting for its clock) keeps the short pause.
+        for _ in 0..3 {
+            assert_eq!(sub.drain().count(), 0);
+            assert_eq!(sub.next_pause(true), DRAIN);
+        }
         assert_eq!(sub.drain().count(), 0);
-        assert_eq!(sub.next_pause(), ms(10));
+        assert_eq!(
+            sub.next_pause(false),
+            ms(10),
+            "written: the pauses grow again"
+        );
     }
 
     fn delivery(status: u16) -> Delivery {

@@ -163,7 +163,7 @@ fn run(sub: Subscription, store: &Store, alert_above: u64, stop: &AtomicBool) {
             pending.add(&d);
         }
         if !last && written.elapsed() < INTERVAL {
-            sub.pause();
+            sub.pause(!pending.groups.is_empty());
             continue;
         }
         written = std::time::Instant::now();
@@ -221,7 +221,7 @@ fn run(sub: Subscription, store: &Store, alert_above: u64, stop: &AtomicBool) {
         if last {
             return;
         }
-        sub.pause();
+        sub.pause(false);
     }
 }
 
