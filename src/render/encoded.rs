@@ -39,7 +39,7 @@ pub struct Encoded {
     /// 367 KB gzip feed cost 114–177 µs of server CPU per request with `sendfile` from a memfd
     /// against 45 µs copied from memory, at a third of the rate (BENCHMARKS.md, "CPU per
     /// request"); for the 21 MB identity feed `sendfile` is the cheaper of the two.
-    file: OnceLock<Arc<KeptFile>>,
+    file: OnceLock<KeptFile>,
     /// Strong ETag of the identity bytes; the compressed variants append `-gzip` / `-br`.
     pub etag: String,
     pub etag_gzip: String,
@@ -132,7 +132,7 @@ impl Encoded {
     }
 
     /// The identity bytes as a file, once written (see [`Encoded::compress`]).
-    pub fn file(&self) -> Option<&Arc<KeptFile>> {
+    pub fn file(&self) -> Option<&KeptFile> {
         self.file.get()
     }
 
@@ -142,7 +142,7 @@ impl Encoded {
         if self.identity.len() >= FILE_AT && self.file.get().is_none() {
             match KeptFile::write(self.identity.parts(), SPOOL.get().map(PathBuf::as_path)) {
                 Ok(f) => {
-                    let _ = self.file.set(Arc::new(f));
+                    let _ = self.file.set(f);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot keep a rendered resource in a file; it is sent by copying")
@@ -197,8 +197,9 @@ pub fn spool_in(dir: PathBuf) {
 /// in 2 MiB pieces, 1.2%, as for nginx's file (BENCHMARKS.md, "What was tried").
 const WRITE_AT_ONCE: usize = 2 << 20;
 
-/// The identity bytes of a large rendered resource, in a file of their own.
-#[derive(Debug)]
+/// The identity bytes of a large rendered resource, in a file of their own. Cloning shares the
+/// file.
+#[derive(Debug, Clone)]
 pub struct KeptFile {
     pub file: Arc<File>,
     /// A memory file (shared memory, never evicted), not one on a filesystem, whose pages the
