@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Alternating runs of rollcall binaries (and nginx) on one scenario: CPU per request and rate.
 #
-#   REPS=3 SECS=5 bash bench/abn.sh 304|feed|range64|whole|page CONNECTIONS BINARY|nginx ...
+#   REPS=3 SECS=5 bash bench/abn.sh 304|feed|range64|whole|page CONNECTIONS BINARY|nginx|nginx-nolog ...
 #
+# `nginx-nolog` is the same nginx with `access_log off`, the configuration issue 4 named; bench/run.sh
+# has nginx write a buffered access log, as rollcall always does, so that both do the same work.
 # For example `bash bench/abn.sh 304 256 nginx /tmp/rc-a /tmp/rc-b`. Each run starts one server on
 # CPU 0 with the 5,000-episode catalog and the nginx configuration bench/run.sh generates
 # (BENCH_DIR, default /tmp/rollcall-bench), drives it with wrk (1 thread, CPU 1) for SECS seconds,
@@ -14,7 +16,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=bench/scenario.sh
 . bench/scenario.sh
 DIR=${BENCH_DIR:-/tmp/rollcall-bench}
-USAGE="usage: bash bench/abn.sh 304|feed|range64|whole|page CONNECTIONS BINARY|nginx ..."
+USAGE="usage: bash bench/abn.sh 304|feed|range64|whole|page CONNECTIONS BINARY|nginx|nginx-nolog ..."
 SCENARIO=${1:?$USAGE}
 CONNS=${2:?$USAGE}
 shift 2
@@ -32,9 +34,14 @@ up() { for _ in $(seq 1 200); do curl -s -o /dev/null "$1/" && return 0; sleep 0
 
 one() { # server -> "label rate cpu"
   local server=$1 base pid pids script
-  if [ "$server" = nginx ]; then
+  if [ "$server" = nginx ] || [ "$server" = nginx-nolog ]; then
     base=http://127.0.0.1:18080
-    taskset -c 0 nginx -c "$DIR/nginx/nginx.conf" -p "$DIR/nginx" -g 'daemon off;' &
+    local conf=$DIR/nginx/nginx.conf
+    if [ "$server" = nginx-nolog ]; then
+      conf=$DIR/nginx/nginx-nolog.conf
+      sed 's|^  access_log .*|  access_log off;|' "$DIR/nginx/nginx.conf" > "$conf"
+    fi
+    taskset -c 0 nginx -c "$conf" -p "$DIR/nginx" -g 'daemon off;' &
     pid=$!
     RUNNING=$pid
     up $base

@@ -18,7 +18,7 @@ scenario() {
     range64|whole)
       media=big100
       if [ "$name" = whole ]; then media=big30; fi
-      if [ "$server" = nginx ]; then BENCH_PATH=/big/$media.mp3
+      if [ "${server#nginx}" != "$server" ]; then BENCH_PATH=/big/$media.mp3
       # Read whole, not piped: grep -m1 would cut curl off (SIGPIPE), and pipefail end the
       # calling script with its server still running.
       else feed=$(curl -s "$base/feeds/big.xml"); BENCH_PATH=$(grep -o -m1 "/media/$media/[^\"]*\.mp3" <<<"$feed"); fi

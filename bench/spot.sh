@@ -32,7 +32,7 @@ scenario "$SCENARIO" "$B" rollcall || { echo "unknown scenario $SCENARIO" >&2; e
 
 perf_pid=""
 if [ "${PERF:-0}" = 1 ]; then
-  perf record -F 2999 -g -p $pid -o "/tmp/rollcall-$SCENARIO.perf" -- sleep "$SECS" >/dev/null 2>&1 &
+  perf record -F 2999 ${PERF_CG:--g} -p $pid -o "/tmp/rollcall-$SCENARIO.perf" -- sleep "$SECS" >/dev/null 2>&1 &
   perf_pid=$!
 fi
 taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" -s "$script" "$B" | grep -E "Requests/sec|Transfer/sec"

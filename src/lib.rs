@@ -161,3 +161,43 @@ pub async fn serve(
     }
     Ok(())
 }
+
+/// The async runtime for [`serve`], for a process allowed to run on `cpus` CPUs (as
+/// `std::thread::available_parallelism` counts them: affinity and cgroup quota included).
+///
+/// On one CPU it is tokio's single-thread scheduler. The work-stealing scheduler would still
+/// run a single worker there, and pay on every wake-up for the cross-thread queues and parking
+/// it cannot use: alternating runs measured about 3% more CPU per 304 and per 64 KiB range with
+/// it (BENCHMARKS.md, "CPU per request"). On more CPUs, one worker per CPU.
+/// `spawn_blocking` work (opening files, disk reads) gets its own threads either way.
+pub fn runtime(cpus: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    if cpus <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cpus)
+            .enable_all()
+            .build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::runtime::RuntimeFlavor;
+
+    #[test]
+    fn one_cpu_gets_the_single_thread_scheduler_and_more_get_a_worker_each() {
+        let one = super::runtime(1).unwrap();
+        assert_eq!(one.handle().runtime_flavor(), RuntimeFlavor::CurrentThread);
+        // Blocking work still leaves the async thread free.
+        assert_eq!(
+            one.block_on(async { tokio::task::spawn_blocking(|| 7).await.unwrap() }),
+            7
+        );
+        let two = super::runtime(2).unwrap();
+        assert_eq!(two.handle().runtime_flavor(), RuntimeFlavor::MultiThread);
+        assert_eq!(two.metrics().num_workers(), 2);
+    }
+}

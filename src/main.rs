@@ -363,7 +363,13 @@ fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
         } => cli::stats(&config, &source, &cache, episode, since, json, csv),
         Command::Serve { listen } => {
             let listen = listen.unwrap_or(config.listen);
-            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let runtime = rollcall::runtime(cpus).context("starting the async runtime")?;
+            tracing::info!(
+                cpus,
+                scheduler = ?runtime.handle().runtime_flavor(),
+                "async runtime started"
+            );
             let access_log = tracing::enabled!(target: "access", tracing::Level::INFO)
                 .then(|| Box::new(std::io::stderr()) as Box<dyn Write + Send>);
             let options = rollcall::Options { listen, access_log };

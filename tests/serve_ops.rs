@@ -23,7 +23,15 @@ fn with_server_config(demo: &Demo, server: &str) -> rollcall::config::Config {
 
 /// Starts the real binary and waits for its `listening on` line.
 fn spawn(demo: &Demo) -> (Child, SocketAddr, BufReader<std::process::ChildStdout>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+    spawn_with(demo, Command::new(env!("CARGO_BIN_EXE_rollcall")))
+}
+
+/// [`spawn`] with the command to start it given, e.g. under `taskset`.
+fn spawn_with(
+    demo: &Demo,
+    mut command: Command,
+) -> (Child, SocketAddr, BufReader<std::process::ChildStdout>) {
+    let mut child = command
         .arg("--config")
         .arg(demo.path("config.toml"))
         .args(["serve", "--listen", "127.0.0.1:0"])
@@ -392,6 +400,35 @@ fn sigterm_lets_an_in_flight_download_finish_and_refuses_new_connections() {
     assert_eq!(resp.body.len(), d.audio.len());
     assert!(resp.body == d.audio);
     assert!(child.wait().unwrap().success());
+}
+
+/// Restricted to one CPU (a one-core VM, a container, `taskset`), the server runs tokio's
+/// single-thread scheduler, which must serve media, feeds and blocking-pool work (file opens)
+/// alike and stop cleanly on SIGTERM with its access lines written.
+#[test]
+fn on_one_cpu_the_server_serves_on_a_single_thread_scheduler_and_stops_cleanly() {
+    let demo = Demo::new();
+    let mut taskset = Command::new("taskset");
+    taskset
+        .args(["-c", "0"])
+        .arg(env!("CARGO_BIN_EXE_rollcall"));
+    let (mut child, addr, _out) = spawn_with(&demo, taskset);
+    let catalog = demo.load().unwrap();
+    let audio = &catalog.episode("defining-de-escalation").unwrap().audio;
+    let whole = std::fs::read(&audio.path).unwrap();
+    let r = get(addr, &audio.url_path, &[("Range", "bytes=100-4195")]);
+    assert_eq!(r.status, 206);
+    assert!(r.body == whole[100..4196]);
+    let feed = get(addr, "/feeds/defusing-difficult-encounters.xml", &[]);
+    assert_eq!(feed.status, 200);
+    sigterm(&child);
+    assert!(child.wait().unwrap().success());
+    let log = common::stderr_of(&mut child);
+    assert!(
+        log.contains("async runtime started cpus=1 scheduler=CurrentThread"),
+        "{log}"
+    );
+    assert_eq!(log.matches("INFO access:").count(), 2, "{log}");
 }
 
 #[test]
