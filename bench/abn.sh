@@ -26,7 +26,8 @@ SECS=${SECS:-5}
 HZ=$(getconf CLK_TCK)
 [ -f "$DIR/cat5k/config.toml" ] && [ -f "$DIR/nginx/nginx.conf" ] ||
   { echo "run bash bench/run.sh once first to generate $DIR" >&2; exit 1; }
-ticks() { local t=0 p; for p in "$@"; do t=$((t + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}'))); done; echo "$t"; }
+# "user system" clock ticks of the given processes, all threads included.
+ticks() { local u=0 s=0 p us; for p in "$@"; do us=$(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12, $13}'); u=$((u + ${us% *})); s=$((s + ${us#* })); done; echo "$u $s"; }
 # A server still running when the script ends (an error, Ctrl-C) is stopped with it.
 RUNNING=
 trap '[ -z "$RUNNING" ] || kill "$RUNNING" 2>/dev/null || true' EXIT
@@ -56,7 +57,7 @@ one() { # server -> "label rate cpu"
     sleep 1.5 # let startup compression finish
   fi
   scenario "$SCENARIO" "$base" "$server" || { echo "$USAGE" >&2; kill "$pid"; exit 2; }
-  local t0 t1 out n rate
+  local t0 t1 out n rate u s
   # shellcheck disable=SC2086
   t0=$(ticks $pids)
   out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" --timeout 10s -s "$script" "$base" 2>&1)
@@ -66,8 +67,11 @@ one() { # server -> "label rate cpu"
   RUNNING=
   n=$(awk '/ requests in / {print $1}' <<<"$out")
   rate=$(awk '/^Requests\/sec/ {printf "%.0f", $2}' <<<"$out")
-  awk -v s="$server" -v r="$rate" -v t=$((t1 - t0)) -v n="${n:-0}" -v hz="$HZ" \
-    'BEGIN {printf "%-28s %9s req/s %8.2f us/req\n", s, r, (n > 0) ? t / hz * 1e6 / n : 0}'
+  u=$((${t1% *} - ${t0% *}))
+  s=$((${t1#* } - ${t0#* }))
+  awk -v s="$server" -v r="$rate" -v u="$u" -v k="$s" -v n="${n:-0}" -v hz="$HZ" \
+    'BEGIN {f = (n > 0) ? 1e6 / hz / n : 0
+            printf "%-28s %9s req/s %8.2f us/req (user %.2f, system %.2f)\n", s, r, (u + k) * f, u * f, k * f}'
 }
 
 echo "$SCENARIO, $CONNS connections, $SECS s per run, $REPS rounds"

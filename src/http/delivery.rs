@@ -134,10 +134,13 @@ impl Drop for Pending {
     }
 }
 
-/// What a media response adds to its record: the audio it belongs to, which bytes of the file
-/// its body carries, and the credentials a session cookie proved (set as a response extension).
-#[derive(Debug, Clone)]
+/// What a media response adds to its record: the episode and audio it belongs to, which bytes of
+/// the file its body carries, and the credentials a session cookie proved. Handed to [`finish`]
+/// beside the response, not as a response extension, which would cost three allocations (the
+/// extension map, its table and the boxed value) per response.
+#[derive(Debug, Clone, Default)]
 pub(super) struct Sent {
+    pub episode: Option<Arc<str>>,
     pub audio: Option<Arc<crate::stats::AudioFile>>,
     pub extent: crate::stats::Extent,
     pub credentials: Option<Credentials>,
@@ -146,8 +149,8 @@ pub(super) struct Sent {
 /// Who asked, for the record.
 pub(super) struct Asker {
     pub route: RouteKind,
-    /// The episode a media response belongs to.
-    pub episode: Option<Arc<str>>,
+    /// What a media response adds.
+    pub sent: Option<Sent>,
     pub client: IpAddr,
     pub credentials: Credentials,
 }
@@ -160,8 +163,8 @@ pub(super) fn finish(
     wire: Arc<Wire>,
     sink: &Arc<Deliveries>,
 ) -> http::Response<Counted> {
-    let (mut parts, body) = response.into_parts();
-    let sent = parts.extensions.remove::<Sent>();
+    let (parts, body) = response.into_parts();
+    let sent = asker.sent;
     // The header when a handler set it, else the body's exact size, which hyper announces.
     let length = parts
         .headers
@@ -174,7 +177,7 @@ pub(super) fn finish(
         duration: Default::default(),
         request: started.request,
         route: asker.route,
-        episode: asker.episode,
+        episode: sent.as_ref().and_then(|s| s.episode.clone()),
         audio: sent.as_ref().and_then(|s| s.audio.clone()),
         extent: sent.as_ref().map(|s| s.extent.clone()).unwrap_or_default(),
         status: parts.status.as_u16(),

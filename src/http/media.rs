@@ -21,7 +21,7 @@ use crate::media::conditional::Validators;
 use crate::media::range::ByteRange;
 use crate::media::stream::FileStream;
 use crate::media::zerocopy::Regions;
-use crate::media::{content_range, decide, Decision, MediaRequest, Multipart};
+use crate::media::{decide, ContentRange, Decision, MediaRequest, Multipart};
 use crate::snapshot::{MediaHeaders, Served};
 use crate::stats::{Extent, Piece};
 
@@ -33,7 +33,7 @@ pub async fn media(
     path: &str,
     req: &Parts,
     zero_copy: Option<Arc<Regions>>,
-) -> (Response, Option<Arc<str>>) {
+) -> (Response, Option<Sent>) {
     let (uri, headers) = (&req.uri, &req.headers);
     let snap = state.live.snapshot();
     let Some(served) = snap.media.get(path) else {
@@ -58,13 +58,15 @@ pub async fn media(
         || uri
             .query()
             .is_some_and(|q| q.split('&').any(|p| p == "download" || p == "download=1"));
+    let mut sent = Sent {
+        episode: served.episode.clone(),
+        ..Sent::default()
+    };
     let response = match serve(&state.files, served, download, headers, zero_copy).await {
         Ok((mut r, extent)) => {
-            r.extensions_mut().insert(Sent {
-                audio: served.audio.clone(),
-                extent,
-                credentials: signed_in,
-            });
+            sent.audio = served.audio.clone();
+            sent.extent = extent;
+            sent.credentials = signed_in;
             // Web players and transcript viewers on other sites need CORS for public files.
             if public {
                 r.headers_mut().insert(
@@ -76,7 +78,7 @@ pub async fn media(
         }
         Err(e) => e.into_response(),
     };
-    (response, served.episode.clone())
+    (response, Some(sent))
 }
 
 async fn serve(
@@ -147,7 +149,8 @@ async fn serve(
         }
         Decision::Partial(r) => {
             entity_headers(&mut h, fixed, download, r.len());
-            h.insert(header::CONTENT_RANGE, value(&content_range(r, asset.size)));
+            let mut buf = ContentRange::default();
+            h.insert(header::CONTENT_RANGE, value(buf.write(r, asset.size)));
             let body = range_body(file, r, asset.size, zero_copy);
             (StatusCode::PARTIAL_CONTENT, body, Extent::From(r.first))
         }

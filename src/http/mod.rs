@@ -40,7 +40,7 @@ use crate::access::personal::{TokenKey, Tokens};
 use crate::snapshot::Live;
 use crate::stats::Deliveries;
 use context::RequestContext;
-use delivery::{Asker, Counted, Started};
+use delivery::{Asker, Counted, Sent, Started};
 use route::{Methods, Resource, Route};
 use wire::Wire;
 
@@ -135,14 +135,20 @@ pub fn app(
 
 impl App {
     /// Answers one request and arranges for its delivery record.
-    async fn handle(&self, req: Request, conn: &Connection) -> axum::http::Response<Counted> {
+    /// The body stays hyper's own type until a route reads it (only the admin surface does):
+    /// boxing it into axum's `Body` would cost an allocation per request.
+    async fn handle(
+        &self,
+        req: hyper::Request<hyper::body::Incoming>,
+        conn: &Connection,
+    ) -> axum::http::Response<Counted> {
         if let Some(refusal) = oversized(req.uri(), req.headers()) {
             let (req, _body) = req.into_parts();
             let started = Started::new(&req);
             let ctx = RequestContext::new(conn.peer, &req.headers, &self.trusted_proxies);
             let asker = Asker {
                 route: crate::stats::RouteKind::Unknown,
-                episode: None,
+                sent: None,
                 client: ctx.client,
                 credentials: ctx.credentials,
             };
@@ -162,7 +168,8 @@ impl App {
             // Boxed: the admin router's future is about 1.5 KB, and without the box every
             // request's future would be that much larger, moved into hyper's connection state
             // each time (memmove was about 2% of a 304's samples).
-            return Box::pin(self.handle_admin(Request::from_parts(req, body), conn, kind)).await;
+            let req = Request::from_parts(req, Body::new(body));
+            return Box::pin(self.handle_admin(req, conn, kind)).await;
         }
         // Read-only routes take no body (it is kept, unread, until the answer is ready); the
         // parts are `Sync`, so handlers can borrow them.
@@ -175,20 +182,20 @@ impl App {
             Route::Personal { token, .. } => self.refuse_personal(token, &mut ctx).await,
             _ => None,
         };
-        let (response, episode) = if req.headers.contains_key(header::HOST) {
+        let (response, sent) = if req.headers.contains_key(header::HOST) {
             let wants_html = req
                 .headers
                 .get(header::ACCEPT)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|a| a.contains("text/html"));
-            let (response, episode) = match refused {
+            let (response, sent) = match refused {
                 Some(r) => (r, None),
                 None => self.route(route, &ctx, &req, conn).await,
             };
             if wants_html {
-                (styled_error(&self.state, response), episode)
+                (styled_error(&self.state, response), sent)
             } else {
-                (response, episode)
+                (response, sent)
             }
         } else {
             (Error::MissingHost.into_response(), None)
@@ -200,7 +207,7 @@ impl App {
         };
         let asker = Asker {
             route: kind,
-            episode,
+            sent,
             client: ctx.client,
             credentials: ctx.credentials,
         };
@@ -268,7 +275,7 @@ impl App {
             .unwrap_or(ctx.credentials);
         let asker = Asker {
             route: kind,
-            episode: None,
+            sent: None,
             client: ctx.client,
             credentials,
         };
@@ -289,15 +296,15 @@ impl App {
         ctx: &RequestContext,
         req: &Parts,
         conn: &Connection,
-    ) -> (Response, Option<Arc<str>>) {
+    ) -> (Response, Option<Sent>) {
         let Some(methods) = route.methods() else {
             return (Error::NotFound.into_response(), None);
         };
         match (methods, &req.method) {
             (Methods::Read, &Method::GET) => self.dispatch(route, ctx, req, conn).await,
             (Methods::Read, &Method::HEAD) => {
-                let (response, episode) = self.dispatch(route, ctx, req, conn).await;
-                (without_body(response), episode)
+                let (response, sent) = self.dispatch(route, ctx, req, conn).await;
+                (without_body(response), sent)
             }
             _ => (method_not_allowed(methods), None),
         }
@@ -309,7 +316,7 @@ impl App {
         ctx: &RequestContext,
         req: &Parts,
         conn: &Connection,
-    ) -> (Response, Option<Arc<str>>) {
+    ) -> (Response, Option<Sent>) {
         let state = &self.state;
         let headers = &req.headers;
         let resource = match route {
@@ -408,7 +415,7 @@ impl App {
         ctx: &RequestContext,
         req: &Parts,
         conn: &Connection,
-    ) -> (Response, Option<Arc<str>>) {
+    ) -> (Response, Option<Sent>) {
         let zero_copy = Some(&conn.wire.regions);
         match resource {
             Resource::Feed { id } => {

@@ -114,22 +114,24 @@ pub enum Resolved {
     Unsatisfiable,
 }
 
+/// One range clamped to a representation of `len` bytes; `None` when it is unsatisfiable.
+pub fn clamp(spec: RangeSpec, len: u64) -> Option<ByteRange> {
+    match spec {
+        RangeSpec::FromTo { first, last } if first < len => Some(ByteRange {
+            first,
+            last: last.map_or(len - 1, |l| l.min(len - 1)),
+        }),
+        RangeSpec::Suffix(n) if n > 0 && len > 0 => Some(ByteRange {
+            first: len.saturating_sub(n),
+            last: len - 1,
+        }),
+        _ => None,
+    }
+}
+
 /// Clamps each range to the representation, drops unsatisfiable ones, and coalesces the rest.
 pub fn resolve(specs: &[RangeSpec], len: u64) -> Resolved {
-    let mut ranges: Vec<ByteRange> = specs
-        .iter()
-        .filter_map(|spec| match *spec {
-            RangeSpec::FromTo { first, last } if first < len => Some(ByteRange {
-                first,
-                last: last.map_or(len - 1, |l| l.min(len - 1)),
-            }),
-            RangeSpec::Suffix(n) if n > 0 && len > 0 => Some(ByteRange {
-                first: len.saturating_sub(n),
-                last: len - 1,
-            }),
-            _ => None,
-        })
-        .collect();
+    let mut ranges: Vec<ByteRange> = specs.iter().filter_map(|s| clamp(*s, len)).collect();
     if ranges.is_empty() {
         return Resolved::Unsatisfiable;
     }
