@@ -203,8 +203,6 @@ pub struct FileCache {
     files: quick_cache::sync::Cache<String, Arc<Opened>>,
     /// Where `Opened::checked` counts from.
     epoch: std::time::Instant,
-    /// How long a cached handle's check holds (see [`open_checked`]).
-    recheck: Duration,
 }
 
 /// An open file, and when it was last found to be the file the catalog measured.
@@ -216,7 +214,10 @@ struct Opened {
 
 impl Default for FileCache {
     fn default() -> FileCache {
-        FileCache::with_recheck(FileCache::RECHECK)
+        FileCache {
+            files: quick_cache::sync::Cache::new(FileCache::CAPACITY),
+            epoch: std::time::Instant::now(),
+        }
     }
 }
 
@@ -224,14 +225,6 @@ impl FileCache {
     const CAPACITY: usize = 1024;
     /// A cached handle is checked against the catalog again once this long has passed.
     const RECHECK: Duration = Duration::from_millis(100);
-
-    fn with_recheck(recheck: Duration) -> FileCache {
-        FileCache {
-            files: quick_cache::sync::Cache::new(FileCache::CAPACITY),
-            epoch: std::time::Instant::now(),
-            recheck,
-        }
-    }
 
     fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
@@ -284,7 +277,7 @@ async fn open_checked_at(
 ) -> Result<Arc<std::fs::File>, Error> {
     if let Some(opened) = cache.get(&asset.url_path) {
         let checked = opened.checked.load(Ordering::Relaxed);
-        if now_ms.saturating_sub(checked) < cache.recheck.as_millis() as u64 {
+        if now_ms.saturating_sub(checked) < FileCache::RECHECK.as_millis() as u64 {
             return Ok(Arc::clone(&opened.file));
         }
         if still_measured(&opened.file, asset)? {
@@ -394,14 +387,19 @@ mod tests {
         }
     }
 
+    /// A file holding `content` in a fresh folder, measured, and the recheck interval in ms.
+    fn measured_file(content: &[u8]) -> (tempfile::TempDir, std::path::PathBuf, Asset, u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.mp3");
+        std::fs::write(&path, content).unwrap();
+        let asset = asset_of(&path);
+        (dir, path, asset, FileCache::RECHECK.as_millis() as u64)
+    }
+
     #[tokio::test]
     async fn a_cached_file_changed_in_place_is_refused_once_its_check_has_lapsed() {
         let cache = FileCache::default();
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.mp3");
-        std::fs::write(&path, b"first").unwrap();
-        let asset = asset_of(&path);
-        let recheck = FileCache::RECHECK.as_millis() as u64;
+        let (_dir, path, asset, recheck) = measured_file(b"first");
         assert!(
             open_checked_at(&cache, &asset, 1000).await.is_ok(),
             "opened and cached"
@@ -432,11 +430,7 @@ mod tests {
     #[tokio::test]
     async fn a_cached_file_that_still_matches_renews_its_check() {
         let cache = FileCache::default();
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.mp3");
-        std::fs::write(&path, b"audio").unwrap();
-        let asset = asset_of(&path);
-        let recheck = FileCache::RECHECK.as_millis() as u64;
+        let (_dir, _path, asset, recheck) = measured_file(b"audio");
         open_checked_at(&cache, &asset, 0).await.unwrap();
         open_checked_at(&cache, &asset, recheck + 5).await.unwrap();
         let checked = cache
