@@ -42,32 +42,62 @@ struct Tag<'a> {
 }
 
 /// Parses `"*"` (None) or a list of entity tags. Malformed input yields no tags, which matches nothing.
-fn tags(list: &str) -> Option<Vec<Tag<'_>>> {
+/// The list is checked whole here and walked again by [`TagList::iter`], so asking costs no
+/// allocation (every conditional poll asks).
+fn tags(list: &str) -> Option<TagList<'_>> {
     if list.trim() == "*" {
         return None;
     }
-    let mut out = Vec::new();
-    let mut rest = list;
-    loop {
-        rest = rest.trim_start_matches([' ', '\t', ',']);
+    let mut walk = TagIter { rest: list };
+    let well_formed = walk.by_ref().all(|t| t.is_some());
+    Some(TagList {
+        list: if well_formed { list } else { "" },
+    })
+}
+
+/// A well-formed list of entity tags (or none, where the list was malformed).
+#[derive(Clone, Copy)]
+struct TagList<'a> {
+    list: &'a str,
+}
+
+impl<'a> TagList<'a> {
+    fn iter(self) -> impl Iterator<Item = Tag<'a>> {
+        TagIter { rest: self.list }.map_while(|t| t)
+    }
+}
+
+/// Walks a list of entity tags: `Some(tag)` for each, one `None` at the first malformed one.
+struct TagIter<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Iterator for TagIter<'a> {
+    type Item = Option<Tag<'a>>;
+
+    fn next(&mut self) -> Option<Option<Tag<'a>>> {
+        let rest = self.rest.trim_start_matches([' ', '\t', ',']);
         if rest.is_empty() {
-            return Some(out);
+            self.rest = rest;
+            return None;
         }
-        let weak = rest.starts_with("W/");
-        if weak {
-            rest = &rest[2..];
-        }
-        let Some(body) = rest.strip_prefix('"') else {
-            return Some(Vec::new());
+        // Whatever follows a malformed tag is not read.
+        self.rest = "";
+        let (weak, rest) = match rest.strip_prefix("W/") {
+            Some(r) => (true, r),
+            None => (false, rest),
         };
-        let Some(end) = body.find('"') else {
-            return Some(Vec::new());
+        let Some((body, end)) = rest
+            .strip_prefix('"')
+            .and_then(|body| Some((body, body.find('"')?)))
+        else {
+            return Some(None);
         };
-        out.push(Tag {
+        self.rest = &body[end + 1..];
+        Some(Some(Tag {
             weak,
             opaque: &body[..end],
-        });
-        rest = &body[end + 1..];
+        }))
     }
 }
 
@@ -143,8 +173,12 @@ pub fn if_range_holds(c: &Conditions, v: &Validators) -> bool {
         return true;
     };
     if value.starts_with('"') || value.starts_with("W/") {
-        match tags(value) {
-            Some(ts) if ts.len() == 1 => !ts[0].weak && ts[0].opaque == opaque(v.etag),
+        let Some(ts) = tags(value) else {
+            return false;
+        };
+        let mut ts = ts.iter();
+        match (ts.next(), ts.next()) {
+            (Some(t), None) => !t.weak && t.opaque == opaque(v.etag),
             _ => false,
         }
     } else {
@@ -173,6 +207,38 @@ mod tests {
 
     fn eval(c: Conditions) -> Precondition {
         evaluate(&c, &v(), true)
+    }
+
+    #[test]
+    fn tag_lists_parse_whole_or_not_at_all() {
+        let parsed = |list| {
+            tags(list).map(|ts| {
+                ts.iter()
+                    .map(|t| (t.weak, t.opaque.to_owned()))
+                    .collect::<Vec<_>>()
+            })
+        };
+        let list = parsed(" \"a\",W/\"b\" ,\t\"\" ,, ").expect("a list");
+        assert_eq!(
+            list,
+            [
+                (false, "a".to_owned()),
+                (true, "b".to_owned()),
+                (false, String::new())
+            ]
+        );
+        assert_eq!(parsed(" * "), None);
+        assert_eq!(parsed(""), Some(vec![]));
+        // A malformed tag anywhere leaves no tags at all, even the well-formed ones before it.
+        for bad in [
+            "\"a\", junk",
+            "\"a\", \"b",
+            "W/b",
+            "\"a\" W/",
+            "\"a\"\"b\"x",
+        ] {
+            assert_eq!(parsed(bad), Some(vec![]), "{bad}");
+        }
     }
 
     #[test]
