@@ -306,7 +306,7 @@ async fn open_checked_at(
 
 fn entity_headers(h: &mut HeaderMap, fixed: &MediaHeaders, download: bool, length: u64) {
     h.insert(header::CONTENT_TYPE, fixed.content_type.clone());
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    h.insert(header::CONTENT_LENGTH, super::decimal(length));
     let disposition = if download {
         &fixed.attachment
     } else {

@@ -452,10 +452,8 @@ fn too_many(wait: std::time::Duration) -> Response {
         StatusCode::TOO_MANY_REQUESTS,
         "too many requests with invalid credentials from this address: wait and try again\n",
     );
-    r.headers_mut().insert(
-        header::RETRY_AFTER,
-        HeaderValue::from(wait.as_secs().max(1)),
-    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, decimal(wait.as_secs().max(1)));
     r
 }
 
@@ -470,9 +468,7 @@ fn without_body(response: Response) -> Response {
     ) && !parts.status.is_informational();
     if has_body && !parts.headers.contains_key(header::CONTENT_LENGTH) {
         if let Some(n) = http_body::Body::size_hint(&body).exact() {
-            parts
-                .headers
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+            parts.headers.insert(header::CONTENT_LENGTH, decimal(n));
         }
     }
     Response::from_parts(parts, Body::empty())
@@ -516,6 +512,13 @@ fn closing(status: StatusCode, body: String) -> Response {
         body,
     )
         .into_response()
+}
+
+/// A `Content-Length` (or any decimal) header value in one allocation: `HeaderValue::from(u64)`
+/// takes two (a buffer, then the shared handle `Bytes` makes of a vector with room to spare),
+/// and every media response sets one.
+pub(super) fn decimal(n: u64) -> HeaderValue {
+    HeaderValue::from_bytes(itoa::Buffer::new().format(n).as_bytes()).expect("decimal digits")
 }
 
 fn plain(status: StatusCode, body: &'static str) -> Response {
@@ -597,6 +600,16 @@ impl IntoResponse for Error {
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 format!("request header fields too large: the request line and headers are {n} bytes; the limit is {MAX_HEAD_BYTES}\n"),
             ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn decimal_header_values_match_the_standard_conversion() {
+        for n in [0, 7, 65_536, 100_000_000, u64::MAX] {
+            assert_eq!(super::decimal(n), axum::http::HeaderValue::from(n), "{n}");
         }
     }
 }

@@ -100,7 +100,7 @@ pub fn personal_feed(
         };
         let mut r = Response::new(body);
         r.headers_mut()
-            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            .insert(header::CONTENT_LENGTH, super::decimal(len as u64));
         if gzip {
             r.headers_mut()
                 .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
@@ -522,7 +522,7 @@ pub(super) fn respond_with(
                 let stream = stream.zero_copy(Some(Arc::clone(regions)));
                 let mut r = Response::new(Body::from_stream(stream));
                 r.headers_mut()
-                    .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+                    .insert(header::CONTENT_LENGTH, super::decimal(len));
                 r
             }
             (_, _, Some(bytes)) => Response::new(Body::from(bytes.clone())),

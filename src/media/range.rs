@@ -45,8 +45,12 @@ pub enum Ignored {
     TooMany,
 }
 
+/// The range specs of one header. Nearly every request asks for one or two, which stay inline:
+/// parsing costs no allocation.
+pub type Specs = smallvec::SmallVec<[RangeSpec; 2]>;
+
 /// Parses a `Range` header value.
-pub fn parse(header: &str) -> Result<Vec<RangeSpec>, Ignored> {
+pub fn parse(header: &str) -> Result<Specs, Ignored> {
     let (unit, set) = header.split_once('=').ok_or(Ignored::Malformed)?;
     let unit = unit.trim_matches([' ', '\t']);
     if !unit.eq_ignore_ascii_case("bytes") {
@@ -56,7 +60,7 @@ pub fn parse(header: &str) -> Result<Vec<RangeSpec>, Ignored> {
             Ignored::Malformed
         });
     }
-    let mut specs = Vec::new();
+    let mut specs = Specs::new();
     // `1#range-spec` allows empty list elements and optional whitespace around commas.
     for element in set.split(',') {
         let element = element.trim_matches([' ', '\t']);
