@@ -87,9 +87,9 @@ pub async fn run(listener: TcpListener, app: App, cfg: ServerConfig, shutdown: C
         };
         let app = Arc::clone(&app);
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-            let (app, connection) = (Arc::clone(&app), connection.clone());
             connection.wire.head_arrived();
-            async move { Ok::<_, std::convert::Infallible>(app.handle(req, &connection).await) }
+            let (parts, body) = req.into_parts();
+            Arc::clone(&app).handle(parts, body, connection.clone())
         });
         let conn = graceful.watch(builder.serve_connection(io, service));
         let (idle, header_read) = (cfg.keep_alive_timeout, cfg.header_read_timeout);
