@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# A flat profile of one scenario, for comparing per request with bench/flat_diff.py:
+# `perf record -F 2999` of the whole server process for 4 s in the middle of an 8 s wrk run.
+#
+#   bash bench/flat.sh BINARY 304|feed|range64|whole|page CONNECTIONS NAME
+#
+# Writes /tmp/flat-NAME.data and /tmp/flat-NAME.wrk (wrk's output, for the request rate). The
+# server runs on CPU 0 with the catalog bench/run.sh generates (BENCH_DIR, default
+# /tmp/rollcall-bench), wrk (1 thread) on CPU 1. Loopback only; the load is bounded in time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=bench/scenario.sh
+. bench/scenario.sh
+DIR=${BENCH_DIR:-/tmp/rollcall-bench}
+USAGE="usage: bash bench/flat.sh BINARY 304|feed|range64|whole|page CONNECTIONS NAME"
+BIN=${1:?$USAGE}
+SCENARIO=${2:?$USAGE}
+CONNS=${3:?$USAGE}
+NAME=${4:?$USAGE}
+[ -f "$DIR/cat5k/config.toml" ] || { echo "run bash bench/run.sh once first to generate $DIR" >&2; exit 1; }
+base=http://127.0.0.1:18081
+taskset -c 0 "$BIN" --config "$DIR/cat5k/config.toml" serve >/dev/null 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null || true' EXIT
+for _ in $(seq 1 200); do curl -s -o /dev/null "$base/" && break; sleep 0.05; done
+sleep 1.5
+scenario "$SCENARIO" "$base" rollcall || { echo "$USAGE" >&2; exit 2; }
+taskset -c 1 wrk -t1 -c"$CONNS" -d8s --timeout 10s -s "$script" "$base" > "/tmp/flat-$NAME.wrk" 2>&1 &
+wp=$!
+sleep 2
+perf record -q -F 2999 -p "$pid" -o "/tmp/flat-$NAME.data" -- sleep 4 >/dev/null 2>&1
+wait $wp
+grep Requests/sec "/tmp/flat-$NAME.wrk"

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Where one scenario's CPU goes, thread by thread: user and system µs per request for each of
+# rollcall's threads (summed by thread name, from /proc/PID/task/TID/stat, read before and 1.5 s
+# after one wrk run, so the consumers have caught up).
+#
+#   bash bench/threads.sh BINARY 304|feed|range64|whole|page CONNECTIONS
+#
+# The server runs on CPU 0 with the 5,000-episode catalog bench/run.sh generates (BENCH_DIR,
+# default /tmp/rollcall-bench), wrk (1 thread) on CPU 1 for SECS seconds (default 5). Loopback
+# only; the load is bounded in time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=bench/scenario.sh
+. bench/scenario.sh
+DIR=${BENCH_DIR:-/tmp/rollcall-bench}
+USAGE="usage: bash bench/threads.sh BINARY 304|feed|range64|whole|page CONNECTIONS"
+BIN=${1:?$USAGE}
+SCENARIO=${2:?$USAGE}
+CONNS=${3:?$USAGE}
+SECS=${SECS:-5}
+HZ=$(getconf CLK_TCK)
+[ -f "$DIR/cat5k/config.toml" ] || { echo "run bash bench/run.sh once first to generate $DIR" >&2; exit 1; }
+base=http://127.0.0.1:18081
+taskset -c 0 "$BIN" --config "$DIR/cat5k/config.toml" serve >/dev/null 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null || true' EXIT
+for _ in $(seq 1 200); do curl -s -o /dev/null "$base/" && break; sleep 0.05; done
+sleep 1.5 # let startup compression finish
+scenario "$SCENARIO" "$base" rollcall || { echo "$USAGE" >&2; exit 2; }
+# "name user system" per thread, summed by name.
+snap() {
+  for t in /proc/$pid/task/*; do
+    echo "$(tr ' ' _ < "$t/comm") $(sed 's/.*) //' "$t/stat" | awk '{print $12, $13}')"
+  done | awk '{u[$1] += $2; s[$1] += $3} END {for (k in u) print k, u[k], s[k]}' | sort
+}
+before=$(snap)
+out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" --timeout 10s -s "$script" "$base" 2>&1)
+sleep 1.5
+after=$(snap)
+n=$(awk '/ requests in / {print $1}' <<<"$out")
+echo "$SCENARIO, $CONNS connections, $SECS s: $n requests"
+join <(echo "$before") <(echo "$after") | awk -v n="${n:-0}" -v hz="$HZ" '
+  {du = $4 - $2; ds = $5 - $3; if (n > 0 && du + ds > 0) printf "%-20s user %6.2f  system %6.2f  µs per request\n", $1, du / hz * 1e6 / n, ds / hz * 1e6 / n}'
