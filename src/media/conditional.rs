@@ -48,8 +48,7 @@ fn tags(list: &str) -> Option<TagList<'_>> {
     if list.trim() == "*" {
         return None;
     }
-    let mut walk = TagIter { rest: list };
-    let well_formed = walk.by_ref().all(|t| t.is_some());
+    let well_formed = TagIter { rest: list }.all(|t| t.is_some());
     Some(TagList {
         list: if well_formed { list } else { "" },
     })
