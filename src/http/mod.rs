@@ -459,8 +459,13 @@ fn too_many(wait: std::time::Duration) -> Response {
         "too many requests with invalid credentials from this address: wait and try again\n",
     );
     r.headers_mut()
-        .insert(header::RETRY_AFTER, decimal(wait.as_secs().max(1)));
+        .insert(header::RETRY_AFTER, retry_after(wait));
     r
+}
+
+/// `Retry-After` for a client that must wait `wait`: whole seconds, at least one.
+pub(super) fn retry_after(wait: std::time::Duration) -> HeaderValue {
+    decimal(wait.as_secs().max(1))
 }
 
 /// A HEAD response: the GET response's headers, with Content-Length from the body it would have
@@ -617,5 +622,12 @@ mod tests {
         for n in [0, 7, 65_536, 100_000_000, u64::MAX] {
             assert_eq!(super::decimal(n), axum::http::HeaderValue::from(n), "{n}");
         }
+    }
+
+    #[test]
+    fn retry_after_is_whole_seconds_and_never_zero() {
+        use std::time::Duration;
+        assert_eq!(super::retry_after(Duration::from_millis(300)), "1");
+        assert_eq!(super::retry_after(Duration::from_millis(61_900)), "61");
     }
 }

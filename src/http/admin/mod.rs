@@ -255,10 +255,9 @@ impl AdminError {
     /// Headers every rendering of the error carries.
     fn decorate(&self, response: &mut Response) {
         if let AdminError::TooMany(wait) = self {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(wait.as_secs().max(1)),
-            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, crate::http::retry_after(*wait));
         }
         if matches!(self, AdminError::Unauthorized(_)) {
             response.headers_mut().insert(

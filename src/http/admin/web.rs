@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Form, FromRequest, Path, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -83,10 +83,8 @@ pub(super) fn failure(e: AdminError, json: bool, signed_in: Option<&SignedIn>) -
     let mut r =
         private((status, Html(pages::message_page(user, csrf, &e.message()))).into_response());
     if let (Some(_), AdminError::TooMany(wait)) = (retry, &e) {
-        r.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from(wait.as_secs().max(1)),
-        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, crate::http::retry_after(*wait));
     }
     r
 }
