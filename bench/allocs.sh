@@ -18,16 +18,11 @@ USAGE="usage: bash bench/allocs.sh BINARY 304|feed|range64|whole|page [CONNECTIO
 BIN=$(readlink -f "${1:?$USAGE}")
 SCENARIO=${2:?$USAGE}
 CONNS=${3:-16}
-[ -f "$DIR/cat5k/config.toml" ] || { echo "run bash bench/run.sh once first to generate $DIR" >&2; exit 1; }
 GROUP=rcallocs
 perf probe -q -d "$GROUP:*" 2>/dev/null || true
 perf probe -q -x "$BIN" -a "$GROUP:malloc=mi_malloc_aligned" -a "$GROUP:realloc=mi_realloc_aligned"
-base=http://127.0.0.1:18081
-taskset -c 0 "$BIN" --config "$DIR/cat5k/config.toml" serve >/dev/null 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null || true; perf probe -q -d "$GROUP:*" 2>/dev/null || true' EXIT
-for _ in $(seq 1 200); do curl -s -o /dev/null "$base/" && break; sleep 0.05; done
-sleep 3
+SERVE_CLEANUP="perf probe -q -d '$GROUP:*' 2>/dev/null || true"
+serve_rollcall "$BIN" 3
 scenario "$SCENARIO" "$base" rollcall || { echo "$USAGE" >&2; exit 2; }
 stat=$(mktemp)
 perf stat -x, -e "$GROUP:malloc,$GROUP:realloc" -t "$pid" -o "$stat" &

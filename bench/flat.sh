@@ -17,13 +17,7 @@ BIN=${1:?$USAGE}
 SCENARIO=${2:?$USAGE}
 CONNS=${3:?$USAGE}
 NAME=${4:?$USAGE}
-[ -f "$DIR/cat5k/config.toml" ] || { echo "run bash bench/run.sh once first to generate $DIR" >&2; exit 1; }
-base=http://127.0.0.1:18081
-taskset -c 0 "$BIN" --config "$DIR/cat5k/config.toml" serve >/dev/null 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
-for _ in $(seq 1 200); do curl -s -o /dev/null "$base/" && break; sleep 0.05; done
-sleep 1.5
+serve_rollcall "$BIN"
 scenario "$SCENARIO" "$base" rollcall || { echo "$USAGE" >&2; exit 2; }
 taskset -c 1 wrk -t1 -c"$CONNS" -d8s --timeout 10s -s "$script" "$base" > "/tmp/flat-$NAME.wrk" 2>&1 &
 wp=$!

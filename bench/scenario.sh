@@ -1,8 +1,9 @@
-# Sourced by bench/abn.sh and bench/spot.sh: sets up one wrk scenario against a running server.
+# Sourced by the bench scripts that drive one scenario (abn.sh, pair.sh, spot.sh, threads.sh,
+# allocs.sh, flat.sh): sets up one wrk scenario against a running server, and starts rollcall.
 #
 #   scenario 304|feed|range64|whole|page BASE_URL nginx|rollcall
 #
-# Exports the BENCH_* variables the wrk scripts read and sets `script` to the wrk script to run.
+# `scenario` exports the BENCH_* variables the wrk scripts read and sets `script` to the wrk script to run.
 # Returns 2 for an unknown scenario.
 scenario() {
   local name=$1 base=$2 server=$3 feed media
@@ -31,4 +32,20 @@ scenario() {
       script=bench/headers.lua ;;
     *) return 2 ;;
   esac
+}
+
+# Starts rollcall BINARY on CPU 0 with the 5,000-episode catalog bench/run.sh generates in $DIR,
+# waits until it answers, then SETTLE seconds more (default 1.5: startup compression), and stops
+# it when the calling script exits. Sets `pid` and `base`.
+#
+#   serve_rollcall BINARY [SETTLE]
+serve_rollcall() {
+  [ -f "$DIR/cat5k/config.toml" ] || { echo "run bash bench/run.sh once first to generate $DIR" >&2; exit 1; }
+  base=http://127.0.0.1:18081
+  taskset -c 0 "$1" --config "$DIR/cat5k/config.toml" serve >/dev/null 2>&1 &
+  pid=$!
+  # shellcheck disable=SC2064 # the pid is fixed now
+  trap "kill $pid 2>/dev/null || true; ${SERVE_CLEANUP:-}" EXIT
+  for _ in $(seq 1 200); do curl -s -o /dev/null "$base/" && break; sleep 0.05; done
+  sleep "${2:-1.5}"
 }

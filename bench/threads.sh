@@ -19,13 +19,7 @@ SCENARIO=${2:?$USAGE}
 CONNS=${3:?$USAGE}
 SECS=${SECS:-5}
 HZ=$(getconf CLK_TCK)
-[ -f "$DIR/cat5k/config.toml" ] || { echo "run bash bench/run.sh once first to generate $DIR" >&2; exit 1; }
-base=http://127.0.0.1:18081
-taskset -c 0 "$BIN" --config "$DIR/cat5k/config.toml" serve >/dev/null 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
-for _ in $(seq 1 200); do curl -s -o /dev/null "$base/" && break; sleep 0.05; done
-sleep 1.5 # let startup compression finish
+serve_rollcall "$BIN"
 scenario "$SCENARIO" "$base" rollcall || { echo "$USAGE" >&2; exit 2; }
 # "name user system" per thread, summed by name.
 snap() {
