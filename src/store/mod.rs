@@ -282,6 +282,14 @@ impl Store {
         // rather than every 4 MiB.
         conn.pragma_update(None, "wal_autocheckpoint", 4096)
             .map_err(open_err)?;
+        // Once a checkpoint has copied the whole WAL back, the next write starts the WAL over
+        // from its beginning. Left at its old size, that overwrites pages the kernel may long
+        // have evicted, and a WAL frame (24 bytes of header and a 4 KiB page) never covers a
+        // whole file page: every write then reads the old block from disk first, on the
+        // measurement thread. A profile of 64 KiB ranges put that at a third of the thread's
+        // samples (BENCHMARKS.md). Truncated at each restart, the WAL only ever appends.
+        conn.pragma_update(None, "journal_size_limit", 0)
+            .map_err(open_err)?;
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(open_err)?;
@@ -875,6 +883,31 @@ mod tests {
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn the_wal_starts_over_empty_after_a_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let store = Store::open(&path).unwrap();
+        let wal = dir.path().join("r.db-wal");
+        let conn = store.conn();
+        conn.execute_batch("CREATE TABLE scratch (b BLOB)").unwrap();
+        conn.execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
+             INSERT INTO scratch SELECT zeroblob(4000) FROM n",
+        )
+        .unwrap();
+        let grown = std::fs::metadata(&wal).unwrap().len();
+        assert!(grown > 4_000_000, "WAL of {grown} bytes");
+        // What the autocheckpoint does every 16 MiB: copy the WAL back, with no reader to wait for.
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .unwrap();
+        // The next write restarts the WAL, and truncates it to what that write adds.
+        conn.execute("INSERT INTO scratch VALUES (x'00')", [])
+            .unwrap();
+        let after = std::fs::metadata(&wal).unwrap().len();
+        assert!(after < 64 * 1024, "WAL of {after} bytes after a restart");
     }
 
     #[test]
