@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Alternating runs of rollcall binaries (and nginx) on one scenario: CPU per request and rate.
 #
-#   REPS=3 SECS=5 bash bench/abn.sh 304|feed|range64|whole|page CONNECTIONS BINARY|nginx|nginx-nolog ...
+#   REPS=3 SECS=5 bash bench/abn.sh 304|feed|range64|range1m|whole|page CONNECTIONS BINARY|nginx|nginx-nolog ...
 #
 # `nginx-nolog` is the same nginx with `access_log off`, the configuration issue 4 named; bench/run.sh
 # has nginx write a buffered access log, as rollcall always does, so that both do the same work.
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=bench/scenario.sh
 . bench/scenario.sh
 DIR=${BENCH_DIR:-/tmp/rollcall-bench}
-USAGE="usage: bash bench/abn.sh 304|feed|range64|whole|page CONNECTIONS BINARY|nginx|nginx-nolog ..."
+USAGE="usage: bash bench/abn.sh 304|feed|range64|range1m|whole|page CONNECTIONS BINARY|nginx|nginx-nolog ..."
 SCENARIO=${1:?$USAGE}
 CONNS=${2:?$USAGE}
 shift 2

@@ -4,7 +4,7 @@
 # `mi_realloc_aligned`, counted too), read with `perf stat -t` on the server's main thread (the
 # async runtime's only worker when it runs on one CPU) during one wrk run.
 #
-#   bash bench/allocs.sh BINARY 304|feed|range64|whole|page [CONNECTIONS]
+#   bash bench/allocs.sh BINARY 304|feed|range64|range1m|whole|page [CONNECTIONS]
 #
 # Needs perf with uprobes (root). The server runs on CPU 0 with the catalog bench/run.sh
 # generates (BENCH_DIR, default /tmp/rollcall-bench) and is given 3 s to finish its start-up work
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=bench/scenario.sh
 . bench/scenario.sh
 DIR=${BENCH_DIR:-/tmp/rollcall-bench}
-USAGE="usage: bash bench/allocs.sh BINARY 304|feed|range64|whole|page [CONNECTIONS]"
+USAGE="usage: bash bench/allocs.sh BINARY 304|feed|range64|range1m|whole|page [CONNECTIONS]"
 BIN=$(readlink -f "${1:?$USAGE}")
 SCENARIO=${2:?$USAGE}
 CONNS=${3:-16}

@@ -2,7 +2,7 @@
 # A flat profile of one scenario, for comparing per request with bench/flat_diff.py:
 # `perf record -F 2999` of the whole server process for 4 s in the middle of an 8 s wrk run.
 #
-#   bash bench/flat.sh BINARY 304|feed|range64|whole|page CONNECTIONS NAME
+#   bash bench/flat.sh BINARY 304|feed|range64|range1m|whole|page CONNECTIONS NAME
 #
 # Writes /tmp/flat-NAME.data and /tmp/flat-NAME.wrk (wrk's output, for the request rate). The
 # server runs on CPU 0 with the catalog bench/run.sh generates (BENCH_DIR, default
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=bench/scenario.sh
 . bench/scenario.sh
 DIR=${BENCH_DIR:-/tmp/rollcall-bench}
-USAGE="usage: bash bench/flat.sh BINARY 304|feed|range64|whole|page CONNECTIONS NAME"
+USAGE="usage: bash bench/flat.sh BINARY 304|feed|range64|range1m|whole|page CONNECTIONS NAME"
 BIN=${1:?$USAGE}
 SCENARIO=${2:?$USAGE}
 CONNS=${3:?$USAGE}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Two rollcall builds under the same load at the same time: CPU per request of B against A.
 #
-#   REPS=5 SECS=4 bash bench/pair.sh 304|feed|range64|whole|page CONNECTIONS BINARY_A BINARY_B
+#   REPS=5 SECS=4 bash bench/pair.sh 304|feed|range64|range1m|whole|page CONNECTIONS BINARY_A BINARY_B
 #
 # Alternating runs (bench/abn.sh) cannot separate a few per cent on a shared VM whose speed moves
 # by a third between runs a minute apart. Here both servers run at once on CPU 0, each with its
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=bench/scenario.sh
 . bench/scenario.sh
 DIR=${BENCH_DIR:-/tmp/rollcall-bench}
-USAGE="usage: bash bench/pair.sh 304|feed|range64|whole|page CONNECTIONS BINARY_A BINARY_B"
+USAGE="usage: bash bench/pair.sh 304|feed|range64|range1m|whole|page CONNECTIONS BINARY_A BINARY_B"
 SCENARIO=${1:?$USAGE}
 CONNS=${2:?$USAGE}
 A=${3:?$USAGE}

@@ -1,7 +1,7 @@
 # Sourced by the bench scripts that drive one scenario (abn.sh, pair.sh, spot.sh, threads.sh,
 # allocs.sh, flat.sh): sets up one wrk scenario against a running server, and starts rollcall.
 #
-#   scenario 304|feed|range64|whole|page BASE_URL nginx|rollcall
+#   scenario 304|feed|range64|range1m|whole|page BASE_URL nginx|rollcall
 #
 # `scenario` exports the BENCH_* variables the wrk scripts read and sets `script` to the wrk script to run.
 # Returns 2 for an unknown scenario.
@@ -16,7 +16,7 @@ scenario() {
     feed) # the whole 5,000-episode feed, uncompressed
       export BENCH_PATH=/feeds/bench.xml
       script=bench/headers.lua ;;
-    range64|whole)
+    range64|range1m|whole)
       media=big100
       if [ "$name" = whole ]; then media=big30; fi
       if [ "${server#nginx}" != "$server" ]; then BENCH_PATH=/big/$media.mp3
@@ -24,6 +24,7 @@ scenario() {
       # calling script with its server still running.
       else feed=$(curl -s "$base/feeds/big.xml"); BENCH_PATH=$(grep -o -m1 "/media/$media/[^\"]*\.mp3" <<<"$feed"); fi
       export BENCH_PATH BENCH_SIZE=100000000 BENCH_WINDOW=65536
+      if [ "$name" = range1m ]; then BENCH_WINDOW=1048576; fi
       script=bench/range.lua
       if [ "$name" = whole ]; then script=bench/headers.lua; fi ;;
     page)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One quick scenario against rollcall alone, for profiling between full runs of bench/run.sh.
 #
-#   bash bench/spot.sh 304|feed|range64|whole|page [CONNECTIONS] [SECONDS]
+#   bash bench/spot.sh 304|feed|range64|range1m|whole|page [CONNECTIONS] [SECONDS]
 #
 # Needs the data bench/run.sh generates (BENCH_DIR, default /tmp/rollcall-bench) and a release
 # build. The server runs on CPU 0 and wrk (1 thread) on CPU 1, as in the full benchmark. With
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=bench/scenario.sh
 . bench/scenario.sh
 DIR=${BENCH_DIR:-/tmp/rollcall-bench}
-SCENARIO=${1:?usage: bash bench/spot.sh 304|feed|range64|whole|page [connections] [seconds]}
+SCENARIO=${1:?usage: bash bench/spot.sh 304|feed|range64|range1m|whole|page [connections] [seconds]}
 CONNS=${2:-256}
 SECS=${3:-5}
 PORT=18081

@@ -2,7 +2,7 @@
 //! thread.
 //!
 //! The log subscribes to the server's [`Deliveries`] with a bounded queue. Its thread formats
-//! whatever arrived every [`crate::stats::DRAIN`] and writes the lines every [`INTERVAL`] or
+//! whatever arrived every 5 to 100 ms, by the rate lines come ([`crate::stats::Subscription::pause`]), and writes the lines every [`INTERVAL`] or
 //! 192 KiB in one go, so requests never wait on the log's output and no request wakes a thread.
 //! If the output stops draining, the queue fills, and the lines past it are dropped and counted in
 //! a warning rather than stalling requests or growing memory. Lines carry method, path (never the query, which may carry tokens), status, body bytes
@@ -91,7 +91,7 @@ fn run(sub: Subscription, mut out: impl Write, style: LogStyle, stop: &AtomicBoo
         if last {
             return;
         }
-        sub.pause(!batch.is_empty());
+        sub.pause((!batch.is_empty()).then(|| written + INTERVAL));
     }
 }
 

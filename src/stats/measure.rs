@@ -191,8 +191,9 @@ impl Measurer {
                 self.roll_up();
                 rolled = Some(std::time::Instant::now());
             }
-            // Records are counted every DRAIN, so they do not pile up (a record is several
-            // times the size of its event); the store is written every INTERVAL.
+            // Records are counted as each drain takes them (every 5 to 100 ms, by their rate),
+            // so they do not pile up (a record is several times the size of its event); the
+            // store is written every INTERVAL.
             self.retry_backlog();
             for d in sub.drain() {
                 // Behind a backlog, records wait their turn: windows depend on order.
@@ -209,11 +210,10 @@ impl Measurer {
                 self.write_last();
                 return;
             }
-            sub.pause(
-                !self.pending.events.is_empty()
-                    || !self.pending.downloads.is_empty()
-                    || !self.backlog.is_empty(),
-            );
+            let holding = !self.pending.events.is_empty()
+                || !self.pending.downloads.is_empty()
+                || !self.backlog.is_empty();
+            sub.pause(holding.then(|| written + INTERVAL));
         }
     }
 

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::access::Credentials;
 
@@ -316,9 +316,11 @@ pub struct Deliveries {
 pub struct Subscription {
     pub records: Receiver<Arc<Delivery>>,
     dropped: Arc<AtomicU64>,
-    /// The last pause, and whether the drain since found anything (see [`Subscription::pause`]).
+    /// The last pause, when the last drain began, and how many records drains have taken since
+    /// (see [`Subscription::pause`]).
     paused: Cell<Duration>,
-    got: Cell<bool>,
+    drained_at: Cell<Instant>,
+    taken: Cell<usize>,
 }
 
 impl Subscription {
@@ -329,41 +331,60 @@ impl Subscription {
 
     /// Takes every record that has arrived.
     pub fn drain(&self) -> impl Iterator<Item = Arc<Delivery>> + '_ {
-        self.records.try_iter().inspect(|_| self.got.set(true))
+        self.records
+            .try_iter()
+            .inspect(|_| self.taken.set(self.taken.get() + 1))
     }
 
     /// Parks the consumer's thread until its next drain (stopping a [`Consumer`] unparks it).
-    /// `holding`: the consumer has output waiting for its own clock (a batch of log lines, events
-    /// not yet stored), which a long pause would delay. See [`Subscription::next_pause`].
-    pub fn pause(&self, holding: bool) {
-        std::thread::park_timeout(self.next_pause(holding));
+    /// `due`: when output the consumer holds (a batch of log lines, events not yet stored) is to
+    /// be written on its own clock; the thread wakes by then. See [`Subscription::next_pause`].
+    pub fn pause(&self, due: Option<Instant>) {
+        let now = Instant::now();
+        std::thread::park_timeout(self.next_pause(now, due));
     }
 
-    /// [`DRAIN`] after a drain that found records, or while the consumer holds output; otherwise
-    /// twice the last pause, up to [`IDLE_PAUSE`]. So a busy server's records are taken every
-    /// 5 ms and each consumer's output keeps its own clock, and an idle server's consumers wake
-    /// about ten times a second each instead of two hundred (their futex wake-ups were about 570
-    /// a second in all), at the cost of up to 100 ms before the first record after a quiet spell
-    /// is taken.
-    fn next_pause(&self, holding: bool) -> Duration {
-        let next = if self.got.replace(false) || holding {
-            DRAIN
+    /// Long enough that the next drain takes about [`DRAIN_BATCH`] records at the rate the last
+    /// ones came, between [`DRAIN`] and [`IDLE_PAUSE`]; twice the last pause (up to
+    /// [`IDLE_PAUSE`]) when none came; and never past `due`.
+    ///
+    /// A busy server's records are taken every 5 ms, so few are in flight and they are still in
+    /// the CPU's cache when read. At a few thousand responses a second or fewer (large downloads,
+    /// whole feeds), a consumer wakes about ten times a second instead of two hundred: on the
+    /// benchmark's VM each wake-up cost the server's core 30–40 µs, which was 2% of a whole-file
+    /// download's CPU and 7% of a 1 MiB range's (BENCHMARKS.md). The first record after a quiet
+    /// spell may wait up to 100 ms to be taken.
+    fn next_pause(&self, now: Instant, due: Option<Instant>) -> Duration {
+        let since = now.saturating_duration_since(self.drained_at.replace(now));
+        let taken = self.taken.replace(0);
+        let by_rate = if taken == 0 {
+            self.paused.get() * 2
         } else {
-            (self.paused.get() * 2).min(IDLE_PAUSE)
-        };
-        self.paused.set(next);
-        next
+            since.mul_f64(DRAIN_BATCH as f64 / taken as f64)
+        }
+        .clamp(DRAIN, IDLE_PAUSE);
+        self.paused.set(by_rate);
+        due.map_or(by_rate, |d| {
+            by_rate.min(
+                d.saturating_duration_since(now)
+                    .max(Duration::from_millis(1)),
+            )
+        })
     }
 }
 
-/// How often a [`Consumer`] thread takes what arrived in its queue. Often, so that few records
-/// are in flight: 100 ms of them at 130k responses a second is megabytes, fallen out of the CPU's
-/// cache before they are read (the access log drained every 5 ms instead of 100 measured 0.1-0.4
-/// µs less per 304 at 256 connections; see BENCHMARKS.md). Each consumer still writes its output
-/// in larger batches on its own clock.
+/// How often a [`Consumer`] thread takes what arrived in its queue at most. Often, so that few
+/// records are in flight: 100 ms of them at 130k responses a second is megabytes, fallen out of
+/// the CPU's cache before they are read (the access log drained every 5 ms instead of 100
+/// measured 0.1-0.4 µs less per 304 at 256 connections; see BENCHMARKS.md). Each consumer
+/// still writes its output in larger batches on its own clock.
 pub const DRAIN: Duration = Duration::from_millis(5);
 
-/// The longest a consumer sleeps between drains while no records come.
+/// The records a drain aims to take: fewer arriving, longer pauses (see
+/// [`Subscription::next_pause`]).
+pub const DRAIN_BATCH: usize = 256;
+
+/// The longest a consumer sleeps between drains.
 pub const IDLE_PAUSE: Duration = Duration::from_millis(100);
 
 /// A subscriber on its own thread: `run` gets the subscription and a stop flag, and returns
@@ -445,7 +466,8 @@ impl Deliveries {
             records,
             dropped,
             paused: Cell::new(DRAIN),
-            got: Cell::new(false),
+            drained_at: Cell::new(Instant::now()),
+            taken: Cell::new(0),
         }
     }
 
@@ -483,34 +505,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_consumer_pauses_longer_while_nothing_comes_and_drains_every_5_ms_once_records_do() {
+    fn a_consumer_pauses_by_the_rate_records_come_and_wakes_when_its_output_is_due() {
         let hub = Deliveries::default();
-        let sub = hub.subscribe("test", 10);
+        let sub = hub.subscribe("test", 4096);
         let ms = |n| Duration::from_millis(n);
-        let mut pauses = Vec::new();
-        for _ in 0..7 {
-            assert_eq!(sub.drain().count(), 0);
-            pauses.push(sub.next_pause(false));
-        }
-        assert_eq!(pauses, [10, 20, 40, 80, 100, 100, 100].map(ms));
-        hub.publish(delivery(200));
-        assert_eq!(sub.drain().count(), 1);
-        assert_eq!(
-            sub.next_pause(false),
-            DRAIN,
-            "records came: back to the short pause"
-        );
-        // Output still held (a batch waiting for its clock) keeps the short pause.
-        for _ in 0..3 {
-            assert_eq!(sub.drain().count(), 0);
-            assert_eq!(sub.next_pause(true), DRAIN);
-        }
-        assert_eq!(sub.drain().count(), 0);
-        assert_eq!(
-            sub.next_pause(false),
-            ms(10),
-            "written: the pauses grow again"
-        );
+        let start = Instant::now();
+        sub.drained_at.set(start);
+        let now = Cell::new(start);
+        let pause = |taken: usize, after: Duration, due: Option<Instant>| {
+            for _ in 0..taken {
+                hub.publish(delivery(200));
+            }
+            assert_eq!(sub.drain().count(), taken);
+            now.set(now.get() + after);
+            sub.next_pause(now.get(), due)
+        };
+        // Nothing comes: the pauses double up to 100 ms.
+        let idle: Vec<_> = (0..6).map(|_| pause(0, ms(5), None)).collect();
+        assert_eq!(idle, [10, 20, 40, 80, 100, 100].map(ms));
+        // 256 records in 20 ms (12,800 a second): the next drain in 20 ms takes about 256 more.
+        assert_eq!(pause(256, ms(20), None), ms(20));
+        // 1,024 in 10 ms (102,400 a second) would be 2.5 ms: the shortest pause instead.
+        assert_eq!(pause(1024, ms(10), None), DRAIN);
+        // 3 in 5 ms (600 a second): the longest.
+        assert_eq!(pause(3, ms(5), None), IDLE_PAUSE);
+        // Output due in 20 ms: woken by then, whatever the rate says.
+        let due = now.get() + ms(100 + 20);
+        assert_eq!(pause(3, ms(100), Some(due)), ms(20));
+        // Output already due: at once (1 ms), not never.
+        assert_eq!(pause(3, ms(100), Some(due)), ms(1));
+        // Nothing came, and the last pause by rate was the longest: still the longest.
+        assert_eq!(pause(0, ms(100), None), IDLE_PAUSE);
     }
 
     fn delivery(status: u16) -> Delivery {

@@ -97,7 +97,7 @@ type Key = (i64, i64, IpAddr, String);
 
 /// The personal uses drained since the last write, grouped by [`Key`] in order of first
 /// appearance, each with its number of requests and the latest second among them. Records are
-/// drained every [`super::DRAIN`] and reduced to this at once, so they do not pile up in the queue
+/// drained every 5 to 100 ms ([`super::Subscription::pause`]) and reduced to this at once, so they do not pile up in the queue
 /// between writes: at a busy server's rate a second's records would be tens of MB, allocated
 /// by the request threads and freed here in one burst.
 #[derive(Default)]
@@ -163,7 +163,7 @@ fn run(sub: Subscription, store: &Store, alert_above: u64, stop: &AtomicBool) {
             pending.add(&d);
         }
         if !last && written.elapsed() < INTERVAL {
-            sub.pause(!pending.groups.is_empty());
+            sub.pause((!pending.groups.is_empty()).then(|| written + INTERVAL));
             continue;
         }
         written = std::time::Instant::now();
@@ -221,7 +221,7 @@ fn run(sub: Subscription, store: &Store, alert_above: u64, stop: &AtomicBool) {
         if last {
             return;
         }
-        sub.pause(false);
+        sub.pause(None);
     }
 }
 
