@@ -350,10 +350,10 @@ impl Subscription {
     ///
     /// A busy server's records are taken every 5 ms, so few are in flight and they are still in
     /// the CPU's cache when read. At a few thousand responses a second or fewer (large downloads,
-    /// whole feeds), a consumer wakes about ten times a second instead of two hundred: on the
-    /// benchmark's VM each wake-up cost the server's core 30–40 µs, which was 2% of a whole-file
-    /// download's CPU and 7% of a 1 MiB range's (BENCHMARKS.md). The first record after a quiet
-    /// spell may wait up to 100 ms to be taken.
+    /// whole feeds), a consumer wakes about ten times a second instead of two hundred, each time
+    /// on the core the server shares: that took about 4% off the CPU per 1 MiB range and 9% off
+    /// a whole-file download's (BENCHMARKS.md). The first record after a quiet spell may wait up
+    /// to 100 ms to be taken.
     fn next_pause(&self, now: Instant, due: Option<Instant>) -> Duration {
         let since = now.saturating_duration_since(self.drained_at.replace(now));
         let taken = self.taken.replace(0);
