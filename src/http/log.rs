@@ -2,8 +2,9 @@
 //! thread.
 //!
 //! The log subscribes to the server's [`Deliveries`] with a bounded queue. Its thread formats
-//! whatever arrived every 5 to 100 ms, by the rate lines come ([`crate::stats::Subscription::pause`]), and writes the lines every [`INTERVAL`] or
-//! 192 KiB in one go, so requests never wait on the log's output and no request wakes a thread.
+//! whatever arrived every 5 to 100 ms, by the rate lines come
+//! ([`crate::stats::Subscription::pause`]), and writes the lines every [`INTERVAL`] or 192 KiB in
+//! one go, so requests never wait on the log's output and no request wakes a thread.
 //! If the output stops draining, the queue fills, and the lines past it are dropped and counted in
 //! a warning rather than stalling requests or growing memory. Lines carry method, path (never the query, which may carry tokens), status, body bytes
 //! the socket accepted, the announced length, milliseconds and user agent.

@@ -338,7 +338,8 @@ impl Subscription {
 
     /// Parks the consumer's thread until its next drain (stopping a [`Consumer`] unparks it).
     /// `due`: when output the consumer holds (a batch of log lines, events not yet stored) is to
-    /// be written on its own clock; the thread wakes by then. See [`Subscription::next_pause`].
+    /// be written on its own clock; the thread wakes by then. How long it parks is decided by
+    /// `next_pause`: see there.
     pub fn pause(&self, due: Option<Instant>) {
         let now = Instant::now();
         std::thread::park_timeout(self.next_pause(now, due));
@@ -381,7 +382,7 @@ impl Subscription {
 pub const DRAIN: Duration = Duration::from_millis(5);
 
 /// The records a drain aims to take: fewer arriving, longer pauses (see
-/// [`Subscription::next_pause`]).
+/// [`Subscription::pause`]).
 pub const DRAIN_BATCH: usize = 256;
 
 /// The longest a consumer sleeps between drains.
