@@ -196,12 +196,47 @@ run_wrk() {
   errs=$(awk '/Non-2xx or 3xx/ {printf "non2xx=%s ", $5} /Socket errors/ {gsub(/ /,""); printf "%s ", $0}' <<<"$out")
   echo "${rps:-0} ${mbs:-0} $cpu ${errs:-}"
 }
+# wrk_bytes FILE -> the bytes wrk read in a run (complete and partial responses alike), from its
+# "N requests in Ts, X.XXGB read" line.
+wrk_bytes() {
+  awk '/ requests in / {v = $5; u = v; gsub(/[0-9.]/, "", u); sub(/[A-Z]+$/, "", v)
+    m = (u == "KB") ? 1024 : (u == "MB") ? 1048576 : (u == "GB") ? 1073741824 : (u == "TB") ? 1099511627776 : 1
+    printf "%.0f\n", v * m}' "$1"
+}
+# run_both CONNS LUA "NGINX K=V ..." "ROLLCALL K=V ..." [bytes] -> "nginx_cpu rollcall_cpu", with
+# both servers loaded at once, each by its own wrk: the servers share CPU $SERVER_CPU and the
+# clients CPU $CLIENT_CPU, so whatever else the machine does in those seconds hits both alike
+# (alternating runs a minute apart differ by up to a third on this VM). CPU per request, or with
+# `bytes` CPU per byte wrk read: for large bodies, of which a run completes few, each server's
+# responses still in flight at the end would otherwise weigh on it unevenly.
+run_both() {
+  local n0 r0 n1 r1 nn nr w1 w2
+  cat "$DIR/big100.mp3" "$DIR/big30.mp3" > /dev/null
+  # shellcheck disable=SC2046 # the PIDs are words
+  n0=$(cpu_ticks $(nginx_pids)); r0=$(cpu_ticks "$ROLL_PID")
+  # shellcheck disable=SC2086
+  (env $3 taskset -c $CLIENT_CPU wrk -t1 -c"$1" -d"${SECS}s" --timeout 10s -s "$2" "http://127.0.0.1:$NGINX_PORT" > "$DIR/wrk-both-n.txt" 2>&1) &
+  w1=$!
+  # shellcheck disable=SC2086
+  (env $4 taskset -c $CLIENT_CPU wrk -t1 -c"$1" -d"${SECS}s" --timeout 10s -s "$2" "http://127.0.0.1:$ROLL_PORT" > "$DIR/wrk-both-r.txt" 2>&1) &
+  w2=$!
+  wait "$w1" "$w2"
+  # shellcheck disable=SC2046
+  n1=$(cpu_ticks $(nginx_pids)); r1=$(cpu_ticks "$ROLL_PID")
+  if [ "${5:-}" = bytes ]; then
+    nn=$(wrk_bytes "$DIR/wrk-both-n.txt"); nr=$(wrk_bytes "$DIR/wrk-both-r.txt")
+  else
+    nn=$(awk '/ requests in / {print $1}' "$DIR/wrk-both-n.txt"); nr=$(awk '/ requests in / {print $1}' "$DIR/wrk-both-r.txt")
+  fi
+  awk -v a=$((n1 - n0)) -v b=$((r1 - r0)) -v na="${nn:-0}" -v nb="${nr:-0}" -v hz="$HZ" \
+    'BEGIN {printf "%.6g %.6g\n", (na > 0) ? a / hz * 1e6 / na : 0, (nb > 0) ? b / hz * 1e6 / nb : 0}'
+}
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 ROWS=()
 scenario() {
   has_part throughput || return 0 # label lua nginx-env rollcall-env metric   (env as "K=V K=V"; metric rps or mbs)
-  local label=$1 lua=$2 nenv=$3 renv=$4 metric=${5:-mbs}
+  local label=$1 lua=$2 nenv=$3 renv=$4 metric=${5:-mbs} cpu_by=${6:-requests}
   for c in 16 256; do
     local n_rps=() r_rps=() n_mb=() r_mb=() n_cpu=() r_cpu=() errs=""
     for rep in $(seq 1 "$REPS"); do
@@ -217,7 +252,15 @@ scenario() {
         [ -n "${err:-}" ] && errs="$errs $s:$err"
       done
     done
-    local nm rm nmb rmb ncpu rcpu ratio cpu_ratio
+    # The same load on both servers at once, for CPU per request only.
+    local both=()
+    for rep in $(seq 1 "$REPS"); do
+      local bn br
+      read -r bn br <<<"$(run_both "$c" "$lua" "$nenv" "$renv" "$cpu_by")"
+      both+=("$(awk -v a="$br" -v b="$bn" 'BEGIN {printf "%.3f", (b > 0) ? a / b : 0}')")
+    done
+    local nm rm nmb rmb ncpu rcpu ratio cpu_ratio both_ratio
+    both_ratio=$(printf '%s\n' "${both[@]}" | median | awk '{printf "%.2f", $1}')
     nm=$(printf '%s\n' "${n_rps[@]}" | median); rm=$(printf '%s\n' "${r_rps[@]}" | median)
     nmb=$(printf '%s\n' "${n_mb[@]}" | median); rmb=$(printf '%s\n' "${r_mb[@]}" | median)
     ncpu=$(printf '%s\n' "${n_cpu[@]}" | median); rcpu=$(printf '%s\n' "${r_cpu[@]}" | median)
@@ -229,16 +272,16 @@ scenario() {
     else
       ratio=$(awk -v a="$rmb" -v b="$nmb" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}')
     fi
-    log "$label c=$c nginx=$nm rollcall=$rm ratio=$ratio cpu-us/req nginx=$ncpu rollcall=$rcpu ratio=$cpu_ratio ${errs}"
-    ROWS+=("| $label | $c | $nm | $rm | $nmb | $rmb | **$ratio** | $ncpu | $rcpu | **$cpu_ratio** | ${errs:-none} |")
+    log "$label c=$c nginx=$nm rollcall=$rm ratio=$ratio cpu-us/req nginx=$ncpu rollcall=$rcpu ratio=$cpu_ratio at-once=$both_ratio (${both[*]}) ${errs}"
+    ROWS+=("| $label | $c | $nm | $rm | $nmb | $rmb | **$ratio** | $ncpu | $rcpu | **$cpu_ratio** | **$both_ratio** | ${errs:-none} |")
   done
 }
 
 L=$REPO/bench
 scenario "64 KiB ranges, 100 MB file" "$L/range.lua" "BENCH_PATH=$N_BIG100 BENCH_SIZE=100000000 BENCH_WINDOW=65536" "BENCH_PATH=$R_BIG100 BENCH_SIZE=100000000 BENCH_WINDOW=65536"
-scenario "1 MiB ranges, 100 MB file" "$L/range.lua" "BENCH_PATH=$N_BIG100 BENCH_SIZE=100000000 BENCH_WINDOW=1048576" "BENCH_PATH=$R_BIG100 BENCH_SIZE=100000000 BENCH_WINDOW=1048576"
-scenario "whole 30 MB file" "$L/headers.lua" "BENCH_PATH=$N_BIG30" "BENCH_PATH=$R_BIG30"
-scenario "5,000-episode feed" "$L/headers.lua" "BENCH_PATH=$FEED" "BENCH_PATH=$FEED"
+scenario "1 MiB ranges, 100 MB file" "$L/range.lua" "BENCH_PATH=$N_BIG100 BENCH_SIZE=100000000 BENCH_WINDOW=1048576" "BENCH_PATH=$R_BIG100 BENCH_SIZE=100000000 BENCH_WINDOW=1048576" mbs bytes
+scenario "whole 30 MB file" "$L/headers.lua" "BENCH_PATH=$N_BIG30" "BENCH_PATH=$R_BIG30" mbs bytes
+scenario "5,000-episode feed" "$L/headers.lua" "BENCH_PATH=$FEED" "BENCH_PATH=$FEED" mbs bytes
 scenario "5,000-episode feed, gzip" "$L/headers.lua" "BENCH_PATH=$FEED BENCH_AE=gzip" "BENCH_PATH=$FEED BENCH_AE=gzip"
 scenario "5,000-episode feed, 304" "$L/headers.lua" "BENCH_PATH=$FEED BENCH_INM=$N_ETAG" "BENCH_PATH=$FEED BENCH_INM=$R_ETAG" rps
 scenario "episode page, gzip" "$L/headers.lua" "BENCH_PATH=$PAGE BENCH_AE=gzip" "BENCH_PATH=$PAGE BENCH_AE=gzip"
@@ -412,8 +455,8 @@ fi
   echo
   echo "## Throughput"
   echo
-  echo "| scenario | connections | nginx req/s | rollcall req/s | nginx MB/s | rollcall MB/s | rollcall/nginx | nginx CPU µs/req | rollcall CPU µs/req | CPU rollcall/nginx | errors |"
-  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+  echo "| scenario | connections | nginx req/s | rollcall req/s | nginx MB/s | rollcall MB/s | rollcall/nginx | nginx CPU µs/req | rollcall CPU µs/req | CPU rollcall/nginx | CPU rollcall/nginx, at once | errors |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
   printf '%s\n' "${ROWS[@]}"
   echo
   echo "CPU µs/req is the server's user+system time (utime+stime from \`/proc/PID/stat\`: nginx master and"
@@ -424,6 +467,16 @@ fi
   echo "~30k req/s it completes ~$((SECS * 30))k requests. CPU spent on responses still in flight when wrk stops is"
   echo "counted but those responses are not, so the cell is too high where a run completes few requests per"
   echo "connection: the whole-file and uncompressed-feed rows, at 256 connections above all."
+  echo
+  echo "\"At once\" is the same CPU ratio measured another way: $REPS more runs of ${SECS}s per cell, in which"
+  echo "both servers take the same load at the same time, each from its own wrk (both servers on CPU"
+  echo "$SERVER_CPU, both clients on CPU $CLIENT_CPU), and the median of the runs' ratios. Whatever else the machine"
+  echo "does in those seconds hits both servers alike, which alternating runs cannot promise; each server"
+  echo "gets about half the cores it gets alone, so its own figures are not comparable with the columns"
+  echo "before, only the ratio is. For the 1 MiB ranges, the whole file and the uncompressed feed, of"
+  echo "which a run completes few responses per connection, the ratio is of CPU per byte wrk read"
+  echo "(complete and partial responses alike; both servers send the same bytes per response), so that"
+  echo "responses still in flight at the end do not weigh on one server more than the other."
   echo
   echo "The feed is $FEED_BYTES bytes uncompressed."
   echo
