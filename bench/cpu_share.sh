@@ -22,6 +22,7 @@ fi
 
 taskset -c 0 nginx -c "$DIR/nginx/nginx.conf" -p "$DIR/nginx" -g 'daemon off;' &
 npid=$!
+: > "$DIR/cpu.out" # emptied before the start: the redirection runs in the child, which the wait below can outrun
 taskset -c 0 target/release/rollcall --config "$DIR/cat5k/config.toml" serve > "$DIR/cpu.out" 2> "$DIR/cpu.log" &
 rpid=$!
 trap 'kill $npid $rpid 2>/dev/null || true' EXIT

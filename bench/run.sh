@@ -405,6 +405,9 @@ if [ "$SCALE" = 1 ] && has_part scale; then
     write_config "$c" 18090
     for run in cold warm; do
       [ $run = cold ] && rm -rf "$c/.rollcall"
+      # Emptied here, not by the redirection below: that runs in the child, which the loop
+      # after it can outrun and find the last start's "listening on" line.
+      : > "$DIR/scale.out"
       start=$(date +%s%N)
       "$BIN" --config "$c/config.toml" serve > "$DIR/scale.out" 2> "$DIR/scale.log" &
       pid=$!; PIDS+=("$pid")

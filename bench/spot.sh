@@ -19,6 +19,7 @@ PORT=18081
 B=http://127.0.0.1:$PORT
 [ -f "$DIR/cat5k/config.toml" ] || { echo "run bash bench/run.sh once first to generate $DIR" >&2; exit 1; }
 
+: > "$DIR/spot.out" # emptied before the start: the redirection runs in the child, which the wait below can outrun
 taskset -c 0 target/release/rollcall --config "$DIR/cat5k/config.toml" serve > "$DIR/spot.out" 2> "$DIR/spot.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT

@@ -12,6 +12,7 @@ OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 start_once() { # bin -> prints "ms load_ms render_ms"
   local t0 pid ms
+  : > "$OUT/out" # emptied before the start: the redirection runs in the child, which the wait below can outrun
   t0=$(date +%s%N)
   "$1" --config "$C/config.toml" serve > "$OUT/out" 2> "$OUT/log" &
   pid=$!
