@@ -7,6 +7,7 @@
 
 mod encoded;
 pub mod gzip;
+mod inflate;
 pub mod notes;
 mod opml;
 pub mod personal;

@@ -6,9 +6,13 @@
 //! feed's own `atom:link rel="self"`, which apps may re-subscribe to) is split right after
 //! `public_url`, leaving a hole there. A request copies the pieces and the officer's prefix into
 //! quarter-MiB chunks as the response goes out, with the exact length known beforehand; nothing
-//! is rendered per request. Its gzip is stitched the same way from pieces compressed once per
-//! snapshot (see [`super::gzip`]). The page links (`<link>`) stay public: the website has its own
-//! sign-in.
+//! is rendered per request. Its gzip is compressed once per snapshot for every officer: the text
+//! is compressed with a placeholder in the holes, and [`first_unaligned`] reads the result back
+//! (see [`super::inflate`]) to check that each hole is copied, whole and aligned, from an earlier
+//! hole, so the compressed bytes are right whatever the prefix. Only a hole that is not (the
+//! first) spells the prefix out, as a block of its own between the shared runs. Compressing in
+//! groups of pieces keeps a reload's work to the groups that changed (see [`super::gzip`] for
+//! the stitching). The page links (`<link>`) stay public: the website has its own sign-in.
 
 use bytes::Bytes;
 
@@ -20,14 +24,13 @@ pub struct Template {
     /// Text, with a hole after every piece but the last.
     pieces: Vec<Bytes>,
     text_len: usize,
-    /// Each piece as deflate blocks for its place after the piece before it and a prefix of
-    /// [`PREFIX_LEN`] bytes, with its content hash and its predecessor's, for reuse by the next
-    /// snapshot's template (see [`super::gzip`]).
-    deflated: Vec<([u8; 32], Bytes)>,
-    /// The gzip body between the holes that must spell the prefix out (the first, and any too
-    /// far from the one before): each run is the deflated pieces and repeat blocks in between,
-    /// contiguous, and `deflated` shares their memory. A personal gzip is these runs with the
-    /// prefix's fragment between them, sent as they are: no per-request copy of the feed.
+    /// The feed compressed in groups of [`GROUP`] pieces, each keyed by a hash of its text and
+    /// the window before it, for reuse by the next snapshot's template.
+    groups: Vec<Group>,
+    /// The gzip body between the holes that must spell the prefix out (the first, and any the
+    /// compressed text does not copy from the hole before): the groups' bytes laid end to end.
+    /// A personal gzip is these runs with the prefix's fragment between them, sent as they are:
+    /// no per-request copy of the feed.
     runs: Vec<Bytes>,
     /// The CRC-32 of the filled feed, for any prefix, in constant time.
     crc: super::gzip::HoleCrc,
@@ -90,24 +93,24 @@ impl Template {
         }
         pieces.push(join(current));
         let text_len = pieces.iter().map(Bytes::len).sum();
-        let deflated = deflate_pieces(&pieces, previous);
+        let groups = compress_groups(&pieces, previous);
         let crc = super::gzip::HoleCrc::new(&pieces, PREFIX_LEN);
-        // An unchanged feed's pieces are all the previous template's: so are its runs.
+        // An unchanged feed's groups are all the previous template's: so are its runs.
         let unchanged = previous.filter(|p| {
-            p.deflated.len() == deflated.len()
-                && p.deflated
+            p.groups.len() == groups.len()
+                && p.groups
                     .iter()
-                    .zip(&deflated)
-                    .all(|(a, b)| a.1.as_ptr() == b.1.as_ptr() && a.1.len() == b.1.len())
+                    .zip(&groups)
+                    .all(|(a, b)| std::sync::Arc::ptr_eq(&a.parts, &b.parts))
         });
-        let (runs, deflated) = match unchanged {
-            Some(p) => (p.runs.clone(), deflated),
-            None => gzip_runs(deflated, &pieces),
+        let runs = match unchanged {
+            Some(p) => p.runs.clone(),
+            None => runs_of(&groups),
         };
         Template {
             pieces,
             text_len,
-            deflated,
+            groups,
             runs,
             crc,
             hash,
@@ -154,93 +157,276 @@ impl Template {
 /// The length of every personal prefix: `/p/` and 64 hex digits.
 pub const PREFIX_LEN: usize = 67;
 
-/// Joins the deflated pieces of `pieces`, and after each the hole's repeat block where it has
-/// one, into runs that end where a hole must spell the prefix out (and at the end); returns the
-/// runs, with the deflated pieces as slices of them.
-///
-/// Every hole holds the same prefix, so each hole after the first is a copy of the one before
-/// it: `PREFIX_LEN` bytes from `PREFIX_LEN` plus the piece between them back, if that is within
-/// deflate's reach ([`super::gzip::repeat_block`]).
-fn gzip_runs(
-    deflated: Vec<([u8; 32], Bytes)>,
-    pieces: &[Bytes],
-) -> (Vec<Bytes>, Vec<([u8; 32], Bytes)>) {
-    // Each run's pieces, as (index, offset, length) within the run.
-    let mut runs = Vec::new();
-    let mut spans = Vec::with_capacity(deflated.len());
-    let mut run: Vec<u8> = Vec::new();
-    for (hole, (_, z)) in deflated.iter().enumerate() {
-        spans.push((runs.len(), run.len(), z.len()));
-        run.extend_from_slice(z);
-        let last = hole + 1 == pieces.len();
-        let repeat = match hole {
-            0 => None,
-            _ if last => None,
-            _ => super::gzip::repeat_block(PREFIX_LEN, PREFIX_LEN + pieces[hole].len()),
-        };
-        match repeat {
-            Some(block) => run.extend_from_slice(&block),
-            // The prefix goes here, or this is the last piece: the run ends.
-            None => runs.push(Bytes::from(std::mem::take(&mut run))),
-        }
+/// Pieces compressed together, and so kept and reused together. A group's text is about
+/// 130 KB for a feed of typical items: large enough that its deflate blocks cost little, small
+/// enough that a reload recompresses little more than the items that changed.
+const GROUP: usize = 32;
+
+/// What the prefix is, while a template is compressed: bytes that valid UTF-8 (every rendered
+/// feed) never holds, so the compressor can copy a hole only from another hole; and in an order
+/// in which no two neighbours come twice, so only from the same place in it. Then the compressed
+/// bytes are right for every prefix, which [`first_unaligned`] checks anyway.
+static PLACEHOLDER: std::sync::LazyLock<[u8; PREFIX_LEN]> = std::sync::LazyLock::new(|| {
+    let alphabet: Vec<u8> = [0xC0, 0xC1].into_iter().chain(0xF5..=0xFF).collect();
+    // Around the 13 bytes by steps of 1 (13 pairs, back to the first), then of 2, and so on:
+    // pairs (a, a + step) for different steps never coincide.
+    let mut out = [0u8; PREFIX_LEN];
+    let mut at = 0;
+    for (j, b) in out.iter_mut().enumerate() {
+        *b = alphabet[at];
+        at = (at + j / alphabet.len() + 1) % alphabet.len();
     }
-    let shared = deflated
-        .into_iter()
-        .zip(spans)
-        .map(|((hash, _), (r, at, len))| (hash, runs[r].slice(at..at + len)))
-        .collect();
-    (runs, shared)
+    out
+});
+
+/// Whether `bytes` hold any byte the placeholder is made of.
+fn holds_placeholder_bytes(bytes: &[u8]) -> bool {
+    bytes.iter().any(|&b| b == 0xC0 || b == 0xC1 || b >= 0xF5)
 }
 
-/// Deflates each piece after its predecessor followed by a hole (NUL bytes in the dictionary,
-/// where each officer's prefix will be), reusing the previous template's work for any piece
-/// whose bytes and predecessor are unchanged.
-fn deflate_pieces(pieces: &[Bytes], previous: Option<&Template>) -> Vec<([u8; 32], Bytes)> {
-    use sha2::{Digest, Sha256};
-    let hashes: Vec<[u8; 32]> = pieces.iter().map(|p| Sha256::digest(p).into()).collect();
-    let mut reuse: std::collections::HashMap<([u8; 32], [u8; 32]), &Bytes> = Default::default();
-    if let Some(prev) = previous {
-        for (i, (h, z)) in prev.deflated.iter().enumerate() {
-            let before = if i == 0 {
-                [0; 32]
-            } else {
-                prev.deflated[i - 1].0
-            };
-            reuse.insert((before, *h), z);
+/// One part of a group's gzip body.
+#[derive(Debug)]
+enum Part {
+    /// Deflate blocks (or a repeat block) that are the same for every officer.
+    Shared(Bytes),
+    /// A hole that must spell the prefix out: the prefix's own fragment goes here.
+    Spell,
+}
+
+#[derive(Debug)]
+struct Group {
+    key: [u8; 32],
+    parts: std::sync::Arc<[Part]>,
+}
+
+/// Unit `i` is the hole before piece `i` (for `i > 0`) and piece `i`. The text of units
+/// `from..=to` with the placeholder in the holes, leaving out unit `from`'s hole unless `lead`;
+/// and each hole's offset in it, with its unit.
+fn unit_text(
+    pieces: &[Bytes],
+    from: usize,
+    to: usize,
+    lead: bool,
+) -> (Vec<u8>, Vec<(usize, usize)>) {
+    let mut text = Vec::new();
+    let mut holes = Vec::new();
+    for (i, piece) in pieces.iter().enumerate().take(to + 1).skip(from) {
+        if i > 0 && (i > from || lead) {
+            holes.push((text.len(), i));
+            text.extend_from_slice(&*PLACEHOLDER);
+        }
+        text.extend_from_slice(piece);
+    }
+    (text, holes)
+}
+
+/// The text before unit `from` (before its hole when `lead`, after it otherwise), its last
+/// [`super::gzip::WINDOW`] bytes at most, with the placeholder in the holes; and where each hole
+/// in it starts (below zero for one the window cuts).
+fn window_before(pieces: &[Bytes], from: usize, lead: bool) -> (Vec<u8>, Vec<i64>) {
+    let window = super::gzip::WINDOW;
+    // Walk back until the window is full, then lay the parts out forwards.
+    let mut parts: Vec<(&[u8], bool)> = Vec::new();
+    let mut have = 0;
+    if from > 0 && !lead {
+        parts.push((&PLACEHOLDER[..], true));
+        have += PREFIX_LEN;
+    }
+    let mut i = from;
+    while i > 0 && have < window {
+        i -= 1;
+        parts.push((&pieces[i][..], false));
+        have += pieces[i].len();
+        if i > 0 && have < window {
+            parts.push((&PLACEHOLDER[..], true));
+            have += PREFIX_LEN;
         }
     }
-    (0..pieces.len())
-        .map(|i| {
-            let before = if i == 0 { [0; 32] } else { hashes[i - 1] };
-            let z = match reuse.get(&(before, hashes[i])) {
-                Some(z) => (*z).clone(),
-                None if i == 0 => super::gzip::deflate(&pieces[0]),
-                None => {
-                    let prev = &pieces[i - 1];
-                    let keep = prev.len().min(32 * 1024 - PREFIX_LEN);
-                    let mut dict = Vec::with_capacity(keep + PREFIX_LEN);
-                    dict.extend_from_slice(&prev[prev.len() - keep..]);
-                    dict.resize(keep + PREFIX_LEN, 0);
-                    super::gzip::deflate_after(&dict, &pieces[i])
+    let cut = have.saturating_sub(window) as i64;
+    let mut text = Vec::with_capacity(have);
+    let mut holes = Vec::new();
+    for (bytes, hole) in parts.into_iter().rev() {
+        if hole {
+            holes.push(text.len() as i64 - cut);
+        }
+        text.extend_from_slice(bytes);
+    }
+    (text.split_off(cut as usize), holes)
+}
+
+/// The first hole of `holes` (offsets in `text`, which followed `window` with `window_holes`)
+/// that the deflate blocks `z` of `text` do not copy whole and aligned from another hole, by its
+/// index in `holes`: a hole spelled out as literals, or copied from text or from elsewhere in a
+/// hole. `None` when every hole is copied right, so that `z` holds for any prefix.
+fn first_unaligned(
+    window: &[u8],
+    window_holes: &[i64],
+    holes: &[(usize, usize)],
+    z: &[u8],
+) -> Option<usize> {
+    use super::inflate::Token;
+    if holes.is_empty() {
+        return None;
+    }
+    let base = window.len() as i64;
+    let starts: Vec<i64> = window_holes
+        .iter()
+        .copied()
+        .chain(holes.iter().map(|&(at, _)| base + at as i64))
+        .collect();
+    let hole = PREFIX_LEN as i64;
+    let (mut pos, mut next, mut bad) = (base, 0usize, None);
+    let walked = super::inflate::tokens(z, |t| {
+        if bad.is_some() {
+            return;
+        }
+        let len = match t {
+            Token::Literal(_) => 1,
+            Token::Copy { len, .. } => i64::from(len),
+        };
+        // Holes this token's bytes fall in.
+        while next < holes.len() && base + (holes[next].0 as i64) + hole <= pos {
+            next += 1;
+        }
+        let mut k = next;
+        while k < holes.len() && base + (holes[k].0 as i64) < pos + len {
+            let start = base + holes[k].0 as i64;
+            let aligned = match t {
+                Token::Literal(_) => false,
+                // Aligned: the bytes it copies into this hole come from the same place in
+                // another hole, so that hole starts `dist` before this one.
+                Token::Copy { dist, .. } => {
+                    starts.binary_search(&(start - i64::from(dist))).is_ok()
                 }
             };
-            (hashes[i], z)
+            if !aligned {
+                bad = Some(k);
+                return;
+            }
+            k += 1;
+        }
+        pos += len;
+    });
+    match walked {
+        Ok(()) => bad,
+        // Cannot happen for our own compressor's output; if it did, spell the first hole out.
+        Err(_) => Some(0),
+    }
+}
+
+/// The part for the hole before piece `unit` when the compressed text cannot copy it: a repeat
+/// of the hole before it where that is within deflate's reach, or the prefix spelled out.
+fn hole_part(pieces: &[Bytes], unit: usize) -> Part {
+    if unit < 2 {
+        return Part::Spell;
+    }
+    match super::gzip::repeat_block(PREFIX_LEN, PREFIX_LEN + pieces[unit - 1].len()) {
+        Some(block) => Part::Shared(block),
+        None => Part::Spell,
+    }
+}
+
+/// Units `first..=last` compressed: as few segments as the holes allow, each one deflate run
+/// after the window before it, cut before any hole it does not copy right.
+fn compress_group(pieces: &[Bytes], first: usize, last: usize) -> Vec<Part> {
+    let mut parts = Vec::new();
+    if pieces[first..=last]
+        .iter()
+        .any(|p| holds_placeholder_bytes(p))
+    {
+        // Not UTF-8 (no rendered feed is): the placeholder's argument does not hold, so every
+        // hole gets its own part and every piece its own deflate run.
+        for unit in first..=last {
+            if unit > 0 {
+                parts.push(hole_part(pieces, unit));
+            }
+            let (window, _) = window_before(pieces, unit, false);
+            parts.push(Part::Shared(super::gzip::deflate_after(
+                &window,
+                &pieces[unit],
+            )));
+        }
+        return parts;
+    }
+    let (mut from, mut lead) = (first, first > 0);
+    while from <= last {
+        let mut to = last;
+        loop {
+            let (window, window_holes) = window_before(pieces, from, lead);
+            let (text, holes) = unit_text(pieces, from, to, lead);
+            let z = super::gzip::deflate_after(&window, &text);
+            match first_unaligned(&window, &window_holes, &holes, &z) {
+                None => {
+                    parts.push(Part::Shared(z));
+                    (from, lead) = (to + 1, true);
+                    break;
+                }
+                Some(k) if holes[k].1 == from => {
+                    // The segment's own leading hole: it gets its own part.
+                    parts.push(hole_part(pieces, from));
+                    lead = false;
+                    break;
+                }
+                // Compress again up to the hole before it; the hole leads the next segment.
+                Some(k) => to = holes[k].1 - 1,
+            }
+        }
+    }
+    parts
+}
+
+/// Compresses `pieces` (a hole after each but the last) group by group, taking from `previous`
+/// every group whose text and window are unchanged.
+fn compress_groups(pieces: &[Bytes], previous: Option<&Template>) -> Vec<Group> {
+    use sha2::{Digest, Sha256};
+    let reuse: std::collections::HashMap<[u8; 32], &std::sync::Arc<[Part]>> = previous
+        .map(|p| p.groups.iter().map(|g| (g.key, &g.parts)).collect())
+        .unwrap_or_default();
+    (0..pieces.len())
+        .step_by(GROUP)
+        .map(|first| {
+            let last = (first + GROUP).min(pieces.len()) - 1;
+            let (window, _) = window_before(pieces, first, first > 0);
+            let (text, _) = unit_text(pieces, first, last, first > 0);
+            let mut h = Sha256::new();
+            h.update((window.len() as u64).to_le_bytes());
+            h.update(&window);
+            h.update(&text);
+            let key: [u8; 32] = h.finalize().into();
+            let parts = match reuse.get(&key) {
+                Some(parts) => std::sync::Arc::clone(parts),
+                None => compress_group(pieces, first, last).into(),
+            };
+            Group { key, parts }
         })
         .collect()
 }
 
+/// The gzip body's runs: the groups' shared parts laid end to end, cut at every spelled hole.
+fn runs_of(groups: &[Group]) -> Vec<Bytes> {
+    let mut runs = Vec::new();
+    let mut run = Vec::new();
+    for part in groups.iter().flat_map(|g| g.parts.iter()) {
+        match part {
+            Part::Shared(bytes) => run.extend_from_slice(bytes),
+            Part::Spell => runs.push(Bytes::from(std::mem::take(&mut run))),
+        }
+    }
+    runs.push(Bytes::from(run));
+    runs
+}
+
 impl Template {
     /// The gzip of the feed with `prefix` (of [`PREFIX_LEN`] bytes) in every hole, as frames
-    /// (see [`GzipChunks`]), and its exact length. Only the prefix is compressed per request, and
-    /// only the first hole (and any hole too far from the one before it) holds it; the others
-    /// copy the hole before them.
+    /// (see [`GzipChunks`]), and its exact length. Only the prefix is encoded per request, and
+    /// only where a hole spells it out (the first, and any the compressed text does not copy).
     pub fn gzip_chunks(self: &std::sync::Arc<Self>, prefix: Bytes) -> (GzipChunks, usize) {
         assert_eq!(
             prefix.len(),
             PREFIX_LEN,
             "a personal prefix is /p/ and 64 hex digits"
         );
-        let prefix_z = super::gzip::deflate(&prefix);
+        let prefix_z = super::gzip::literal_block(&prefix);
         let len = 10
             + self.runs.iter().map(Bytes::len).sum::<usize>()
             + (self.runs.len() - 1) * prefix_z.len()
@@ -378,10 +564,11 @@ mod tests {
         assert_eq!(plain, t.fill(&prefix).to_vec());
         let again = Template::new(&xml, "https://x.org", "/feeds/m.xml", "h".into(), Some(&t));
         assert!(again
-            .deflated
+            .groups
             .iter()
-            .zip(&t.deflated)
-            .all(|(a, b)| a.1.as_ptr() == b.1.as_ptr()));
+            .zip(&t.groups)
+            .all(|(a, b)| std::sync::Arc::ptr_eq(&a.parts, &b.parts)));
+        assert_eq!(again.runs[0].as_ptr(), t.runs[0].as_ptr());
     }
 
     #[test]
@@ -429,6 +616,152 @@ mod tests {
             std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut plain)
                 .unwrap();
             assert_eq!(plain, t.fill(&prefix).to_vec());
+        }
+    }
+
+    fn gunzip(gz: &[u8]) -> Vec<u8> {
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gz), &mut plain).unwrap();
+        plain
+    }
+
+    fn personal_gzip(t: &std::sync::Arc<Template>, token: &str) -> (Vec<u8>, Bytes) {
+        let prefix = Bytes::from(format!("/p/{}", token.repeat(32)));
+        let (chunks, len) = t.gzip_chunks(prefix.clone());
+        let gz: Vec<u8> = chunks.flat_map(|c| c.to_vec()).collect();
+        assert_eq!(gz.len(), len);
+        (gz, prefix)
+    }
+
+    /// A members feed of `n` items, each with an enclosure and an image under `public_url`.
+    fn items(n: usize, changed: Option<usize>) -> Rope {
+        let mut parts =
+            vec![r#"<rss><atom:link href="https://x.org/feeds/m.xml" rel="self"/>"#.to_owned()];
+        for i in 0..n {
+            let title = if changed == Some(i) {
+                "Changed"
+            } else {
+                "Briefing"
+            };
+            parts.push(format!(
+                r#"<item><title>{title} {i}</title><description>Notes for episode {i}: officers, stress and de-escalation, with resources.</description><enclosure url="https://x.org/media/ep{i}/3/ep{i}.mp3" length="{}" type="audio/mpeg"/><itunes:image href="https://x.org/artwork/ep{i}/3/cover.jpg"/><guid>urn:x:{i}</guid></item>"#,
+                1000 + i * 7
+            ));
+        }
+        parts.push("</rss>".to_owned());
+        Rope::from_parts(parts.into_iter().map(Bytes::from).collect())
+    }
+
+    #[test]
+    fn the_placeholder_is_no_utf8_text_and_repeats_no_pair() {
+        let p = &*PLACEHOLDER;
+        assert!(p.iter().all(|&b| holds_placeholder_bytes(&[b])));
+        let pairs: std::collections::HashSet<_> = p.windows(2).collect();
+        assert_eq!(
+            pairs.len(),
+            PREFIX_LEN - 1,
+            "every neighbouring pair is new"
+        );
+        assert!(std::str::from_utf8(p).is_err());
+    }
+
+    #[test]
+    fn a_personal_gzip_copies_each_hole_from_the_one_before_and_compresses_across_them() {
+        let xml = items(600, None);
+        let t = std::sync::Arc::new(Template::new(
+            &xml,
+            "https://x.org",
+            "/feeds/m.xml",
+            "h".into(),
+            None,
+        ));
+        assert_eq!(t.holes(), 1 + 2 * 600);
+        // Only the first hole spells the prefix out: every other is copied inside the deflate
+        // blocks, which run across the holes.
+        assert_eq!(t.runs.len(), 2);
+        for token in ["ab", "07", "ff"] {
+            let (gz, prefix) = personal_gzip(&t, token);
+            let filled = t.fill(&prefix);
+            assert!(
+                gunzip(&gz) == filled.to_vec(),
+                "token {token}: the gzip decodes to the filled feed"
+            );
+            // Within a fifth of compressing the filled feed whole (deflate blocks and a sync
+            // flush for each hole would make it several times that).
+            let whole = {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+                std::io::Write::write_all(&mut e, &filled).unwrap();
+                e.finish().unwrap().len()
+            };
+            assert!(
+                gz.len() * 5 < whole * 6,
+                "{} bytes against {whole} compressed whole",
+                gz.len()
+            );
+        }
+    }
+
+    #[test]
+    fn a_reload_recompresses_only_the_groups_around_a_changed_item() {
+        let before = Template::new(
+            &items(600, None),
+            "https://x.org",
+            "/feeds/m.xml",
+            "h".into(),
+            None,
+        );
+        let after = std::sync::Arc::new(Template::new(
+            &items(600, Some(300)),
+            "https://x.org",
+            "/feeds/m.xml",
+            "h2".into(),
+            Some(&before),
+        ));
+        let fresh = after
+            .groups
+            .iter()
+            .zip(&before.groups)
+            .filter(|(a, b)| !std::sync::Arc::ptr_eq(&a.parts, &b.parts))
+            .count();
+        // The changed item's group, and those after it whose window (the 32 KiB before them)
+        // reaches into it.
+        let shortest = (0..before.pieces.len() - GROUP)
+            .step_by(GROUP)
+            .map(|first| {
+                let last = (first + GROUP).min(before.pieces.len()) - 1;
+                unit_text(&before.pieces, first, last, first > 0).0.len()
+            })
+            .min()
+            .unwrap();
+        let most = 1 + super::super::gzip::WINDOW.div_ceil(shortest);
+        assert!(before.groups.len() > 4 * most);
+        assert!(
+            (1..=most).contains(&fresh),
+            "{fresh} of {} groups compressed again (at most {most})",
+            before.groups.len()
+        );
+        let (gz, prefix) = personal_gzip(&after, "5e");
+        assert!(gunzip(&gz) == after.fill(&prefix).to_vec());
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_still_gets_a_right_gzip() {
+        let xml = Rope::from_parts(vec![
+            Bytes::from_static(b"<a href=\"https://x.org/media/a\"/>\xff\xf5"),
+            Bytes::from_static(b"<a href=\"https://x.org/media/b\"/>\xc0"),
+            Bytes::from_static(b"<a href=\"https://x.org/media/c\"/>"),
+        ]);
+        let t = std::sync::Arc::new(Template::new(
+            &xml,
+            "https://x.org",
+            "/feeds/m.xml",
+            "h".into(),
+            None,
+        ));
+        assert_eq!(t.holes(), 3);
+        for token in ["ab", "f5"] {
+            let (gz, prefix) = personal_gzip(&t, token);
+            assert!(gunzip(&gz) == t.fill(&prefix).to_vec());
         }
     }
 
