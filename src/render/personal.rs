@@ -581,13 +581,7 @@ mod tests {
             r#"<enclosure url="https://x.org/media/c/1/c.mp3"/>"#,
             r#"<enclosure url="https://x.org/media/d/1/d.mp3"/>"#,
         ]);
-        let t = std::sync::Arc::new(Template::new(
-            &xml,
-            "https://x.org",
-            "/feeds/m.xml",
-            "h".into(),
-            None,
-        ));
+        let t = template(&xml);
         assert_eq!(t.holes(), 4);
         // The first hole and the one 40 KB past the one before it spell the prefix out.
         // So the gzip is three runs with the prefix's fragment between them, and each run goes
@@ -617,6 +611,16 @@ mod tests {
                 .unwrap();
             assert_eq!(plain, t.fill(&prefix).to_vec());
         }
+    }
+
+    fn template(xml: &Rope) -> std::sync::Arc<Template> {
+        std::sync::Arc::new(Template::new(
+            xml,
+            "https://x.org",
+            "/feeds/m.xml",
+            "h".into(),
+            None,
+        ))
     }
 
     fn gunzip(gz: &[u8]) -> Vec<u8> {
@@ -668,13 +672,7 @@ mod tests {
     #[test]
     fn a_personal_gzip_copies_each_hole_from_the_one_before_and_compresses_across_them() {
         let xml = items(600, None);
-        let t = std::sync::Arc::new(Template::new(
-            &xml,
-            "https://x.org",
-            "/feeds/m.xml",
-            "h".into(),
-            None,
-        ));
+        let t = template(&xml);
         assert_eq!(t.holes(), 1 + 2 * 600);
         // Only the first hole spells the prefix out: every other is copied inside the deflate
         // blocks, which run across the holes.
@@ -751,13 +749,7 @@ mod tests {
             Bytes::from_static(b"<a href=\"https://x.org/media/b\"/>\xc0"),
             Bytes::from_static(b"<a href=\"https://x.org/media/c\"/>"),
         ]);
-        let t = std::sync::Arc::new(Template::new(
-            &xml,
-            "https://x.org",
-            "/feeds/m.xml",
-            "h".into(),
-            None,
-        ));
+        let t = template(&xml);
         assert_eq!(t.holes(), 3);
         for token in ["ab", "f5"] {
             let (gz, prefix) = personal_gzip(&t, token);
