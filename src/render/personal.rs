@@ -314,16 +314,28 @@ fn first_unaligned(
     }
 }
 
+/// Whether no earlier hole is within deflate's reach of the hole before piece `unit`: it is the
+/// first hole, or the piece before it is too long for a copy to reach back past it.
+fn out_of_reach(pieces: &[Bytes], unit: usize) -> bool {
+    unit < 2 || PREFIX_LEN + pieces[unit - 1].len() > super::gzip::WINDOW
+}
+
 /// The part for the hole before piece `unit` when the compressed text cannot copy it: a repeat
 /// of the hole before it where that is within deflate's reach, or the prefix spelled out.
 fn hole_part(pieces: &[Bytes], unit: usize) -> Part {
-    if unit < 2 {
+    if out_of_reach(pieces, unit) {
         return Part::Spell;
     }
     match super::gzip::repeat_block(PREFIX_LEN, PREFIX_LEN + pieces[unit - 1].len()) {
         Some(block) => Part::Shared(block),
         None => Part::Spell,
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Segments compressed by this thread, for tests that count the work.
+    static COMPRESSIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// Units `first..=last` compressed: as few segments as the holes allow, each one deflate run
@@ -350,10 +362,21 @@ fn compress_group(pieces: &[Bytes], first: usize, last: usize) -> Vec<Part> {
     }
     let (mut from, mut lead) = (first, first > 0);
     while from <= last {
-        let mut to = last;
+        if lead && out_of_reach(pieces, from) {
+            parts.push(Part::Spell);
+            lead = false;
+        }
+        // A hole that no copy can reach is known before compressing: the segment ends before
+        // it, instead of being compressed once to find that out (and again for each such hole
+        // after it, which for a feed of long show notes made the work quadratic).
+        let mut to = (from + 1..=last)
+            .find(|&u| out_of_reach(pieces, u))
+            .map_or(last, |u| u - 1);
         loop {
             let (window, window_holes) = window_before(pieces, from, lead);
             let (text, holes) = unit_text(pieces, from, to, lead);
+            #[cfg(test)]
+            COMPRESSIONS.with(|c| c.set(c.get() + 1));
             let z = super::gzip::deflate_after(&window, &text);
             match first_unaligned(&window, &window_holes, &holes, &z) {
                 None => {
@@ -755,6 +778,27 @@ mod tests {
             let (gz, prefix) = personal_gzip(&t, token);
             assert!(gunzip(&gz) == t.fill(&prefix).to_vec());
         }
+    }
+
+    #[test]
+    fn holes_out_of_reach_are_cut_before_compressing_so_long_notes_cost_one_pass() {
+        // Every item's notes are longer than deflate's window: no hole can be copied.
+        let notes = "n".repeat(40_000);
+        let parts: Vec<String> = (0..40)
+            .map(|i| format!(r#"<enclosure url="https://x.org/media/e{i}/1/e.mp3"/><description>{notes}</description>"#))
+            .collect();
+        let xml = rope(&parts.iter().map(String::as_str).collect::<Vec<_>>());
+        COMPRESSIONS.with(|c| c.set(0));
+        let t = template(&xml);
+        let segments = COMPRESSIONS.with(|c| c.get());
+        assert_eq!(t.holes(), 40);
+        // Every hole spells the prefix out: 40 holes, 41 runs.
+        assert_eq!(t.runs.len(), 41);
+        // One compression per piece. Finding each cut by compressing first took 120 here, each of
+        // the rest of the group.
+        assert_eq!(segments, 41, "segments compressed");
+        let (gz, prefix) = personal_gzip(&t, "9c");
+        assert!(gunzip(&gz) == t.fill(&prefix).to_vec());
     }
 
     #[test]
