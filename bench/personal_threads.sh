@@ -5,7 +5,7 @@
 # thread's user+system ticks (`/proc/PID/task/TID/stat`, summed by thread name) are read before
 # and 1.5 s after each run, so the consumers have caught up, and divided by the requests served.
 # Usage: bash bench/personal_threads.sh [REPS]   Env: BIN (default target/release/rollcall),
-# BENCH_SECONDS (default 5), BENCH_DIR (default /tmp/rollcall-bench-personal).
+# BENCH_SECONDS (default 5), BENCH_DIR (default /tmp/rollcall-bench-personal), BENCH_CONNS (default 16).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 DIR=${BENCH_DIR:-/tmp/rollcall-bench-personal}
@@ -29,7 +29,7 @@ for rep in $(seq "$REPS"); do
   for which in public personal; do
     if [ $which = public ]; then P=/feeds/bench.xml; E=$P_ETAG; else P=$PERSONAL; E=$M_ETAG; fi
     snap > "$DIR/t0"
-    out=$(BENCH_PATH=$P BENCH_INM=$E taskset -c 1 wrk -t1 -c16 -d"${SECS}s" -s "$REPO/bench/headers.lua" "http://127.0.0.1:$PORT")
+    out=$(BENCH_PATH=$P BENCH_INM=$E taskset -c 1 wrk -t1 -c"${BENCH_CONNS:-16}" -d"${SECS}s" -s "$REPO/bench/headers.lua" "http://127.0.0.1:$PORT")
     sleep 1.5
     snap > "$DIR/t1"
     reqs=$(awk '/ requests in / {print $1}' <<<"$out")
