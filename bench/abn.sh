@@ -11,6 +11,11 @@
 # and divides the server's user+system time (/proc/PID/stat, nginx's master and worker) by the
 # requests wrk completed. Servers alternate within each of REPS rounds, so drift on a noisy
 # machine hits all of them. Loopback only; every load is bounded in time.
+# Each line also gives CPU 0's whole busy time per request (`/proc/stat`: user, nice, system, irq
+# and softirq, whoever ran), and of that the softirq time and `ksoftirqd/0`'s own: on loopback the
+# receiving side of each segment the server sends runs in softirq on the server's CPU, charged to
+# the server's system time when it runs inline but to nobody's process once the kernel defers it
+# to ksoftirqd, which it does under heavy sends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/scenario.sh
@@ -31,6 +36,10 @@ ticks() { local u=0 s=0 p us; for p in "$@"; do us=$(sed 's/.*) //' "/proc/$p/st
 # A server still running when the script ends (an error, Ctrl-C) is stopped with it.
 RUNNING=
 trap '[ -z "$RUNNING" ] || kill "$RUNNING" 2>/dev/null || true' EXIT
+# CPU 0's "busy softirq" clock ticks from /proc/stat (busy: user, nice, system, irq and softirq).
+cpu0() { awk '$1 == "cpu0" {print $2 + $3 + $4 + $7 + $8, $8}' /proc/stat; }
+KSOFTIRQD=$(pgrep -x ksoftirqd/0 || true)
+ksoft() { if [ -n "$KSOFTIRQD" ]; then sed 's/.*) //' "/proc/$KSOFTIRQD/stat" | awk '{print $12 + $13}'; else echo 0; fi; }
 up() { for _ in $(seq 1 200); do curl -s -o /dev/null "$1/" && return 0; sleep 0.05; done; return 1; }
 
 one() { # server -> "label rate cpu"
@@ -57,12 +66,12 @@ one() { # server -> "label rate cpu"
     sleep 1.5 # let startup compression finish
   fi
   scenario "$SCENARIO" "$base" "$server" || { echo "$USAGE" >&2; kill "$pid"; exit 2; }
-  local t0 t1 out n rate u s
+  local t0 t1 c0 c1 k0 k1 out n rate u s
   # shellcheck disable=SC2086
-  t0=$(ticks $pids)
+  t0=$(ticks $pids); c0=$(cpu0); k0=$(ksoft)
   out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" --timeout 10s -s "$script" "$base" 2>&1)
   # shellcheck disable=SC2086
-  t1=$(ticks $pids)
+  t1=$(ticks $pids); c1=$(cpu0); k1=$(ksoft)
   kill "$pid"; wait "$pid" 2>/dev/null || true
   RUNNING=
   n=$(awk '/ requests in / {print $1}' <<<"$out")
@@ -70,8 +79,9 @@ one() { # server -> "label rate cpu"
   u=$((${t1% *} - ${t0% *}))
   s=$((${t1#* } - ${t0#* }))
   awk -v s="$server" -v r="$rate" -v u="$u" -v k="$s" -v n="${n:-0}" -v hz="$HZ" \
+    -v busy=$((${c1% *} - ${c0% *})) -v soft=$((${c1#* } - ${c0#* })) -v ks=$((k1 - k0)) \
     'BEGIN {f = (n > 0) ? 1e6 / hz / n : 0
-            printf "%-28s %9s req/s %8.2f us/req (user %.2f, system %.2f)\n", s, r, (u + k) * f, u * f, k * f}'
+            printf "%-28s %9s req/s %8.2f us/req (user %.2f, system %.2f); CPU 0 busy %.2f (softirq %.2f, ksoftirqd %.2f)\n", s, r, (u + k) * f, u * f, k * f, busy * f, soft * f, ks * f}'
 }
 
 echo "$SCENARIO, $CONNS connections, $SECS s per run, $REPS rounds"

@@ -31,7 +31,7 @@ if [ -n "${THREAD:-}" ]; then
   [ -n "$tid" ] || { echo "no thread named $THREAD" >&2; exit 2; }
   target=(-t "$tid")
 fi
-perf record -q -F 2999 "${target[@]}" -o "/tmp/flat-$NAME.data" -- sleep 4 >/dev/null 2>&1
+perf record -q -F 2999 ${PERF_CG:-} "${target[@]}" -o "/tmp/flat-$NAME.data" -- sleep 4 >/dev/null 2>&1
 wait $wp
 rate=$(awk '/^Requests\/sec/ {print $2}' "/tmp/flat-$NAME.wrk")
 events=$(perf report -i "/tmp/flat-$NAME.data" --stdio 2>/dev/null | awk '/Event count/ && !n++ {print $NF}')

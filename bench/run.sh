@@ -203,7 +203,8 @@ wrk_bytes() {
     m = (u == "KB") ? 1024 : (u == "MB") ? 1048576 : (u == "GB") ? 1073741824 : (u == "TB") ? 1099511627776 : 1
     printf "%.0f\n", v * m}' "$1"
 }
-# run_both CONNS LUA "NGINX K=V ..." "ROLLCALL K=V ..." [bytes] -> "nginx_cpu rollcall_cpu", with
+# run_both CONNS LUA "NGINX K=V ..." "ROLLCALL K=V ..." [bytes] -> "nginx_cpu rollcall_cpu
+# nginx_rate rollcall_rate" (rates in bytes wrk read per second, or with `rps` requests), with
 # both servers loaded at once, each by its own wrk: the servers share CPU $SERVER_CPU and the
 # clients CPU $CLIENT_CPU, so whatever else the machine does in those seconds hits both alike
 # (alternating runs a minute apart differ by up to a third on this VM). CPU per request, or with
@@ -228,8 +229,15 @@ run_both() {
   else
     nn=$(awk '/ requests in / {print $1}' "$DIR/wrk-both-n.txt"); nr=$(awk '/ requests in / {print $1}' "$DIR/wrk-both-r.txt")
   fi
-  awk -v a=$((n1 - n0)) -v b=$((r1 - r0)) -v na="${nn:-0}" -v nb="${nr:-0}" -v hz="$HZ" \
-    'BEGIN {printf "%.6g %.6g\n", (na > 0) ? a / hz * 1e6 / na : 0, (nb > 0) ? b / hz * 1e6 / nb : 0}'
+  # The rates compare what each client got in the same seconds: bytes read, or for 304s requests.
+  local bn br
+  if [ "${6:-mbs}" = rps ]; then
+    bn=$(awk '/ requests in / {print $1}' "$DIR/wrk-both-n.txt"); br=$(awk '/ requests in / {print $1}' "$DIR/wrk-both-r.txt")
+  else
+    bn=$(wrk_bytes "$DIR/wrk-both-n.txt"); br=$(wrk_bytes "$DIR/wrk-both-r.txt")
+  fi
+  awk -v a=$((n1 - n0)) -v b=$((r1 - r0)) -v na="${nn:-0}" -v nb="${nr:-0}" -v hz="$HZ" -v bn="${bn:-0}" -v br="${br:-0}" -v s="$SECS" \
+    'BEGIN {printf "%.6g %.6g %.6g %.6g\n", (na > 0) ? a / hz * 1e6 / na : 0, (nb > 0) ? b / hz * 1e6 / nb : 0, bn / s, br / s}'
 }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
@@ -252,15 +260,17 @@ scenario() {
         [ -n "${err:-}" ] && errs="$errs $s:$err"
       done
     done
-    # The same load on both servers at once, for CPU per request only.
-    local both=()
+    # The same load on both servers at once: CPU per request, and what each client got.
+    local both=() both_rate=()
     for rep in $(seq 1 "$REPS"); do
-      local bn br
-      read -r bn br <<<"$(run_both "$c" "$lua" "$nenv" "$renv" "$cpu_by")"
+      local bn br rn rr
+      read -r bn br rn rr <<<"$(run_both "$c" "$lua" "$nenv" "$renv" "$cpu_by" "$metric")"
       both+=("$(awk -v a="$br" -v b="$bn" 'BEGIN {printf "%.3f", (b > 0) ? a / b : 0}')")
+      both_rate+=("$(awk -v a="$rr" -v b="$rn" 'BEGIN {printf "%.3f", (b > 0) ? a / b : 0}')")
     done
-    local nm rm nmb rmb ncpu rcpu ratio cpu_ratio both_ratio
+    local nm rm nmb rmb ncpu rcpu ratio cpu_ratio both_ratio both_rate_ratio
     both_ratio=$(printf '%s\n' "${both[@]}" | median | awk '{printf "%.2f", $1}')
+    both_rate_ratio=$(printf '%s\n' "${both_rate[@]}" | median | awk '{printf "%.2f", $1}')
     nm=$(printf '%s\n' "${n_rps[@]}" | median); rm=$(printf '%s\n' "${r_rps[@]}" | median)
     nmb=$(printf '%s\n' "${n_mb[@]}" | median); rmb=$(printf '%s\n' "${r_mb[@]}" | median)
     ncpu=$(printf '%s\n' "${n_cpu[@]}" | median); rcpu=$(printf '%s\n' "${r_cpu[@]}" | median)
@@ -272,8 +282,8 @@ scenario() {
     else
       ratio=$(awk -v a="$rmb" -v b="$nmb" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}')
     fi
-    log "$label c=$c nginx=$nm rollcall=$rm ratio=$ratio cpu-us/req nginx=$ncpu rollcall=$rcpu ratio=$cpu_ratio at-once=$both_ratio (${both[*]}) ${errs}"
-    ROWS+=("| $label | $c | $nm | $rm | $nmb | $rmb | **$ratio** | $ncpu | $rcpu | **$cpu_ratio** | **$both_ratio** | ${errs:-none} |")
+    log "$label c=$c nginx=$nm rollcall=$rm ratio=$ratio cpu-us/req nginx=$ncpu rollcall=$rcpu ratio=$cpu_ratio at-once=$both_ratio (${both[*]}) throughput-at-once=$both_rate_ratio (${both_rate[*]}) ${errs}"
+    ROWS+=("| $label | $c | $nm | $rm | $nmb | $rmb | **$ratio** | **$both_rate_ratio** | $ncpu | $rcpu | **$cpu_ratio** | **$both_ratio** | ${errs:-none} |")
   done
 }
 
@@ -458,8 +468,8 @@ fi
   echo
   echo "## Throughput"
   echo
-  echo "| scenario | connections | nginx req/s | rollcall req/s | nginx MB/s | rollcall MB/s | rollcall/nginx | nginx CPU µs/req | rollcall CPU µs/req | CPU rollcall/nginx | CPU rollcall/nginx, at once | errors |"
-  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+  echo "| scenario | connections | nginx req/s | rollcall req/s | nginx MB/s | rollcall MB/s | rollcall/nginx | rollcall/nginx, at once | nginx CPU µs/req | rollcall CPU µs/req | CPU rollcall/nginx | CPU rollcall/nginx, at once | errors |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
   printf '%s\n' "${ROWS[@]}"
   echo
   echo "CPU µs/req is the server's user+system time (utime+stime from \`/proc/PID/stat\`: nginx master and"
@@ -471,7 +481,7 @@ fi
   echo "counted but those responses are not, so the cell is too high where a run completes few requests per"
   echo "connection: the whole-file and uncompressed-feed rows, at 256 connections above all."
   echo
-  echo "\"At once\" is the same CPU ratio measured another way: $REPS more runs of ${SECS}s per cell, in which"
+  echo "\"At once\" columns measure the same ratios another way: $REPS more runs of ${SECS}s per cell, in which"
   echo "both servers take the same load at the same time, each from its own wrk (both servers on CPU"
   echo "$SERVER_CPU, both clients on CPU $CLIENT_CPU), and the median of the runs' ratios. Whatever else the machine"
   echo "does in those seconds hits both servers alike, which alternating runs cannot promise; each server"
@@ -479,7 +489,10 @@ fi
   echo "before, only the ratio is. For the 1 MiB ranges, the whole file and the uncompressed feed, of"
   echo "which a run completes few responses per connection, the ratio is of CPU per byte wrk read"
   echo "(complete and partial responses alike; both servers send the same bytes per response), so that"
-  echo "responses still in flight at the end do not weigh on one server more than the other."
+  echo "responses still in flight at the end do not weigh on one server more than the other. The"
+  echo "throughput ratio at once is of what the two clients got in those same seconds (bytes read, or"
+  echo "requests for the 304s): where the servers' core is the limit it follows their costs, and where the"
+  echo "clients' is, it shows whether either server's responses cost its client more to read."
   echo
   echo "The feed is $FEED_BYTES bytes uncompressed."
   echo
