@@ -43,7 +43,9 @@ if [ ! -f "$CAT/.complete" ]; then
 fi
 . "$REPO/bench/personal_server.sh"
 PUBLIC=/feeds/bench.xml
-etag() { curl -sI "http://127.0.0.1:$PORT$1" | tr -d '\r' | awk -F': ' 'tolower($1)=="etag"{print $2}'; }
+# etag_at PORT PATH -> the ETag that server gives PATH; etag PATH -> the first server's.
+etag_at() { curl -sI "http://127.0.0.1:$1$2" | tr -d '\r' | awk -F': ' 'tolower($1)=="etag"{print $2}'; }
+etag() { etag_at "$PORT" "$1"; }
 P_ETAG=$(etag $PUBLIC); M_ETAG=$(etag "$PERSONAL")
 P_BYTES=$(curl -s "http://127.0.0.1:$PORT$PUBLIC" | wc -c); M_BYTES=$(curl -s "http://127.0.0.1:$PORT$PERSONAL" | wc -c)
 gz_bytes() { curl -s -H 'Accept-Encoding: gzip' "http://127.0.0.1:$PORT$1" | wc -c; }
@@ -98,18 +100,11 @@ printf '%s\n' "${rows[@]}"
 # and the other the personal one, the next run the other way round (see the head of this file).
 if [ -n "$AT_ONCE_ROWS" ]; then
   PORT_B=$((PORT + 1))
-  CONF_B=$CAT/config-b.toml
-  printf 'public_url = "http://127.0.0.1:%s"\nlisten = "127.0.0.1:%s"\nstate_dir = ".rollcall-b"\n[server]\nmax_connections = 19000\n' "$PORT_B" "$PORT_B" > "$CONF_B"
-  rm -rf "$CAT/.rollcall-b"
-  echo "officer password 1" | "$BIN" --config "$CONF_B" user add bench --role officer --password-stdin >/dev/null
-  PERSONAL_B=$("$BIN" --config "$CONF_B" user token bench | grep '/feeds/members.xml$' | sed "s|http://127.0.0.1:$PORT_B||")
-  taskset -c 0 "$BIN" --config "$CONF_B" serve > "$DIR/out-b" 2> "$DIR/log-b" &
-  PID_B=$!
-  trap 'kill $PID $PID_B 2>/dev/null || true' EXIT
-  for _ in $(seq 1 600); do curl -s -o /dev/null "http://127.0.0.1:$PORT_B/healthz" && break; sleep 0.05; done
+  start_personal "$PORT_B" -b
+  PID_B=$STARTED_PID
+  PERSONAL_B=$STARTED_PERSONAL
   [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT_B$PERSONAL_B")" = 200 ] || { echo "the second server's personal feed does not answer" >&2; exit 1; }
   sleep 2 # its start's background work
-  etag_at() { curl -sI "http://127.0.0.1:$1$2" | tr -d '\r' | awk -F': ' 'tolower($1)=="etag"{print $2}'; }
   # both KIND CONNS SWAP -> "rate_ratio cpu_ratio public_rps personal_rps": public on the first
   # server and personal on the second, or (SWAP=1) the other way round, loaded at the same time.
   both() {

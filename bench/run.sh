@@ -203,15 +203,15 @@ wrk_bytes() {
     m = (u == "KB") ? 1024 : (u == "MB") ? 1048576 : (u == "GB") ? 1073741824 : (u == "TB") ? 1099511627776 : 1
     printf "%.0f\n", v * m}' "$1"
 }
-# run_both CONNS LUA "NGINX K=V ..." "ROLLCALL K=V ..." [bytes] -> "nginx_cpu rollcall_cpu
-# nginx_rate rollcall_rate" (rates in bytes wrk read per second, or with `rps` requests), with
+# run_both CONNS LUA "NGINX K=V ..." "ROLLCALL K=V ..." [bytes|requests] [mbs|rps] -> "nginx_cpu
+# rollcall_cpu nginx_rate rollcall_rate" (rates in bytes wrk read per second, or with `rps` requests), with
 # both servers loaded at once, each by its own wrk: the servers share CPU $SERVER_CPU and the
 # clients CPU $CLIENT_CPU, so whatever else the machine does in those seconds hits both alike
 # (alternating runs a minute apart differ by up to a third on this VM). CPU per request, or with
 # `bytes` CPU per byte wrk read: for large bodies, of which a run completes few, each server's
 # responses still in flight at the end would otherwise weigh on it unevenly.
 run_both() {
-  local n0 r0 n1 r1 nn nr w1 w2
+  local n0 r0 n1 r1 w1 w2
   cat "$DIR/big100.mp3" "$DIR/big30.mp3" > /dev/null
   # shellcheck disable=SC2046 # the PIDs are words
   n0=$(cpu_ticks $(nginx_pids)); r0=$(cpu_ticks "$ROLL_PID")
@@ -224,20 +224,15 @@ run_both() {
   wait "$w1" "$w2"
   # shellcheck disable=SC2046
   n1=$(cpu_ticks $(nginx_pids)); r1=$(cpu_ticks "$ROLL_PID")
-  if [ "${5:-}" = bytes ]; then
-    nn=$(wrk_bytes "$DIR/wrk-both-n.txt"); nr=$(wrk_bytes "$DIR/wrk-both-r.txt")
-  else
-    nn=$(awk '/ requests in / {print $1}' "$DIR/wrk-both-n.txt"); nr=$(awk '/ requests in / {print $1}' "$DIR/wrk-both-r.txt")
-  fi
-  # The rates compare what each client got in the same seconds: bytes read, or for 304s requests.
-  local bn br
-  if [ "${6:-mbs}" = rps ]; then
-    bn=$(awk '/ requests in / {print $1}' "$DIR/wrk-both-n.txt"); br=$(awk '/ requests in / {print $1}' "$DIR/wrk-both-r.txt")
-  else
-    bn=$(wrk_bytes "$DIR/wrk-both-n.txt"); br=$(wrk_bytes "$DIR/wrk-both-r.txt")
-  fi
-  awk -v a=$((n1 - n0)) -v b=$((r1 - r0)) -v na="${nn:-0}" -v nb="${nr:-0}" -v hz="$HZ" -v bn="${bn:-0}" -v br="${br:-0}" -v s="$SECS" \
-    'BEGIN {printf "%.6g %.6g %.6g %.6g\n", (na > 0) ? a / hz * 1e6 / na : 0, (nb > 0) ? b / hz * 1e6 / nb : 0, bn / s, br / s}'
+  # What each client got: requests and bytes read. CPU is per request, or (`bytes`) per byte; the
+  # rates are bytes read per second, or (`rps`, the 304s) requests.
+  local qn qr bn br nn nr rn rr
+  qn=$(awk '/ requests in / {print $1}' "$DIR/wrk-both-n.txt"); qr=$(awk '/ requests in / {print $1}' "$DIR/wrk-both-r.txt")
+  bn=$(wrk_bytes "$DIR/wrk-both-n.txt"); br=$(wrk_bytes "$DIR/wrk-both-r.txt")
+  if [ "${5:-}" = bytes ]; then nn=$bn nr=$br; else nn=$qn nr=$qr; fi
+  if [ "${6:-}" = rps ]; then rn=$qn rr=$qr; else rn=$bn rr=$br; fi
+  awk -v a=$((n1 - n0)) -v b=$((r1 - r0)) -v na="${nn:-0}" -v nb="${nr:-0}" -v hz="$HZ" -v rn="${rn:-0}" -v rr="${rr:-0}" -v s="$SECS" \
+    'BEGIN {printf "%.6g %.6g %.6g %.6g\n", (na > 0) ? a / hz * 1e6 / na : 0, (nb > 0) ? b / hz * 1e6 / nb : 0, rn / s, rr / s}'
 }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
